@@ -1,0 +1,101 @@
+"""sqltrack: track machine-learning experiments in a plain SQL database.
+
+Everything public is re-exported here; see the README for a tour.
+"""
+
+from __future__ import annotations
+
+from .client import Client
+from .errors import (
+    ConfigError,
+    ConnectionFailed,
+    InvalidMetricName,
+    InvalidValue,
+    NotFound,
+    SchemaError,
+    SQLTrackError,
+    SQLTrackWarning,
+)
+from .experiments import (
+    Experiment,
+    experiment_add_link,
+    experiment_add_tags,
+    experiment_remove_link,
+    experiment_remove_tags,
+    experiment_set_comment,
+    experiment_set_name,
+    experiment_set_tags,
+)
+from .runs import (
+    RUN_STATUSES,
+    Run,
+    run_add_args,
+    run_add_env,
+    run_add_extras,
+    run_add_link,
+    run_add_metrics,
+    run_add_tags,
+    run_from_env,
+    run_remove_args,
+    run_remove_env,
+    run_remove_extras,
+    run_remove_link,
+    run_remove_tags,
+    run_set_args,
+    run_set_comment,
+    run_set_created,
+    run_set_env,
+    run_set_extras,
+    run_set_started,
+    run_set_status,
+    run_set_tags,
+    run_set_updated,
+)
+from .schema import setup
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "RUN_STATUSES",
+    "Client",
+    "ConfigError",
+    "ConnectionFailed",
+    "Experiment",
+    "InvalidMetricName",
+    "InvalidValue",
+    "NotFound",
+    "Run",
+    "SQLTrackError",
+    "SQLTrackWarning",
+    "SchemaError",
+    "__version__",
+    "experiment_add_link",
+    "experiment_add_tags",
+    "experiment_remove_link",
+    "experiment_remove_tags",
+    "experiment_set_comment",
+    "experiment_set_name",
+    "experiment_set_tags",
+    "run_add_args",
+    "run_add_env",
+    "run_add_extras",
+    "run_add_link",
+    "run_add_metrics",
+    "run_add_tags",
+    "run_from_env",
+    "run_remove_args",
+    "run_remove_env",
+    "run_remove_extras",
+    "run_remove_link",
+    "run_remove_tags",
+    "run_set_args",
+    "run_set_comment",
+    "run_set_created",
+    "run_set_env",
+    "run_set_extras",
+    "run_set_started",
+    "run_set_status",
+    "run_set_tags",
+    "run_set_updated",
+    "setup",
+]

@@ -1,0 +1,137 @@
+"""Statements shared by experiments and runs: one column, a JSON column, tags, links.
+
+Tables and columns named here come from the fixed sets below, never from callers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .client import Client
+from .errors import InvalidValue, NotFound, is_foreign_key_violation
+from .values import json_dumps, json_loads
+
+_WHAT = {"experiments": "experiment", "runs": "run"}
+_COLUMNS = frozenset(
+    {"name", "comment", "tags", "status", "time_created", "time_started", "time_updated",
+     "args", "env", "extras"}
+)
+_LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
+
+
+def _check(table: str, column: str) -> None:
+    if table not in _WHAT or column not in _COLUMNS:  # programming error, not user input
+        raise AssertionError(f"unexpected column {table}.{column}")
+
+
+def check_id(value: Any, what: str) -> int:
+    """Validate an id: a positive int (not bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidValue(f"{what} id must be a positive integer, got {value!r}")
+    return value
+
+
+def set_column(client: Client, table: str, column: str, row_id: int, value: Any) -> None:
+    """``UPDATE table SET column = value``; :class:`NotFound` if the row does not exist."""
+    _check(table, column)
+    check_id(row_id, _WHAT[table])
+    rows = client._query(
+        f"UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id",  # noqa: S608
+        {"value": value, "id": row_id},
+    )
+    if not rows:
+        raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
+
+
+def change_json(client: Client, table: str, column: str, row_id: int,
+                change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Read-modify-write a JSON object column with the row locked, so concurrent
+    changes of other keys are never lost."""
+    _check(table, column)
+    check_id(row_id, _WHAT[table])
+    with client:
+        if not client._query(client.engine.lock_row_sql(table), {"id": row_id}):
+            raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
+        rows = client._query(f"SELECT {column} FROM {table} WHERE id = :id", {"id": row_id})  # noqa: S608
+        current = json_loads(rows[0][0])
+        new = change(dict(current) if isinstance(current, dict) else {})
+        client._query(
+            f"UPDATE {table} SET {column} = :value WHERE id = :id",  # noqa: S608
+            {"value": json.dumps(new, ensure_ascii=False), "id": row_id},
+        )
+
+
+def plain_json(value: Any, where: str) -> Any:
+    """Validate and normalize a value for a JSON column (raises InvalidValue)."""
+    return json.loads(json_dumps(value, where))
+
+
+def check_object(value: Any, where: str) -> dict[str, Any]:
+    """Validate a dict for a JSON object column."""
+    if not isinstance(value, dict):
+        raise InvalidValue(f"{where}: expected a dict, got {type(value).__name__}")
+    result: dict[str, Any] = plain_json(value, where)
+    return result
+
+
+def check_tags(tags: Iterable[Any], where: str) -> list[str]:
+    out = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise InvalidValue(f"{where}: tags must be non-empty strings, got {tag!r}")
+        if "\x00" in tag:
+            raise InvalidValue(f"{where}: tags cannot contain NUL characters")
+        out.append(tag)
+    return out
+
+
+def set_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> None:
+    where = f"{_WHAT[table]} {row_id} tags"
+    value = {tag: True for tag in check_tags(tags, where)}
+    set_column(client, table, "tags", row_id, json.dumps(value, ensure_ascii=False))
+
+
+def add_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> None:
+    new = check_tags(tags, f"{_WHAT[table]} {row_id} tags")
+    change_json(client, table, "tags", row_id, lambda cur: {**cur, **dict.fromkeys(new, True)})
+
+
+def remove_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> None:
+    gone = set(check_tags(tags, f"{_WHAT[table]} {row_id} tags"))
+    change_json(client, table, "tags", row_id,
+                lambda cur: {k: v for k, v in cur.items() if k not in gone})
+
+
+def _check_kind(kind: Any) -> str:
+    if not isinstance(kind, str) or not kind or "\x00" in kind:
+        raise InvalidValue(f"link kind must be a non-empty string without NUL, got {kind!r}")
+    return kind
+
+
+def add_link(client: Client, table: str, from_id: int, kind: str, to_id: int) -> None:
+    what = _WHAT[table]
+    params = {"from_id": check_id(from_id, what), "kind": _check_kind(kind),
+              "to_id": check_id(to_id, what)}
+    try:
+        client._query(
+            f"INSERT INTO {_LINK_TABLES[table]} (from_id, kind, to_id) "  # noqa: S608
+            "VALUES (:from_id, :kind, :to_id) ON CONFLICT DO NOTHING",
+            params,
+        )
+    except Exception as e:
+        if is_foreign_key_violation(e):
+            raise NotFound(f"cannot link {what} {from_id} to {to_id}: "
+                           f"{what} {from_id} or {to_id} does not exist") from None
+        raise
+
+
+def remove_link(client: Client, table: str, from_id: int, kind: str, to_id: int) -> None:
+    what = _WHAT[table]
+    client._query(
+        f"DELETE FROM {_LINK_TABLES[table]} "  # noqa: S608
+        "WHERE from_id = :from_id AND kind = :kind AND to_id = :to_id",
+        {"from_id": check_id(from_id, what), "kind": _check_kind(kind),
+         "to_id": check_id(to_id, what)},
+    )

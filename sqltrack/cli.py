@@ -1,0 +1,77 @@
+"""The ``sqltrack`` command line interface."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .client import Client
+from .errors import SQLTrackError
+from .schema import setup
+
+__all__ = ["main"]
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group(
+        "connection",
+        "Options take priority over SQLTRACK_DSN_<PARAM> environment variables, "
+        "which take priority over the config file.",
+    )
+    group.add_argument("-c", "--config", metavar="PATH",
+                       help="config file (default: $SQLTRACK_CONFIG_PATH, else ./sqltrack.conf)")
+    group.add_argument("-e", "--engine", choices=["postgres", "sqlite"],
+                       help="database engine (default: postgres)")
+    group.add_argument("-u", "--user", help="PostgreSQL user (default: $USER)")
+    group.add_argument("-a", "--host", help="PostgreSQL host name, address or socket directory")
+    group.add_argument("-p", "--port", help="PostgreSQL port")
+    group.add_argument("-d", "--dbname", help="PostgreSQL database (default: the user name)")
+    group.add_argument("-s", "--schema", help="PostgreSQL schema (created if missing)")
+    group.add_argument("--dbpath", help="SQLite database file (default: sqltrack.db)")
+    return parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sqltrack", description="Track machine-learning experiments in a SQL database."
+    )
+    parser.add_argument("--version", action="version", version=f"sqltrack {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    setup_cmd = commands.add_parser(
+        "setup",
+        parents=[_connection_options()],
+        help="create or upgrade the database schema",
+        description="Apply sqltrack's schema scripts, then the given SCRIPTs, in order. "
+        "Each script is applied once per database; scripts applied before are skipped.",
+    )
+    setup_cmd.add_argument("scripts", nargs="*", metavar="SCRIPT",
+                           help="your own .sql scripts to apply after sqltrack's")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 on success, 1 on errors)."""
+    args = _parser().parse_args(argv)
+    params = {k: getattr(args, k) for k in ("engine", "user", "host", "port", "dbname",
+                                             "schema", "dbpath")}
+    try:
+        client = Client(args.config, **params)
+        setup(client, *args.scripts, report=lambda r: print(
+            f"{'applied' if r.applied else 'already applied'}: {r.name}", flush=True))
+    except (SQLTrackError, sqlite3.Error, OSError) as e:
+        print(f"sqltrack: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # driver errors (psycopg.Error) without importing psycopg here
+        if type(e).__module__.startswith("psycopg"):
+            print(f"sqltrack: error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Resolve connection parameters. Pure functions: nothing here connects.
+
+Precedence, highest first:
+
+1. keyword arguments given to :class:`~sqltrack.Client`,
+2. environment variables ``SQLTRACK_DSN_<PARAM>`` (e.g. ``SQLTRACK_DSN_USER``),
+3. the config: a dict, or a file in dotenv syntax named by the ``config`` argument,
+   else by ``$SQLTRACK_CONFIG_PATH``, else ``./sqltrack.conf`` if it exists,
+4. defaults: ``engine=postgres``; Postgres ``user`` = ``$USER``, ``dbname`` = user;
+   SQLite ``dbpath`` = ``sqltrack.db``.
+
+Keys in a config file are parameter names (``dbname=experiments``); the environment
+variable spelling (``SQLTRACK_DSN_DBNAME=experiments``) is accepted there too, so one file
+can serve both as config file and as a sourced shell env file. Keys are case-insensitive.
+Values that are ``None`` or empty strings are dropped at every level.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "load_config"]
+
+ENV_PREFIX = "SQLTRACK_DSN_"
+CONFIG_PATH_VAR = "SQLTRACK_CONFIG_PATH"
+DEFAULT_CONFIG_FILE = "sqltrack.conf"
+ENGINES = ("postgres", "sqlite")
+
+
+def _normalize(params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or value == "":
+            continue
+        name = key.strip().lower()
+        if name.startswith(ENV_PREFIX.lower()):
+            name = name[len(ENV_PREFIX) :]
+        out[name] = value
+    return out
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config file in dotenv syntax; a missing file is a :class:`ConfigError`.
+
+    Warns when the file holds a password and can be read by other users.
+    """
+    from dotenv import dotenv_values
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    values = _normalize(dotenv_values(p))
+    if "password" in values and os.name == "posix":
+        mode = p.stat().st_mode
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            warnings.warn(
+                f"config file {p} contains a password and is readable by other users; "
+                f"run: chmod 600 {p}",
+                stacklevel=3,
+            )
+    return values
+
+
+def env_params(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the parameters given as ``SQLTRACK_DSN_<PARAM>`` environment variables."""
+    environ = os.environ if environ is None else environ
+    return _normalize({k: v for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)})
+
+
+def _config_params(config: Mapping[str, Any] | str | os.PathLike[str] | None) -> dict[str, Any]:
+    if isinstance(config, Mapping):
+        return _normalize(config)
+    if config is not None:
+        return read_config_file(config)
+    env_path = os.environ.get(CONFIG_PATH_VAR)
+    if env_path:
+        return read_config_file(env_path)
+    if Path(DEFAULT_CONFIG_FILE).is_file():
+        return read_config_file(DEFAULT_CONFIG_FILE)
+    return {}
+
+
+def default_user() -> str:
+    """The Postgres user name used when none is configured: ``$USER``, else the login name."""
+    return os.environ.get("USER") or getpass.getuser()
+
+
+def load_config(
+    config: Mapping[str, Any] | str | os.PathLike[str] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Merge defaults < config < environment < kwargs into one parameter dict.
+
+    :param config: a dict of parameters, or the path of a config file; ``None`` looks
+        for ``$SQLTRACK_CONFIG_PATH``, then ``./sqltrack.conf``.
+    :param kwargs: parameters that take priority over everything else.
+    :return: the parameters, always with an ``engine`` key and the engine's defaults.
+    :raises ConfigError: unknown engine, or a config file named explicitly does not exist.
+    """
+    params = {**_config_params(config), **env_params(), **_normalize(kwargs)}
+    engine = str(params.setdefault("engine", "postgres")).lower()
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    params["engine"] = engine
+    if engine == "sqlite":
+        params.setdefault("dbpath", "sqltrack.db")
+    else:
+        params.setdefault("user", default_user())
+        params.setdefault("dbname", params["user"])
+    return params

@@ -1,0 +1,63 @@
+"""Exceptions raised by sqltrack.
+
+Every error sqltrack raises on purpose derives from :class:`SQLTrackError`. Errors about
+bad input also derive from the matching built-in (``ValueError``, ``LookupError``), so
+code that already catches those keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConnectionFailed",
+    "InvalidMetricName",
+    "InvalidValue",
+    "NotFound",
+    "SQLTrackError",
+    "SchemaError",
+    "SQLTrackWarning",
+]
+
+
+class SQLTrackError(Exception):
+    """Base class of all sqltrack errors."""
+
+
+class ConfigError(SQLTrackError, ValueError):
+    """The configuration is invalid: unknown engine, missing config file, bad parameter."""
+
+
+class ConnectionFailed(SQLTrackError):
+    """The database could not be reached. The message never contains a password."""
+
+
+class SchemaError(SQLTrackError):
+    """A schema script failed, or the database schema is missing or not as expected."""
+
+
+class NotFound(SQLTrackError, LookupError):
+    """An experiment or run that was referred to does not exist."""
+
+
+class InvalidValue(SQLTrackError, ValueError):
+    """A value cannot be stored: wrong type, NUL byte in text, NaN in JSON, naive datetime."""
+
+
+class InvalidMetricName(InvalidValue):
+    """A metric name is not usable as a column name; the message suggests one that is."""
+
+
+class SQLTrackWarning(UserWarning):
+    """Warnings about data that was stored differently than given (e.g. NaN on SQLite)."""
+
+
+def is_foreign_key_violation(exc: BaseException) -> bool:
+    """Whether a driver error is a foreign key violation (psycopg or sqlite3)."""
+    name = type(exc).__name__
+    return name == "ForeignKeyViolation" or (name == "IntegrityError" and "FOREIGN KEY" in str(exc))
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether a driver error is a unique/primary key violation (psycopg or sqlite3)."""
+    name = type(exc).__name__
+    return name == "UniqueViolation" or (name == "IntegrityError" and "UNIQUE" in str(exc))

