@@ -15,8 +15,18 @@ from .values import json_dumps, json_loads
 
 _WHAT = {"experiments": "experiment", "runs": "run"}
 _COLUMNS = frozenset(
-    {"name", "comment", "tags", "status", "time_created", "time_started", "time_updated",
-     "args", "env", "extras"}
+    {
+        "name",
+        "comment",
+        "tags",
+        "status",
+        "time_created",
+        "time_started",
+        "time_updated",
+        "args",
+        "env",
+        "extras",
+    }
 )
 _LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
 
@@ -45,8 +55,13 @@ def set_column(client: Client, table: str, column: str, row_id: int, value: Any)
         raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
 
 
-def change_json(client: Client, table: str, column: str, row_id: int,
-                change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+def change_json(
+    client: Client,
+    table: str,
+    column: str,
+    row_id: int,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
     """Read-modify-write a JSON object column with the row locked, so concurrent
     changes of other keys are never lost."""
     _check(table, column)
@@ -100,8 +115,9 @@ def add_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> No
 
 def remove_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> None:
     gone = set(check_tags(tags, f"{_WHAT[table]} {row_id} tags"))
-    change_json(client, table, "tags", row_id,
-                lambda cur: {k: v for k, v in cur.items() if k not in gone})
+    change_json(
+        client, table, "tags", row_id, lambda cur: {k: v for k, v in cur.items() if k not in gone}
+    )
 
 
 def _check_kind(kind: Any) -> str:
@@ -112,8 +128,11 @@ def _check_kind(kind: Any) -> str:
 
 def add_link(client: Client, table: str, from_id: int, kind: str, to_id: int) -> None:
     what = _WHAT[table]
-    params = {"from_id": check_id(from_id, what), "kind": _check_kind(kind),
-              "to_id": check_id(to_id, what)}
+    params = {
+        "from_id": check_id(from_id, what),
+        "kind": _check_kind(kind),
+        "to_id": check_id(to_id, what),
+    }
     try:
         client._query(
             f"INSERT INTO {_LINK_TABLES[table]} (from_id, kind, to_id) "  # noqa: S608
@@ -122,8 +141,10 @@ def add_link(client: Client, table: str, from_id: int, kind: str, to_id: int) ->
         )
     except Exception as e:
         if is_foreign_key_violation(e):
-            raise NotFound(f"cannot link {what} {from_id} to {to_id}: "
-                           f"{what} {from_id} or {to_id} does not exist") from None
+            raise NotFound(
+                f"cannot link {what} {from_id} to {to_id}: "
+                f"{what} {from_id} or {to_id} does not exist"
+            ) from None
         raise
 
 
@@ -132,6 +153,9 @@ def remove_link(client: Client, table: str, from_id: int, kind: str, to_id: int)
     client._query(
         f"DELETE FROM {_LINK_TABLES[table]} "  # noqa: S608
         "WHERE from_id = :from_id AND kind = :kind AND to_id = :to_id",
-        {"from_id": check_id(from_id, what), "kind": _check_kind(kind),
-         "to_id": check_id(to_id, what)},
+        {
+            "from_id": check_id(from_id, what),
+            "kind": _check_kind(kind),
+            "to_id": check_id(to_id, what),
+        },
     )

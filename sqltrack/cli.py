@@ -22,10 +22,15 @@ def _connection_options() -> argparse.ArgumentParser:
         "Options take priority over SQLTRACK_DSN_<PARAM> environment variables, "
         "which take priority over the config file.",
     )
-    group.add_argument("-c", "--config", metavar="PATH",
-                       help="config file (default: $SQLTRACK_CONFIG_PATH, else ./sqltrack.conf)")
-    group.add_argument("-e", "--engine", choices=["postgres", "sqlite"],
-                       help="database engine (default: postgres)")
+    group.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="config file (default: $SQLTRACK_CONFIG_PATH, else ./sqltrack.conf)",
+    )
+    group.add_argument(
+        "-e", "--engine", choices=["postgres", "sqlite"], help="database engine (default: postgres)"
+    )
     group.add_argument("-u", "--user", help="PostgreSQL user (default: $USER)")
     group.add_argument("-a", "--host", help="PostgreSQL host name, address or socket directory")
     group.add_argument("-p", "--port", help="PostgreSQL port")
@@ -48,20 +53,31 @@ def _parser() -> argparse.ArgumentParser:
         description="Apply sqltrack's schema scripts, then the given SCRIPTs, in order. "
         "Each script is applied once per database; scripts applied before are skipped.",
     )
-    setup_cmd.add_argument("scripts", nargs="*", metavar="SCRIPT",
-                           help="your own .sql scripts to apply after sqltrack's")
+    setup_cmd.add_argument(
+        "scripts",
+        nargs="*",
+        metavar="SCRIPT",
+        help="your own .sql scripts to apply after sqltrack's",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 on success, 1 on errors)."""
     args = _parser().parse_args(argv)
-    params = {k: getattr(args, k) for k in ("engine", "user", "host", "port", "dbname",
-                                             "schema", "dbpath")}
+    params = {
+        k: getattr(args, k)
+        for k in ("engine", "user", "host", "port", "dbname", "schema", "dbpath")
+    }
     try:
         client = Client(args.config, **params)
-        setup(client, *args.scripts, report=lambda r: print(
-            f"{'applied' if r.applied else 'already applied'}: {r.name}", flush=True))
+        setup(
+            client,
+            *args.scripts,
+            report=lambda r: print(
+                f"{'applied' if r.applied else 'already applied'}: {r.name}", flush=True
+            ),
+        )
     except (SQLTrackError, sqlite3.Error, OSError) as e:
         print(f"sqltrack: error: {e}", file=sys.stderr)
         return 1

@@ -48,8 +48,9 @@ class Client:
     :raises ConfigError: unknown engine, invalid parameter, or a named config file is missing.
     """
 
-    def __init__(self, config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, config: Mapping[str, Any] | str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> None:
         self.engine: Engine = get_engine(load_config(config, **kwargs))
         self._conn: Any = None
         self._depth = 0
@@ -100,6 +101,7 @@ class Client:
 
     def _rollback_quietly(self) -> None:
         """Roll back without hiding the exception that is already on its way up."""
+        self._metric_columns = None  # columns added in the transaction are gone
         try:
             self._conn.rollback()
         except Exception:
@@ -133,6 +135,7 @@ class Client:
         """Roll back the current transaction. Raises ``RuntimeError`` when not connected."""
         if not self.connected:
             raise RuntimeError("cannot roll back: the client is not connected")
+        self._metric_columns = None
         self._conn.rollback()
 
     @contextmanager

@@ -105,6 +105,9 @@ class Engine:
     def run_script(self, cursor: Any, script: str) -> None:
         raise NotImplementedError
 
+    def begin(self, cursor: Any) -> None:
+        """Make sure a transaction is open, so that DDL that follows is part of it."""
+
     def lock_setup(self, cursor: Any) -> None:
         """Serialize concurrent ``setup`` runs for the rest of the current transaction."""
 
@@ -286,16 +289,19 @@ class SQLiteEngine(Engine):
         # SQLite has no row locks: a no-op UPDATE takes the database write lock.
         return f"UPDATE {quote_identifier(table)} SET id = id WHERE id = :id RETURNING id"  # noqa: S608
 
-    def run_script(self, cursor: Any, script: str) -> None:
-        # executescript() would COMMIT first; run statements one by one in our transaction.
+    def begin(self, cursor: Any) -> None:
+        # sqlite3 opens transactions implicitly only before INSERT/UPDATE/DELETE/REPLACE.
         if not cursor.connection.in_transaction:
             cursor.execute("BEGIN IMMEDIATE")
+
+    def run_script(self, cursor: Any, script: str) -> None:
+        # executescript() would COMMIT first; run statements one by one in our transaction.
+        self.begin(cursor)
         for statement in split_sqlite_script(script):
             cursor.execute(statement)
 
     def lock_setup(self, cursor: Any) -> None:
-        if not cursor.connection.in_transaction:
-            cursor.execute("BEGIN IMMEDIATE")
+        self.begin(cursor)  # the database write lock serializes setup
 
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:
         cursor.execute("SELECT name, type FROM pragma_table_info('metrics')")
@@ -330,7 +336,5 @@ def get_engine(params: Mapping[str, Any]) -> Engine:
     try:
         cls = ENGINES[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}"
-        ) from None
+        raise ConfigError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}") from None
     return cls(params)

@@ -24,9 +24,31 @@ __all__ = ["REDACTED", "SECRET_WORDS", "detect_env", "is_secret_name", "redact_e
 
 REDACTED = "<redacted>"
 SECRET_WORDS = (
-    "PASSWORD", "PASSWD", "PASSPHRASE", "PASS", "PW", "SECRET", "SECRETS", "TOKEN", "TOKENS",
-    "KEY", "KEYS", "APIKEY", "PRIVATE", "CREDENTIAL", "CREDENTIALS", "CREDS", "AUTH",
-    "AUTHORIZATION", "COOKIE", "SIGNATURE", "PAT", "JWT", "BEARER", "SALT", "OTP",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "PASS",
+    "PW",
+    "SECRET",
+    "SECRETS",
+    "TOKEN",
+    "TOKENS",
+    "KEY",
+    "KEYS",
+    "APIKEY",
+    "PRIVATE",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "CREDS",
+    "AUTH",
+    "AUTHORIZATION",
+    "COOKIE",
+    "SIGNATURE",
+    "PAT",
+    "JWT",
+    "BEARER",
+    "SALT",
+    "OTP",
 )
 _WORDS = frozenset(SECRET_WORDS)
 _SAFE_NAMES = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "KEYTAB_DIR"})

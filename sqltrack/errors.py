@@ -14,8 +14,8 @@ __all__ = [
     "InvalidValue",
     "NotFound",
     "SQLTrackError",
-    "SchemaError",
     "SQLTrackWarning",
+    "SchemaError",
 ]
 
 

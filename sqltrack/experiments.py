@@ -35,8 +35,9 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def get_or_create_experiment(client: Client, experiment_id: int | None = None,
-                             name: str | None = None) -> int:
+def get_or_create_experiment(
+    client: Client, experiment_id: int | None = None, name: str | None = None
+) -> int:
     """Return the id of an experiment, creating it if a name is given and it is missing.
 
     - name only: the experiment of that name; created if missing (safe when many jobs race).
@@ -55,7 +56,9 @@ def get_or_create_experiment(client: Client, experiment_id: int | None = None,
         _rows.check_id(experiment_id, "experiment")
     with client:
         if experiment_id is not None:
-            rows = client._query("SELECT name FROM experiments WHERE id = :id", {"id": experiment_id})
+            rows = client._query(
+                "SELECT name FROM experiments WHERE id = :id", {"id": experiment_id}
+            )
             if rows:
                 if name is not None and rows[0][0] != name:
                     raise InvalidValue(
@@ -63,19 +66,24 @@ def get_or_create_experiment(client: Client, experiment_id: int | None = None,
                     )
                 return experiment_id
             if name is None:
-                raise NotFound(f"experiment {experiment_id} does not exist; "
-                               "give a name to create it")
+                raise NotFound(
+                    f"experiment {experiment_id} does not exist; give a name to create it"
+                )
         return _create(client, experiment_id, name)  # type: ignore[arg-type]
 
 
 def _create(client: Client, experiment_id: int | None, name: str) -> int:
     params = {"id": experiment_id, "name": name, "now": _now(client)}
     if experiment_id is None:
-        insert = ("INSERT INTO experiments (name, time_created) VALUES (:name, :now) "
-                  "ON CONFLICT DO NOTHING RETURNING id")
+        insert = (
+            "INSERT INTO experiments (name, time_created) VALUES (:name, :now) "
+            "ON CONFLICT DO NOTHING RETURNING id"
+        )
     else:
-        insert = ("INSERT INTO experiments (id, name, time_created) VALUES (:id, :name, :now) "
-                  "ON CONFLICT DO NOTHING RETURNING id")
+        insert = (
+            "INSERT INTO experiments (id, name, time_created) VALUES (:id, :name, :now) "
+            "ON CONFLICT DO NOTHING RETURNING id"
+        )
     # A generated id may hit an experiment created with an explicit id: that burns one
     # identity value and the insert is tried again. A racing creator of the same name wins.
     for _ in range(100):
@@ -159,8 +167,9 @@ class Experiment:
         May be None if experiment_id is given. See :func:`get_or_create_experiment`.
     """
 
-    def __init__(self, client: Client, experiment_id: int | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, client: Client, experiment_id: int | None = None, name: str | None = None
+    ) -> None:
         self.client = client
         self.id: int = get_or_create_experiment(client, experiment_id, name)
 

@@ -64,7 +64,9 @@ def _kind(value: Any, name: str) -> tuple[Any, str | None]:
         try:
             scalar = item()
         except Exception as e:  # e.g. an array with more than one element
-            raise InvalidValue(f"metric {name!r}: {type(value).__name__}.item() failed: {e}") from None
+            raise InvalidValue(
+                f"metric {name!r}: {type(value).__name__}.item() failed: {e}"
+            ) from None
         if scalar is not value and not hasattr(scalar, "item"):
             return _kind(scalar, name)
     raise InvalidValue(
@@ -96,32 +98,22 @@ def _upsert_sql(names: tuple[str, ...]) -> str:
     )
 
 
-def _ensure_columns(client: Client, cur: Any, kinds: Mapping[str, str | None]) -> dict[str, Any]:
-    """Return the metric columns, adding those that ``kinds`` needs and are missing."""
-    engine = client.engine
-    if client._metric_columns is None or any(n not in client._metric_columns for n in kinds):
-        client._metric_columns = engine.metric_columns(cur)
-    if not client._metric_columns:
-        raise SchemaError(
-            f"the metrics table is missing in {engine.describe()}: run `sqltrack setup` first"
-        )
+def _known_columns(client: Client, cur: Any, names: tuple[str, ...]) -> dict[str, str | None]:
+    """The metric columns, from the client's cache unless a name is missing from it."""
     columns = client._metric_columns
-    for name, kind in kinds.items():
-        if name in columns:
-            continue
-        if kind is None:
-            raise InvalidValue(f"metric {name!r}: cannot create a column from None; log a value first")
-        try:
-            cur.execute(engine.add_column_sql(name, kind))
-        except Exception as e:
-            if not engine.is_duplicate_column(e):
-                raise
-        columns[name] = kind
+    if columns is None or any(n not in columns for n in names):
+        columns = client._metric_columns = client.engine.metric_columns(cur)
+    if not columns:
+        raise SchemaError(
+            f"the metrics table is missing in {client.engine.describe()}: "
+            "run `sqltrack setup` first"
+        )
     return columns
 
 
-def run_add_metrics(client: Client, run_id: int, metrics: Mapping[str, Any], step: int = 0,
-                    progress: float = 0.0) -> None:
+def run_add_metrics(
+    client: Client, run_id: int, metrics: Mapping[str, Any], step: int = 0, progress: float = 0.0
+) -> None:
     """Add metrics to a run: one row per ``(run_id, step, progress)``.
 
     A second call for the same ``(step, progress)`` merges its columns into the row
@@ -158,17 +150,36 @@ def run_add_metrics(client: Client, run_id: int, metrics: Mapping[str, Any], ste
         return
     engine = client.engine
     names = tuple(values)
-    params: dict[str, Any] = {"run_id": run_id, "step": step_value, "progress": float(progress_value)}
+    params: dict[str, Any] = {
+        "run_id": run_id,
+        "step": step_value,
+        "progress": float(progress_value),
+    }
     with client.cursor() as cur:
-        columns = _ensure_columns(client, cur, kinds)
-        for i, name in enumerate(names):
-            value = _fit(values[name], kinds[name], columns[name], name)
+        columns = _known_columns(client, cur, names)
+        missing = {n: kinds[n] for n in names if n not in columns}
+        for i, name in enumerate(names):  # check everything before changing anything
+            if name in missing and missing[name] is None:
+                raise InvalidValue(
+                    f"metric {name!r}: cannot create a column from None; log a value first"
+                )
+            value = _fit(values[name], kinds[name], columns.get(name, kinds[name]), name)
             if isinstance(value, datetime):
                 value = engine.adapt_datetime(value)
             elif engine.name == "sqlite" and isinstance(value, float) and math.isnan(value):
-                warnings.warn(f"metric {name!r}: SQLite stores NaN as NULL", SQLTrackWarning,
-                              stacklevel=3)
+                warnings.warn(
+                    f"metric {name!r}: SQLite stores NaN as NULL", SQLTrackWarning, stacklevel=3
+                )
             params[f"m{i}"] = value
+        if missing:
+            engine.begin(cur)  # the new columns are rolled back with the row on failure
+            for name, kind in missing.items():
+                try:
+                    cur.execute(engine.add_column_sql(name, kind))  # type: ignore[arg-type]
+                except Exception as e:
+                    if not engine.is_duplicate_column(e):  # SQLite: another process was first
+                        raise
+                columns[name] = kind
         try:
             cur.execute(engine.sql(_upsert_sql(names)), params)
         except Exception as e:

@@ -18,8 +18,13 @@ import re
 
 from .errors import InvalidMetricName
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "RESERVED_WORDS", "check_identifier", "check_metric_name",
-           "suggest_name"]
+__all__ = [
+    "MAX_IDENTIFIER_BYTES",
+    "RESERVED_WORDS",
+    "check_identifier",
+    "check_metric_name",
+    "suggest_name",
+]
 
 MAX_IDENTIFIER_BYTES = 63
 
@@ -82,8 +87,9 @@ def _problem(name: object) -> str | None:
     return None
 
 
-def check_identifier(name: object, *, what: str = "identifier",
-                     error: type[Exception] = InvalidMetricName) -> str:
+def check_identifier(
+    name: object, *, what: str = "identifier", error: type[Exception] = InvalidMetricName
+) -> str:
     """Validate a name to be used unquoted in SQL (e.g. a schema name).
 
     :raises error: (by default :class:`InvalidMetricName`, a ``ValueError``) naming the
@@ -91,9 +97,7 @@ def check_identifier(name: object, *, what: str = "identifier",
     """
     problem = _problem(name)
     if problem is not None:
-        raise error(
-            f"invalid {what} {name!r}: it {problem}; try {suggest_name(str(name))!r}"
-        )
+        raise error(f"invalid {what} {name!r}: it {problem}; try {suggest_name(str(name))!r}")
     return name  # type: ignore[return-value]
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from . import _rows, sigterm
@@ -59,10 +59,30 @@ FIRST_GENERATED_RUN_ID = MAX_EXPLICIT_RUN_ID + 1
 
 #: The run states, the same as Slurm's job states.
 RUN_STATUSES = (
-    "BOOT_FAIL", "CANCELLED", "COMPLETED", "CONFIGURING", "COMPLETING", "DEADLINE", "FAILED",
-    "NODE_FAIL", "OUT_OF_MEMORY", "PENDING", "PREEMPTED", "RUNNING", "RESV_DEL_HOLD",
-    "REQUEUE_FED", "REQUEUE_HOLD", "REQUEUED", "RESIZING", "REVOKED", "SIGNALING",
-    "SPECIAL_EXIT", "STAGE_OUT", "STOPPED", "SUSPENDED", "TIMEOUT",
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "CONFIGURING",
+    "COMPLETING",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PENDING",
+    "PREEMPTED",
+    "RUNNING",
+    "RESV_DEL_HOLD",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "REQUEUED",
+    "RESIZING",
+    "REVOKED",
+    "SIGNALING",
+    "SPECIAL_EXIT",
+    "STAGE_OUT",
+    "STOPPED",
+    "SUSPENDED",
+    "TIMEOUT",
 )
 
 _T = "runs"
@@ -97,8 +117,9 @@ def resolve_run_id(run_id: int | str | None) -> int | None:
     return _rows.check_id(run_id, "run")
 
 
-def get_or_create_run(client: Client, experiment_id: int | None = None,
-                      run_id: int | None = None) -> tuple[int, int]:
+def get_or_create_run(
+    client: Client, experiment_id: int | None = None, run_id: int | None = None
+) -> tuple[int, int]:
     """Return ``(run_id, experiment_id)`` of an existing run, or create the run.
 
     - ``run_id`` None: a new run of ``experiment_id`` with a generated id.
@@ -128,9 +149,14 @@ def get_or_create_run(client: Client, experiment_id: int | None = None,
                 )
         elif experiment_id is None:
             raise InvalidValue("give an experiment_id to create a run")
-        params = {"id": run_id, "experiment_id": experiment_id,
-                  "now": _db_time(client, "auto", "time_created")}
-        columns = "experiment_id, time_created" if run_id is None else "id, experiment_id, time_created"
+        params = {
+            "id": run_id,
+            "experiment_id": experiment_id,
+            "now": _db_time(client, "auto", "time_created"),
+        }
+        columns = (
+            "experiment_id, time_created" if run_id is None else "id, experiment_id, time_created"
+        )
         values = ":experiment_id, :now" if run_id is None else ":id, :experiment_id, :now"
         try:
             rows = client._query(
@@ -250,7 +276,8 @@ def _resolve(column: str, value: Any) -> dict[str, Any] | None:
     except TypeError as e:
         raise InvalidValue(str(e)) from None
     if not isinstance(data, Mapping):
-        raise InvalidValue(f"{column} must be 'auto', a dict or None, got {type(value).__name__}")
+        allowed = "a dict or None" if column == "extras" else "'auto', a dict or None"
+        raise InvalidValue(f"{column} must be {allowed}, got {type(value).__name__}")
     return redact_env(data) if column == "env" else dict(data)
 
 
@@ -280,11 +307,14 @@ def _remove_keys(client: Client, run_id: int, column: str, keys: tuple[Any, ...]
         else:
             raise InvalidValue(f"names to remove from {column} must be str, got {key!r}")
     if names:
-        _rows.change_json(client, _T, column, run_id,
-                          lambda cur: {k: v for k, v in cur.items() if k not in names})
+        _rows.change_json(
+            client, _T, column, run_id, lambda cur: {k: v for k, v in cur.items() if k not in names}
+        )
 
 
-def run_set_args(client: Client, run_id: int, args: Auto | Mapping[str, Any] | Any | None = "auto") -> None:
+def run_set_args(
+    client: Client, run_id: int, args: Auto | Mapping[str, Any] | Any | None = "auto"
+) -> None:
     """Set run arguments. See :func:`sqltrack.args.detect_args` for ``'auto'``.
 
     Nothing is done if no arguments are detected in auto mode.
@@ -294,7 +324,9 @@ def run_set_args(client: Client, run_id: int, args: Auto | Mapping[str, Any] | A
     _set_object(client, run_id, "args", args)
 
 
-def run_add_args(client: Client, run_id: int, args: Auto | Mapping[str, Any] | Any | None = "auto") -> None:
+def run_add_args(
+    client: Client, run_id: int, args: Auto | Mapping[str, Any] | Any | None = "auto"
+) -> None:
     """Add arguments to an existing run, replacing those of the same name.
 
     :param args: ``'auto'`` (detect), a dict or ``argparse.Namespace``, or ``None`` (do nothing)
@@ -398,8 +430,9 @@ class Run:
     :param run_id: id of the run, name of an environment variable holding it, or None.
     """
 
-    def __init__(self, client: Client, experiment_id: int | None = None,
-                 run_id: int | str | None = None) -> None:
+    def __init__(
+        self, client: Client, experiment_id: int | None = None, run_id: int | str | None = None
+    ) -> None:
         self.client = client
         self.id, self.experiment_id = get_or_create_run(
             client, experiment_id, resolve_run_id(run_id)
@@ -506,8 +539,13 @@ class Run:
         run_remove_extras(self.client, self.id, *extras)  # type: ignore[arg-type]
         return self
 
-    def add_metrics(self, metrics: Mapping[str, Any], step: int = 0, progress: float = 0.0,
-                    updated: Auto | datetime | None = "auto") -> Run:
+    def add_metrics(
+        self,
+        metrics: Mapping[str, Any],
+        step: int = 0,
+        progress: float = 0.0,
+        updated: Auto | datetime | None = "auto",
+    ) -> Run:
         """Add metrics to the run and set its time_updated. See :func:`run_add_metrics`.
 
         :param updated: what to do about time_updated; see :func:`run_set_updated`
@@ -519,8 +557,9 @@ class Run:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def _set_state(self, status: str, started: Auto | datetime | None,
-                   updated: Auto | datetime | None) -> None:
+    def _set_state(
+        self, status: str, started: Auto | datetime | None, updated: Auto | datetime | None
+    ) -> None:
         client = self.client
         params = {
             "id": self.id,
@@ -538,8 +577,12 @@ class Run:
         if not rows:
             raise NotFound(f"run {self.id} does not exist")
 
-    def start(self, terminated: str | None = "CANCELLED", started: Auto | datetime | None = "auto",
-              updated: Auto | datetime | None = "auto") -> Run:
+    def start(
+        self,
+        terminated: str | None = "CANCELLED",
+        started: Auto | datetime | None = "auto",
+        updated: Auto | datetime | None = "auto",
+    ) -> Run:
         """Start the run: status RUNNING, time_started and time_updated now (by default).
 
         Also installs a SIGTERM handler that records the ``terminated`` status (see
@@ -592,16 +635,22 @@ class Run:
                 return
             except Exception as e:
                 if attempt:
-                    log.warning("sqltrack: could not record status %s of run %s: %s",
-                                status, self.id, e)
+                    log.warning(
+                        "sqltrack: could not record status %s of run %s: %s", status, self.id, e
+                    )
                 else:
                     client._close()  # the connection may be broken: try a fresh one
 
     @contextmanager
-    def track(self, normal: str = "COMPLETED", exception: str = "FAILED",
-              interrupt: str = "CANCELLED", terminated: str = "CANCELLED",
-              started: Auto | datetime | None = "auto",
-              updated: Auto | datetime | None = "auto") -> Iterator[Run]:
+    def track(
+        self,
+        normal: str = "COMPLETED",
+        exception: str = "FAILED",
+        interrupt: str = "CANCELLED",
+        terminated: str = "CANCELLED",
+        started: Auto | datetime | None = "auto",
+        updated: Auto | datetime | None = "auto",
+    ) -> Iterator[Run]:
         """A context manager that tracks the execution of the run.
 
         Equivalent to :meth:`start` before the block and :meth:`stop` after it, with the

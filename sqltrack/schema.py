@@ -59,8 +59,11 @@ def _checksum(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def setup(client: Client, *scripts: str | os.PathLike[str],
-          report: Callable[[ScriptResult], None] | None = None) -> list[ScriptResult]:
+def setup(
+    client: Client,
+    *scripts: str | os.PathLike[str],
+    report: Callable[[ScriptResult], None] | None = None,
+) -> list[ScriptResult]:
     """Apply the built-in schema scripts, then the given user scripts, each exactly once.
 
     Example::
@@ -115,8 +118,9 @@ def _apply(client: Client, name: str, text: str) -> bool:
     with client.cursor() as cur:
         engine.lock_setup(cur)
         cur.execute(_BOOKKEEPING)
-        cur.execute(engine.sql("SELECT checksum FROM sqltrack_scripts WHERE name = :name"),
-                    {"name": name})
+        cur.execute(
+            engine.sql("SELECT checksum FROM sqltrack_scripts WHERE name = :name"), {"name": name}
+        )
         row = cur.fetchone()
         if row is not None:
             if row[0] != _checksum(text):
@@ -135,7 +139,10 @@ def _apply(client: Client, name: str, text: str) -> bool:
                 "INSERT INTO sqltrack_scripts (name, checksum, time_applied) "
                 "VALUES (:name, :checksum, :now)"
             ),
-            {"name": name, "checksum": _checksum(text),
-             "now": datetime.now(timezone.utc).isoformat(sep=" ")},
+            {
+                "name": name,
+                "checksum": _checksum(text),
+                "now": datetime.now(timezone.utc).isoformat(sep=" "),
+            },
         )
     return True

@@ -82,7 +82,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No config file or SQLTRACK_* variables from the developer's machine leak in."""
     for name in list(os.environ):
-        if name.startswith("SQLTRACK_") and name not in ("SQLTRACK_TEST_DSN", "SQLTRACK_TEST_ENGINES"):
+        if name.startswith("SQLTRACK_") and name not in (
+            "SQLTRACK_TEST_DSN",
+            "SQLTRACK_TEST_ENGINES",
+        ):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -129,10 +132,30 @@ def env_for(db_params: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def run_python(code: str, db_params: dict[str, Any], *args: str, timeout: float = 60,
-               **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, db_params: dict[str, Any], *args: str, timeout: float = 60, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     """Run Python code in a child process configured for ``db_params``."""
     return subprocess.run(
-        [sys.executable, "-c", code, *args], env=env_for(db_params), capture_output=True,
-        text=True, timeout=timeout, **kwargs,
+        [sys.executable, "-c", code, *args],
+        env=env_for(db_params),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
     )
+
+
+def q(client: Client, sql: str, *params: Any) -> list[Any]:
+    """Run SQL written with ``?`` placeholders on either engine (through the public API)."""
+    if client.engine.name == "postgres":
+        sql = sql.replace("?", "%s")
+    return client.execute(sql, params)
+
+
+def json_column(client: Client, table: str, column: str, row_id: int) -> Any:
+    """Read one JSON column as Python (psycopg parses jsonb, sqlite3 returns text)."""
+    import json
+
+    value = q(client, f"SELECT {column} FROM {table} WHERE id = ?", row_id)[0][0]
+    return json.loads(value) if isinstance(value, str) else value

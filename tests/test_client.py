@@ -91,8 +91,15 @@ def test_unreachable_database_is_a_clear_error(engine: str, tmp_path: Any) -> No
         client = Client({}, engine="sqlite", dbpath=str(tmp_path / "no" / "such" / "dir.db"))
         expected = "dbpath="
     else:
-        client = Client({}, host=str(tmp_path), port=5999, dbname="nodb", user="nobody",
-                        password="s3cret-pw", connect_timeout=2)
+        client = Client(
+            {},
+            host=str(tmp_path),
+            port=5999,
+            dbname="nodb",
+            user="nobody",
+            password="s3cret-pw",
+            connect_timeout=2,
+        )
         expected = f"host={tmp_path} port=5999 dbname=nodb"
     with pytest.raises(ConnectionFailed) as info:
         client.execute("SELECT 1")

@@ -34,8 +34,9 @@ def test_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert params["user"] == "fileuser"  # file beats the $USER default
 
 
-def test_default_file_and_config_path_variable(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_default_file_and_config_path_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     Path("sqltrack.conf").write_text("engine=sqlite\ndbpath=from_cwd.db\n")
     assert load_config()["dbpath"] == "from_cwd.db"
     other = tmp_path / "other.conf"
@@ -104,8 +105,9 @@ def test_client_connects_with_config_from_file(db_params: dict[str, Any]) -> Non
     assert Client().execute("SELECT 1") == [(1,)]
 
 
-def test_client_connects_with_config_from_env(db_params: dict[str, Any],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_client_connects_with_config_from_env(
+    db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in db_params.items():
         monkeypatch.setenv(f"SQLTRACK_DSN_{key.upper()}", str(value))
     assert Client().execute("SELECT 2") == [(2,)]

