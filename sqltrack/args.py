@@ -8,8 +8,10 @@ options read:
 - an option followed by another option or by nothing is a flag: ``--amp`` → ``{"amp": True}``;
 - an option followed by several values collects them: ``--layers 2 4 8`` → ``[2, 4, 8]``;
 - an option given twice collects its values in a list, in order;
-- values that read as integers, finite floats or ``true``/``false`` (any case) become
-  those; everything else stays a string (``nan``, ``1e400`` and ``007``... stay strings);
+- values that read as integers (``-3``), finite floats (``0.1``, ``1e-3``) or
+  ``true``/``false`` (any case) become those; everything else stays a string, including
+  ``nan``, ``1e400``, ``0x10`` and ``007`` (leading zeros are kept: it may be an id);
+- a negative number after an option is its value: ``--offset -3`` → ``-3``;
 - arguments before the first option and everything after ``--`` go to ``"_positional"``.
 
 Pass an ``argparse.Namespace`` or a dict to store exactly what your parser produced.
@@ -28,7 +30,7 @@ __all__ = ["POSITIONAL", "as_dict", "detect_args", "parse_value"]
 
 POSITIONAL = "_positional"
 _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)\Z")
-_FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?\Z")
+_FLOAT = re.compile(r"[+-]?(([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+)\Z")
 _OPTION = re.compile(r"--?[A-Za-z_][\w.-]*\Z")
 
 
