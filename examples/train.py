@@ -51,18 +51,19 @@ def main() -> None:
                 )
                 step += 1
             val_loss = sum((weight * x - y) ** 2 for x, y in data) / len(data)
-            run.add_metrics({"val_loss": val_loss, "epoch": epoch}, step=step - 1,
-                            progress=epoch + 1.0)
+            run.add_metrics(
+                {"val_loss": val_loss, "epoch": epoch}, step=step - 1, progress=epoch + 1.0
+            )
             print(f"epoch {epoch}: val_loss={val_loss:.4f} weight={weight:.3f}")
 
-    # Everything is plain SQL now. Placeholders are the driver's own: ? or %s.
-    mark = "?" if client.engine.name == "sqlite" else "%s"
-    status, = client.execute(f"SELECT status FROM runs WHERE id = {mark}", (run.id,))[0]
-    rows = client.execute(
-        f"SELECT step, val_loss FROM metrics WHERE run_id = {mark} AND val_loss IS NOT NULL "
-        "ORDER BY step",
-        (run.id,),
+    # Everything is plain SQL now, with the driver's own placeholders (? or %s).
+    mark = {"sqlite": "?", "postgres": "%s"}[client.engine.name]
+    status_sql = "SELECT status FROM runs WHERE id = ?"
+    curve_sql = (
+        "SELECT step, val_loss FROM metrics WHERE run_id = ? AND val_loss IS NOT NULL ORDER BY step"
     )
+    status = client.execute(status_sql.replace("?", mark), (run.id,))[0][0]
+    rows = client.execute(curve_sql.replace("?", mark), (run.id,))
     print(f"run {run.id} of experiment {experiment.id}: {status}")
     for step, val_loss in rows:
         print(f"  step {step:4d}  val_loss {val_loss:.4f}")
