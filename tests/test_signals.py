@@ -14,7 +14,7 @@ from conftest import env_for, q
 from sqltrack import Client, Experiment
 
 CHILD = """
-import signal, sys, time
+import os, signal, sys, time
 import sqltrack as st
 
 mode, run_id = sys.argv[1], int(sys.argv[2])
@@ -22,7 +22,8 @@ client = st.Client()
 run = st.Run(client, run_id=run_id)
 if mode == "chained":
     def mine(signum, frame):
-        print("my handler ran", flush=True)
+        # os.write, not print: the signal may interrupt a print() (reentrant I/O fails)
+        os.write(1, b"my handler ran\\n")
         sys.exit(3)
     signal.signal(signal.SIGTERM, mine)
 if mode == "start":
@@ -103,7 +104,7 @@ def test_sigterm_chains_to_the_previous_handler(
     child = _start(db_params, "chained", run_id)
     child.send_signal(signal.SIGTERM)
     out, err = child.communicate(timeout=30)
-    assert "my handler ran" in out
+    assert "my handler ran" in out, (child.returncode, err)
     assert child.returncode == 3, err  # the application's handler decided how to exit
     assert _status(client, run_id) == "CANCELLED"
 
