@@ -67,9 +67,9 @@ def change_json(
     _check(table, column)
     check_id(row_id, _WHAT[table])
     with client:
-        if not client._query(client.engine.lock_row_sql(table), {"id": row_id}):
+        rows = client._query(client.engine.lock_row_sql(table, column), {"id": row_id})
+        if not rows:
             raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
-        rows = client._query(f"SELECT {column} FROM {table} WHERE id = :id", {"id": row_id})  # noqa: S608
         current = json_loads(rows[0][0])
         new = change(dict(current) if isinstance(current, dict) else {})
         client._query(

@@ -88,7 +88,7 @@ class Client:
         if self._pid != os.getpid():
             return
         self._depth -= 1
-        if self._depth > 0:
+        if self._depth > 0 or self._conn is None:  # None: discarded by a failure path
             return
         try:
             if exc_type is None:

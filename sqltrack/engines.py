@@ -98,8 +98,9 @@ class Engine:
     def adapt_datetime(self, dt: datetime) -> Any:
         return dt
 
-    def lock_row_sql(self, table: str) -> str:
-        """A statement (parameter ``:id``) that locks one row for the current transaction."""
+    def lock_row_sql(self, table: str, column: str) -> str:
+        """A statement (parameter ``:id``) that locks one row for the rest of the current
+        transaction and returns ``column``; no row if it does not exist."""
         raise NotImplementedError
 
     def run_script(self, cursor: Any, script: str) -> None:
@@ -195,16 +196,21 @@ class PostgresEngine(Engine):
         schema = f" schema={p['schema']}" if p.get("schema") else ""
         return f"host={host} port={port} dbname={p.get('dbname')} user={p.get('user')}{schema}"
 
-    def lock_row_sql(self, table: str) -> str:
-        return f"SELECT id FROM {quote_identifier(table)} WHERE id = :id FOR UPDATE"  # noqa: S608
+    def lock_row_sql(self, table: str, column: str) -> str:
+        table, column = quote_identifier(table), quote_identifier(column)
+        return f"SELECT {column} FROM {table} WHERE id = :id FOR UPDATE"  # noqa: S608
 
     def run_script(self, cursor: Any, script: str) -> None:
         # Without parameters psycopg sends the script as it is: several statements are fine.
         cursor.execute(script.encode())
 
     def lock_setup(self, cursor: Any) -> None:
+        # Keyed on the configured schema: current_schema() is NULL while it does not exist,
+        # and an advisory lock on NULL silently locks nothing.
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('sqltrack.setup'), hashtext(current_schema()))"
+            "SELECT pg_advisory_xact_lock(hashtext('sqltrack.setup'), "
+            "hashtext(COALESCE(%s, current_schema(), '')))",
+            (self.params.get("schema"),),
         )
 
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:
@@ -285,9 +291,10 @@ class SQLiteEngine(Engine):
         # UTC text sorts in time order and is understood by SQLite's date functions.
         return dt.astimezone(timezone.utc).isoformat(sep=" ")
 
-    def lock_row_sql(self, table: str) -> str:
+    def lock_row_sql(self, table: str, column: str) -> str:
         # SQLite has no row locks: a no-op UPDATE takes the database write lock.
-        return f"UPDATE {quote_identifier(table)} SET id = id WHERE id = :id RETURNING id"  # noqa: S608
+        table, column = quote_identifier(table), quote_identifier(column)
+        return f"UPDATE {table} SET id = id WHERE id = :id RETURNING {column}"  # noqa: S608
 
     def begin(self, cursor: Any) -> None:
         # sqlite3 opens transactions implicitly only before INSERT/UPDATE/DELETE/REPLACE.

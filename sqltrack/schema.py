@@ -97,6 +97,7 @@ def setup(
     schema = client.engine.params.get("schema")
     if schema is not None:
         with client.cursor() as cur:
+            client.engine.lock_setup(cur)  # concurrent CREATE SCHEMAs would collide
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
 
     results = []

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import env_for, json_column, q
+import pytest
+from conftest import env_for, json_column, pg_admin, q
 
 from sqltrack import Client
 
@@ -76,9 +77,16 @@ def test_many_processes_at_once(client: Client, db_params: dict[str, Any], tmp_p
     )
 
 
+@pytest.mark.parametrize("new_schema", [False, True])
 def test_concurrent_setup_applies_each_script_once(
-    empty_client: Client, db_params: dict[str, Any], tmp_path: Path
+    db_params: dict[str, Any], tmp_path: Path, new_schema: bool
 ) -> None:
+    """All start at once; with new_schema (PostgreSQL), the schema does not exist yet."""
+    if new_schema:
+        if db_params["engine"] == "sqlite":
+            pytest.skip("SQLite has no schemas; its database file is new in the other case")
+        db_params = {**db_params, "schema": db_params["schema"] + "_new"}
+    empty_client = Client(config={}, **db_params)
     script = tmp_path / "user.sql"
     script.write_text("CREATE TABLE user_notes (run_id BIGINT, note TEXT);")
     children = [
@@ -98,3 +106,6 @@ def test_concurrent_setup_applies_each_script_once(
     assert lines.count("applied: user.sql") == 1
     assert lines.count("already applied: user.sql") == PROCESSES - 1
     assert q(empty_client, "SELECT count(*) FROM sqltrack_scripts") == [(2,)]
+    if new_schema:
+        with pg_admin() as conn:
+            conn.execute(f'DROP SCHEMA "{db_params["schema"]}" CASCADE')

@@ -363,3 +363,21 @@ def test_run_from_env(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQLTRACK_EXPERIMENT_ID", "999")
     with pytest.raises(NotFound):
         st.run_from_env(client)
+
+
+def test_module_functions_directly(client: Client, run: Run) -> None:
+    """Each run_* function on its own (the Run methods above delegate to them)."""
+    st.run_set_args(client, run.id, {"a": 1, "b": 2})
+    st.run_add_args(client, run.id, {"c": 3})
+    st.run_remove_args(client, run.id, "a")
+    st.run_set_env(client, run.id, {"X": "1", "Y": "2"})
+    st.run_add_env(client, run.id, {"Z": "3"})
+    st.run_remove_env(client, run.id, "X")
+    st.run_set_extras(client, run.id, {"e": 1, "f": 2})
+    st.run_add_extras(client, run.id, {"g": 3})
+    st.run_remove_extras(client, run.id, "f")
+    assert json_column(client, "runs", "args", run.id) == {"b": 2, "c": 3}
+    assert json_column(client, "runs", "env", run.id) == {"Y": "2", "Z": "3"}
+    assert json_column(client, "runs", "extras", run.id) == {"e": 1, "g": 3}
+    run.add_env({"W": "4"})
+    assert json_column(client, "runs", "env", run.id) == {"Y": "2", "Z": "3", "W": "4"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,23 @@ def _experiment(client: Client) -> int:
     from sqltrack import Experiment
 
     return Experiment(client, name="psql").id
+
+
+def test_setup_lock_is_held_even_before_the_schema_exists(db_params: dict[str, Any]) -> None:
+    if db_params["engine"] == "postgres":
+        db_params = {**db_params, "schema": db_params["schema"] + "_absent"}  # never created
+    holder = Client(config={}, **db_params)
+    with holder.cursor() as cur:
+        holder.engine.lock_setup(cur)
+        if db_params["engine"] == "postgres":
+            from conftest import pg_admin
+
+            with pg_admin() as admin:
+                (granted,) = admin.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                ).fetchone()  # type: ignore[misc]
+            assert granted == 1
+        else:
+            other = Client(config={}, **db_params, timeout=0)
+            with pytest.raises(sqlite3.OperationalError, match="locked"), other.cursor() as c2:
+                holder.engine.lock_setup(c2)
