@@ -55,6 +55,13 @@ def set_column(client: Client, table: str, column: str, row_id: int, value: Any)
         raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
 
 
+def set_comment(client: Client, table: str, row_id: int, comment: str | None) -> None:
+    """Set or clear (``None``) the comment of an experiment or run."""
+    if comment is not None and (not isinstance(comment, str) or "\x00" in comment):
+        raise InvalidValue(f"comment must be a str without NUL characters or None, got {comment!r}")
+    set_column(client, table, "comment", row_id, comment)
+
+
 def change_json(
     client: Client,
     table: str,

@@ -120,9 +120,7 @@ def experiment_set_name(client: Client, experiment_id: int, name: str) -> None:
 
 def experiment_set_comment(client: Client, experiment_id: int, comment: str | None) -> None:
     """Set an experiment's comment (``None`` clears it)."""
-    if comment is not None and (not isinstance(comment, str) or "\x00" in comment):
-        raise InvalidValue(f"comment must be a str without NUL characters or None, got {comment!r}")
-    _rows.set_column(client, _T, "comment", experiment_id, comment)
+    _rows.set_comment(client, _T, experiment_id, comment)
 
 
 def experiment_set_tags(client: Client, experiment_id: int, *tags: str) -> None:

@@ -192,9 +192,7 @@ def run_set_status(client: Client, run_id: int, status: str) -> None:
 
 def run_set_comment(client: Client, run_id: int, comment: str | None) -> None:
     """Set the comment for an existing run (``None`` clears it)."""
-    if comment is not None and (not isinstance(comment, str) or "\x00" in comment):
-        raise InvalidValue(f"comment must be a str without NUL characters or None, got {comment!r}")
-    _rows.set_column(client, _T, "comment", run_id, comment)
+    _rows.set_comment(client, _T, run_id, comment)
 
 
 def _set_time(client: Client, run_id: int, column: str, dt: Auto | datetime | None) -> None:
