@@ -9,6 +9,7 @@ from .client import Client
 from .errors import (
     ConfigError,
     ConnectionFailed,
+    ConnectionLost,
     InvalidMetricName,
     InvalidValue,
     NotFound,
@@ -50,6 +51,7 @@ from .runs import (
     run_set_status,
     run_set_tags,
     run_set_updated,
+    stale_runs,
 )
 from .schema import setup
 
@@ -60,6 +62,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "ConnectionFailed",
+    "ConnectionLost",
     "Experiment",
     "InvalidMetricName",
     "InvalidValue",
@@ -98,4 +101,5 @@ __all__ = [
     "run_set_tags",
     "run_set_updated",
     "setup",
+    "stale_runs",
 ]

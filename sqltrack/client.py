@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import load_config
 from .engines import Engine, get_engine
-from .errors import SchemaError
+from .errors import ConnectionFailed, ConnectionLost, SchemaError
 
-__all__ = ["Client"]
+__all__ = ["Client", "operation"]
 
-# Connections inherited through fork() are parked here and never closed or collected in
-# the child: closing one would end the parent's session on the shared socket.
+log = logging.getLogger("sqltrack")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Connections inherited through fork() are parked here and never used or closed in the
+# child: closing one would end the parent's session on the shared socket (psycopg itself
+# already skips that when such a connection is garbage-collected after a fork).
 _inherited: list[Any] = []
 
 
@@ -56,6 +63,9 @@ class Client:
         self._depth = 0
         self._held = 0
         self._pid = os.getpid()
+        self._ever_connected = False
+        self._in_operation = False
+        self._in_user_block = False  # the running operation is inside a user's block
         #: metric column name -> kind, cached per client (see sqltrack.metrics)
         self._metric_columns: dict[str, str | None] | None = None
 
@@ -72,6 +82,7 @@ class Client:
             self._conn, self._depth, self._held, self._pid = None, 0, 0, os.getpid()
         if self._conn is None:
             self._conn = self.engine.connect()
+            self._ever_connected = True
         return self._conn
 
     def _close(self) -> None:
@@ -117,6 +128,53 @@ class Client:
             self._held -= 1
             if not self._held and not self._depth and self._pid == os.getpid():
                 self._close()
+
+    def _operation(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one sqltrack operation; see :func:`operation`."""
+        if self._in_operation:  # nested in another operation: that one retries
+            return fn(*args, **kwargs)
+        in_user_block = self._depth > 0
+        deadline: float | None = None
+        delay = 0.05
+        self._in_operation = True
+        self._in_user_block = in_user_block
+        try:
+            while True:
+                try:
+                    return fn(*args, **kwargs)
+                except Exception as e:
+                    if not self.engine.is_connection_lost(e) or (
+                        isinstance(e, ConnectionFailed) and not self._ever_connected
+                    ):
+                        raise  # not a lost connection, or never connected: fail fast
+                    reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                    where = self.engine.describe()
+                    if in_user_block:
+                        raise ConnectionLost(
+                            f"lost the connection to {where} inside a `with client:` block; "
+                            f"its uncommitted work is gone and cannot be replayed ({reason})"
+                        ) from e
+                    self._discard()
+                    now = time.monotonic()
+                    deadline = deadline or now + self.engine.reconnect_timeout
+                    if now >= deadline:
+                        raise ConnectionLost(
+                            f"lost the connection to {where} and could not reconnect within "
+                            f"{self.engine.reconnect_timeout:g} s ({reason})"
+                        ) from e
+                    log.warning("sqltrack: lost the connection to %s (%s); retrying", where, reason)
+                    time.sleep(min(delay, deadline - now))
+                    delay = min(delay * 2, 2.0)
+        finally:
+            self._in_operation = self._in_user_block = False
+
+    def _discard(self) -> None:
+        """Drop a broken connection; the next block connects anew."""
+        self._metric_columns = None
+        try:
+            self._close()
+        except Exception:
+            self._conn = None
 
     @property
     def connected(self) -> bool:
@@ -197,6 +255,23 @@ class Client:
                 _raise_if_missing_schema(e, self)
                 raise
             return cur.fetchall() if cur.description else []
+
+
+def operation(fn: F) -> F:
+    """Make ``fn`` (whose first argument is a Client, or has a ``.client``) one operation.
+
+    Outside a ``with client:`` block a lost connection is replaced and the whole
+    operation retried, for up to ``reconnect_timeout`` seconds (sqltrack's writes are
+    idempotent: upserts, set-this-value updates). Inside a block, where the transaction
+    cannot be replayed, :class:`ConnectionLost` is raised at once.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(target: Any, *args: Any, **kwargs: Any) -> Any:
+        client = target if isinstance(target, Client) else target.client
+        return client._operation(fn, target, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _raise_if_missing_schema(exc: Exception, client: Client) -> None:

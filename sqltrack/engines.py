@@ -8,14 +8,16 @@ and the introspection of the ``metrics`` table.
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from .errors import ConfigError, ConnectionFailed
+from .errors import ConfigError, ConnectionFailed, SQLTrackError
 
 __all__ = ["ENGINES", "Engine", "PostgresEngine", "SQLiteEngine", "get_engine", "to_pyformat"]
 
@@ -83,6 +85,13 @@ class Engine:
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
+        try:
+            #: seconds to keep reconnecting after a lost connection (outside client blocks)
+            self.reconnect_timeout = float(self.params.get("reconnect_timeout", 60))
+        except ValueError:
+            raise ConfigError(
+                f"invalid reconnect_timeout {self.params['reconnect_timeout']!r}"
+            ) from None
 
     def connect(self) -> Any:
         raise NotImplementedError
@@ -119,8 +128,30 @@ class Engine:
     def add_column_sql(self, name: str, kind: str) -> str:
         raise NotImplementedError
 
+    def add_columns(self, cursor: Any, columns: Mapping[str, str], own_transaction: bool) -> None:
+        """Add metric columns ``{name: kind}`` in the current transaction.
+
+        :param own_transaction: the transaction is sqltrack's own (not a user's ``with
+            client:`` block), so the engine may commit it early.
+        """
+        self.begin(cursor)
+        for name, kind in columns.items():
+            try:
+                cursor.execute(self.add_column_sql(name, kind))
+            except Exception as e:
+                if not self.is_duplicate_column(e):  # SQLite: another process was first
+                    raise
+
     def is_duplicate_column(self, exc: BaseException) -> bool:
         return False
+
+    def is_connection_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the connection broke (so a retry on a new one may work)."""
+        return False
+
+    def column_limit_error(self, exc: BaseException) -> str | None:
+        """If ``exc`` says the table has too many columns, a message naming the limit."""
+        return None
 
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
@@ -154,7 +185,7 @@ class PostgresEngine(Engine):
         "datetime": "TIMESTAMPTZ",
     }
     # parameters that are sqltrack's own, not libpq's
-    _own = ("engine", "schema", "dbpath")
+    _own = ("engine", "schema", "dbpath", "reconnect_timeout")
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
@@ -164,6 +195,7 @@ class PostgresEngine(Engine):
 
             check_identifier(schema, what="schema name", error=ConfigError)
         self.params.setdefault("connect_timeout", 10)
+        self.params.setdefault("application_name", "sqltrack")  # visible in pg_stat_activity
 
     def connect_kwargs(self) -> dict[str, Any]:
         kwargs = {k: v for k, v in self.params.items() if k not in self._own}
@@ -189,12 +221,32 @@ class PostgresEngine(Engine):
     def sql(self, query: str) -> str:
         return to_pyformat(query)
 
+    def is_connection_lost(self, exc: BaseException) -> bool:
+        import psycopg
+
+        if isinstance(exc, ConnectionFailed):
+            return True
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        # no SQLSTATE: the client lost the server; class 08: connection exception;
+        # 57P01-57P03: the server is shutting down, crashed or is starting up
+        state = exc.sqlstate
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
     def describe(self) -> str:
         p = self.params
         host = p.get("host") or p.get("hostaddr") or "default socket"
         port = p.get("port", 5432)
         schema = f" schema={p['schema']}" if p.get("schema") else ""
         return f"host={host} port={port} dbname={p.get('dbname')} user={p.get('user')}{schema}"
+
+    def column_limit_error(self, exc: BaseException) -> str | None:
+        if getattr(exc, "sqlstate", None) == "54011":  # too_many_columns
+            return (
+                "the metrics table has reached PostgreSQL's limit of 1600 columns "
+                "(dropped columns count too)"
+            )
+        return None
 
     def lock_row_sql(self, table: str, column: str) -> str:
         table, column = quote_identifier(table), quote_identifier(column)
@@ -223,6 +275,42 @@ class PostgresEngine(Engine):
     def add_column_sql(self, name: str, kind: str) -> str:
         column = quote_identifier(name)
         return f"ALTER TABLE metrics ADD COLUMN IF NOT EXISTS {column} {self.column_types[kind]}"
+
+    #: how long one ALTER TABLE may wait for its lock before it steps back and retries
+    ddl_lock_timeout = "500ms"
+    #: how long to keep retrying before giving up
+    ddl_retry_seconds = 120.0
+
+    def add_columns(self, cursor: Any, columns: Mapping[str, str], own_transaction: bool) -> None:
+        """ALTER TABLE waits for an exclusive lock, and every writer that comes after it
+        queues behind it. So, in a transaction of its own, it waits at most
+        ``ddl_lock_timeout``, then steps back (letting the queue drain) and retries.
+        Inside a user's block it runs in that transaction and waits as long as needed."""
+        if not own_transaction:
+            return super().add_columns(cursor, columns, own_transaction)
+        import psycopg
+
+        conn = cursor.connection
+        conn.commit()  # end sqltrack's transaction: it has only read the catalog so far
+        deadline = time.monotonic() + self.ddl_retry_seconds
+        delay = 0.02
+        while True:
+            try:
+                cursor.execute(f"SET LOCAL lock_timeout = '{self.ddl_lock_timeout}'")
+                for name, kind in columns.items():
+                    cursor.execute(self.add_column_sql(name, kind))
+                conn.commit()
+                return
+            except psycopg.errors.LockNotAvailable:
+                conn.rollback()
+                if time.monotonic() > deadline:
+                    raise SQLTrackError(
+                        f"could not add metric columns {', '.join(columns)}: the metrics table "
+                        f"stayed locked for {self.ddl_retry_seconds:g} s (a long query or "
+                        "transaction on it?)"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
 
     def table_exists(self, cursor: Any, table: str) -> bool:
         cursor.execute(
@@ -320,6 +408,11 @@ class SQLiteEngine(Engine):
 
     def is_duplicate_column(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and "duplicate column" in str(exc)
+
+    def column_limit_error(self, exc: BaseException) -> str | None:
+        if isinstance(exc, sqlite3.OperationalError) and "too many columns" in str(exc):
+            return "the metrics table has reached SQLite's limit of 2000 columns"
+        return None
 
     def table_exists(self, cursor: Any, table: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConnectionFailed",
+    "ConnectionLost",
     "InvalidMetricName",
     "InvalidValue",
     "NotFound",
@@ -29,6 +30,15 @@ class ConfigError(SQLTrackError, ValueError):
 
 class ConnectionFailed(SQLTrackError):
     """The database could not be reached. The message never contains a password."""
+
+
+class ConnectionLost(ConnectionFailed):
+    """The connection broke and the operation could not be completed.
+
+    Outside a ``with client:`` block sqltrack reconnects and retries for up to
+    ``reconnect_timeout`` seconds first. Inside one it raises this at once: the block's
+    transaction is gone and cannot be replayed.
+    """
 
 
 class SchemaError(SQLTrackError):

