@@ -11,7 +11,7 @@ from typing import Any
 
 from .client import Client
 from .errors import InvalidValue, NotFound, is_foreign_key_violation
-from .values import json_dumps, json_loads
+from .values import check_text, json_dumps, json_loads
 
 _WHAT = {"experiments": "experiment", "runs": "run"}
 _COLUMNS = frozenset(
@@ -57,8 +57,10 @@ def set_column(client: Client, table: str, column: str, row_id: int, value: Any)
 
 def set_comment(client: Client, table: str, row_id: int, comment: str | None) -> None:
     """Set or clear (``None``) the comment of an experiment or run."""
-    if comment is not None and (not isinstance(comment, str) or "\x00" in comment):
-        raise InvalidValue(f"comment must be a str without NUL characters or None, got {comment!r}")
+    if comment is not None:
+        if not isinstance(comment, str):
+            raise InvalidValue(f"comment must be a str or None, got {comment!r}")
+        check_text(comment, "comment")
     set_column(client, table, "comment", row_id, comment)
 
 
@@ -103,9 +105,7 @@ def check_tags(tags: Iterable[Any], where: str) -> list[str]:
     for tag in tags:
         if not isinstance(tag, str) or not tag:
             raise InvalidValue(f"{where}: tags must be non-empty strings, got {tag!r}")
-        if "\x00" in tag:
-            raise InvalidValue(f"{where}: tags cannot contain NUL characters")
-        out.append(tag)
+        out.append(check_text(tag, where))
     return out
 
 
@@ -128,9 +128,9 @@ def remove_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) ->
 
 
 def _check_kind(kind: Any) -> str:
-    if not isinstance(kind, str) or not kind or "\x00" in kind:
-        raise InvalidValue(f"link kind must be a non-empty string without NUL, got {kind!r}")
-    return kind
+    if not isinstance(kind, str) or not kind:
+        raise InvalidValue(f"link kind must be a non-empty string, got {kind!r}")
+    return check_text(kind, "link kind")
 
 
 def add_link(client: Client, table: str, from_id: int, kind: str, to_id: int) -> None:

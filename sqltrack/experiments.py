@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from . import _rows
 from .client import Client, operation
 from .errors import InvalidValue, NotFound, is_unique_violation
+from .values import check_text
 
 if TYPE_CHECKING:
     from .runs import Run
@@ -30,9 +31,7 @@ _T = "experiments"
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidValue(f"experiment name must be a non-empty string, got {name!r}")
-    if "\x00" in name:
-        raise InvalidValue("experiment name cannot contain NUL characters")
-    return name
+    return check_text(name, "experiment name")
 
 
 @operation

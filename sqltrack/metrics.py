@@ -33,6 +33,7 @@ from .client import Client, operation
 from .engines import quote_identifier
 from .errors import InvalidValue, NotFound, SchemaError, SQLTrackWarning, is_foreign_key_violation
 from .names import check_metric_name
+from .values import check_text
 
 __all__ = ["run_add_metrics"]
 
@@ -52,9 +53,7 @@ def _kind(value: Any, name: str) -> tuple[Any, str | None]:
     if isinstance(value, float):
         return value, "float"
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidValue(f"metric {name!r}: text cannot contain NUL characters")
-        return value, "str"
+        return check_text(value, f"metric {name!r}"), "str"
     if isinstance(value, datetime):
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
             raise InvalidValue(f"metric {name!r}: datetime must be timezone-aware")

@@ -77,7 +77,7 @@ def _problem(name: object) -> str | None:
         return f"must be a str, not {type(name).__name__}"
     if not name:
         return "must not be empty"
-    size = len(name.encode())
+    size = len(name.encode("utf-8", "surrogatepass"))  # lone surrogates fail the pattern below
     if size > MAX_IDENTIFIER_BYTES:
         return f"is {size} bytes long, the limit is {MAX_IDENTIFIER_BYTES}"
     if not _IDENTIFIER.match(name):

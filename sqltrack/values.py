@@ -20,16 +20,28 @@ from typing import Any, Literal
 
 from .errors import InvalidValue
 
-__all__ = ["Auto", "json_dumps", "json_loads", "timestamp"]
+__all__ = ["Auto", "check_text", "json_dumps", "json_loads", "timestamp"]
 
 Auto = Literal["auto"]
 
 
+def check_text(value: str, where: str) -> str:
+    """Refuse text that no database stores as given: NUL characters (PostgreSQL rejects
+    them, SQLite cuts the text there) and lone surrogates (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise InvalidValue(f"{where}: text cannot contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValue(f"{where}: text is not valid Unicode (a lone surrogate?)") from None
+    return value
+
+
 def _plain(value: Any, where: str) -> Any:
     """Return ``value`` as plain JSON types, or raise InvalidValue naming ``where``."""
-    if value is None or isinstance(value, (bool, int, str)):
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidValue(f"{where}: text cannot contain NUL characters")
+    if isinstance(value, str):
+        return check_text(value, where)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -40,7 +52,7 @@ def _plain(value: Any, where: str) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidValue(f"{where}: keys must be str, not {type(key).__name__} ({key!r})")
-            out[_plain(key, where)] = _plain(item, f"{where}[{key!r}]")
+            out[check_text(key, where)] = _plain(item, f"{where}[{key!r}]")
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
