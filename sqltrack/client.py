@@ -134,7 +134,7 @@ class Client:
         if self._in_operation:  # nested in another operation: that one retries
             return fn(*args, **kwargs)
         in_user_block = self._depth > 0
-        deadline: float | None = None
+        started = time.monotonic()
         delay = 0.05
         self._in_operation = True
         self._in_user_block = in_user_block
@@ -143,10 +143,9 @@ class Client:
                 try:
                     return fn(*args, **kwargs)
                 except Exception as e:
-                    if not self.engine.is_connection_lost(e) or (
-                        isinstance(e, ConnectionFailed) and not self._ever_connected
-                    ):
-                        raise  # not a lost connection, or never connected: fail fast
+                    window = self._retry_window(e)
+                    if window is None:
+                        raise
                     reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
                     where = self.engine.describe()
                     if in_user_block:
@@ -156,17 +155,39 @@ class Client:
                         ) from e
                     self._discard()
                     now = time.monotonic()
-                    deadline = deadline or now + self.engine.reconnect_timeout
+                    deadline = started + window
                     if now >= deadline:
+                        if isinstance(e, ConnectionFailed) and not self._ever_connected:
+                            raise  # never connected: the connect error says it best
                         raise ConnectionLost(
                             f"lost the connection to {where} and could not reconnect within "
-                            f"{self.engine.reconnect_timeout:g} s ({reason})"
+                            f"{window:g} s ({reason})"
                         ) from e
-                    log.warning("sqltrack: lost the connection to %s (%s); retrying", where, reason)
+                    log.warning("sqltrack: cannot reach %s (%s); retrying", where, reason)
                     time.sleep(min(delay, deadline - now))
                     delay = min(delay * 2, 2.0)
         finally:
             self._in_operation = self._in_user_block = False
+
+    def _retry_window(self, exc: BaseException) -> float | None:
+        """For how many seconds an operation that failed with ``exc`` is worth retrying.
+
+        After a successful connection: any lost connection, ``reconnect_timeout``. Before
+        one: a server that is starting up or shutting down, ``reconnect_timeout``; no
+        server at all, ``connect_timeout`` (it may be restarting); configuration errors
+        (authentication, unknown database, role or host) and other errors: never.
+        """
+        if not self.engine.is_connection_lost(exc):
+            return None
+        if self._ever_connected or not isinstance(exc, ConnectionFailed):
+            return self.engine.reconnect_timeout
+        if exc.kind == "transient":
+            return self.engine.reconnect_timeout
+        if exc.kind == "permanent":
+            return None
+        return min(
+            float(self.engine.params.get("connect_timeout", 10)), self.engine.reconnect_timeout
+        )
 
     def _discard(self) -> None:
         """Drop a broken connection; the next block connects anew."""

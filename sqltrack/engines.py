@@ -212,9 +212,15 @@ class PostgresEngine(Engine):
         try:
             return psycopg.connect(**self.connect_kwargs())
         except psycopg.OperationalError as e:
-            raise ConnectionFailed(
+            error = ConnectionFailed(
                 f"cannot connect to PostgreSQL at {self.describe()}: {_first_line(e)}"
-            ) from None
+            )
+            text = str(e)
+            if any(state in text for state in _TRANSIENT_SERVER_STATES):
+                error.kind = "transient"
+            elif any(reason in text for reason in _PERMANENT_REASONS):
+                error.kind = "permanent"
+            raise error from None
         except psycopg.ProgrammingError as e:
             raise ConfigError(f"invalid connection parameters: {_first_line(e)}") from None
 
@@ -362,7 +368,9 @@ class SQLiteEngine(Engine):
                 str(self.params["dbpath"]), timeout=self.timeout, isolation_level="IMMEDIATE"
             )
         except sqlite3.Error as e:
-            raise ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}") from None
+            error = ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}")
+            error.kind = "permanent"
+            raise error from None
         try:
             conn.execute(f"PRAGMA journal_mode = {self.params['journal_mode']}")
             conn.execute(f"PRAGMA synchronous = {self.params['synchronous']}")
@@ -417,6 +425,26 @@ class SQLiteEngine(Engine):
     def table_exists(self, cursor: Any, table: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
         return cursor.fetchone() is not None
+
+
+# What a server that is restarting answers (e.g. SQLSTATE 57P03): a retry will succeed.
+_TRANSIENT_SERVER_STATES = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+)
+
+
+# Configuration errors: retrying cannot help.
+_PERMANENT_REASONS = (
+    "authentication failed",
+    "does not exist",  # database or role
+    "no password supplied",
+    "could not translate host name",
+    "no pg_hba.conf entry",
+    "invalid ",  # invalid connection option / sslmode value ...
+)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,6 +31,11 @@ class ConfigError(SQLTrackError, ValueError):
 class ConnectionFailed(SQLTrackError):
     """The database could not be reached. The message never contains a password."""
 
+    #: ``"transient"``: the server answered that it is starting up or shutting down;
+    #: ``"permanent"``: a configuration error (authentication, unknown database, role or
+    #: host), never worth retrying; ``"unavailable"``: no server answered.
+    kind: str = "unavailable"
+
 
 class ConnectionLost(ConnectionFailed):
     """The connection broke and the operation could not be completed.
