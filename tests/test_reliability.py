@@ -133,7 +133,9 @@ class FatalServer:
                 conn.sendall(error)
 
 
-def test_first_connect_retries_a_server_that_is_starting_up() -> None:
+def test_first_connect_retries_a_server_that_is_starting_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     server = FatalServer()
     client = Client(
         {},
@@ -141,15 +143,18 @@ def test_first_connect_retries_a_server_that_is_starting_up() -> None:
         port=server.port,
         dbname="db",
         user="u",
+        password="pw-in-no-log",
         sslmode="disable",
         gssencmode="disable",
         reconnect_timeout=1,
     )
     start = time.monotonic()
-    with pytest.raises(ConnectionFailed, match="the database system is starting up"):
+    with pytest.raises(ConnectionFailed, match="the database system is starting up") as info:
         Experiment(client, name="x")
     assert server.connections >= 3  # it kept trying
     assert 0.9 < time.monotonic() - start < 5
+    assert "retrying" in caplog.text and "host=127.0.0.1" in caplog.text
+    assert "pw-in-no-log" not in caplog.text + str(info.value)
     server.listener.close()
 
 
@@ -394,3 +399,15 @@ def test_column_limit_is_a_clear_error(client: Client, engine: str) -> None:
         run.add_metrics({"one_too_many": 1.0, "last_one": 2.0}, step=1)
     assert q(client, "SELECT step, last_one FROM metrics") == [(0, 1.0)]  # nothing written
     run.add_metrics({"last_one": 3.0}, step=2)  # the client keeps working
+
+
+def test_a_failed_batch_writes_nothing(client: Client, engine: str) -> None:
+    run = Experiment(client, name="batch").get_run()
+    mark = {"sqlite": "?", "postgres": "%s"}[engine]
+    insert = f"INSERT INTO metrics (run_id, step, progress) VALUES ({mark}, {mark}, {mark})"
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        client.executemany(insert, [(run.id, 0, 0.0), (run.id, 1, 0.0), (424242, 2, 0.0)])
+    assert q(client, "SELECT count(*) FROM metrics") == [(0,)]
+    client.executemany(insert, [(run.id, 0, 0.0), (run.id, 1, 0.0)])  # the client still works
+    run.add_metrics({"loss": 1.0}, step=2)
+    assert q(client, "SELECT step FROM metrics ORDER BY step") == [(0,), (1,), (2,)]

@@ -257,3 +257,77 @@ def test_setup_lock_is_held_even_before_the_schema_exists(db_params: dict[str, A
             other = Client(config={}, **db_params, timeout=0)
             with pytest.raises(sqlite3.OperationalError, match="locked"), other.cursor() as c2:
                 holder.engine.lock_setup(c2)
+
+
+def _schema_dump(client: Client) -> list[Any]:
+    """Everything setup creates, independent of the schema's name."""
+    if client.engine.name == "sqlite":
+        return client.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        )
+    schema = client.engine.params["schema"]
+    dump: list[Any] = client.execute(
+        "SELECT table_name, column_name, data_type, udt_name, column_default, is_nullable "
+        "FROM information_schema.columns WHERE table_schema = %s ORDER BY 1, 2",
+        (schema,),
+    )
+    dump += client.execute(
+        "SELECT tablename, indexname, replace(indexdef, %s, 'S') FROM pg_indexes "
+        "WHERE schemaname = %s ORDER BY 1, 2",
+        (schema + ".", schema),
+    )
+    dump += client.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = %s::regnamespace ORDER BY 1, 2",
+        (schema,),
+    )
+    dump += client.execute(
+        "SELECT viewname, definition FROM pg_views WHERE schemaname = %s ORDER BY 1", (schema,)
+    )
+    dump += client.execute(
+        "SELECT t.typname, e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+        "WHERE t.typnamespace = %s::regnamespace ORDER BY 1, e.enumsortorder",
+        (schema,),
+    )
+    return dump
+
+
+def test_setup_is_idempotent_and_incremental(db_params: dict[str, Any], tmp_path: Path) -> None:
+    scripts = []
+    for name, text in [
+        ("u1_notes.sql", "CREATE TABLE notes (run_id BIGINT REFERENCES runs (id), note TEXT);"),
+        (
+            "u2_metric.sql",
+            "ALTER TABLE metrics ADD COLUMN val_acc REAL;\n"
+            "CREATE INDEX metrics_val_acc_idx ON metrics (val_acc);",
+        ),
+        ("u3_view.sql", "CREATE VIEW done AS SELECT id FROM runs WHERE status = 'COMPLETED';"),
+    ]:
+        (tmp_path / name).write_text(text)
+        scripts.append(tmp_path / name)
+
+    def client_for(suffix: str) -> Client:
+        if db_params["engine"] == "sqlite":
+            return Client({}, **{**db_params, "dbpath": str(tmp_path / f"{suffix}.db")})
+        return Client({}, **{**db_params, "schema": f"{db_params['schema']}_{suffix}"})
+
+    once, thrice, stepwise = client_for("once"), client_for("thrice"), client_for("step")
+    try:
+        setup(once, *scripts)
+        for _ in range(3):
+            setup(thrice, *scripts)
+        for k in range(len(scripts) + 1):
+            setup(stepwise, *scripts[:k])
+        reference = _schema_dump(once)
+        assert len(reference) > 15  # tables, indexes, views, (columns, constraints: PostgreSQL)
+        assert _schema_dump(thrice) == reference
+        assert _schema_dump(stepwise) == reference
+        applied = "SELECT name, checksum FROM sqltrack_scripts ORDER BY name"
+        assert once.execute(applied) == thrice.execute(applied) == stepwise.execute(applied)
+    finally:
+        if db_params["engine"] == "postgres":
+            from conftest import pg_admin
+
+            with pg_admin() as admin:
+                for c in (once, thrice, stepwise):
+                    admin.execute(f'DROP SCHEMA IF EXISTS "{c.engine.params["schema"]}" CASCADE')
