@@ -50,6 +50,9 @@ class Client:
                 cursor.execute("SELECT count(*) FROM runs")
         # committed and closed here
 
+    A client is not thread-safe: give each thread its own. After ``fork()`` the child
+    never touches the parent's connection; it opens its own when it needs one.
+
     :param config: config dict, or path of a config file (see :mod:`sqltrack.config`).
     :param kwargs: connection parameters; they take priority over everything else.
     :raises ConfigError: unknown engine, invalid parameter, or a named config file is missing.
@@ -98,7 +101,8 @@ class Client:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._pid != os.getpid():
             return
-        self._depth -= 1
+        # never below 0: a forked child may leave a block it inherited from its parent
+        self._depth = max(0, self._depth - 1)
         if self._depth > 0 or self._conn is None:  # None: discarded by a failure path
             return
         try:
