@@ -8,7 +8,9 @@ from :data:`FIRST_GENERATED_RUN_ID` upwards, so explicit and generated ids never
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -487,6 +489,10 @@ class Run:
     :param run_id: id of the run, name of an environment variable holding it, or None.
     """
 
+    #: ``add_metrics(updated="auto")`` refreshes ``time_updated`` at most this often
+    #: (seconds): a heartbeat for :func:`stale_runs` that costs no extra statement per step.
+    heartbeat_seconds: float = 5.0
+
     def __init__(
         self, client: Client, experiment_id: int | None = None, run_id: int | str | None = None
     ) -> None:
@@ -494,6 +500,7 @@ class Run:
         self.id, self.experiment_id = get_or_create_run(
             client, experiment_id, resolve_run_id(run_id)
         )
+        self._last_heartbeat = -math.inf
         self._restore_sigterm: Any = None
         self._sigterm_received = False
         self._tracking = False
@@ -604,13 +611,20 @@ class Run:
         progress: float = 0.0,
         updated: Auto | datetime | None = "auto",
     ) -> Run:
-        """Add metrics to the run and set its time_updated. See :func:`run_add_metrics`.
+        """Add metrics to the run and refresh its time_updated. See :func:`run_add_metrics`.
 
-        :param updated: what to do about time_updated; see :func:`run_set_updated`
+        :param updated: ``'auto'`` refreshes time_updated to now, at most every
+            :attr:`heartbeat_seconds` (so most steps cost one statement); a datetime sets
+            it; ``None`` leaves it alone
         """
+        now = time.monotonic()
+        beat = updated != "auto" or now - self._last_heartbeat >= self.heartbeat_seconds
         with self.client:
             run_add_metrics(self.client, self.id, metrics, step, progress)
-            run_set_updated(self.client, self.id, updated)
+            if beat:
+                run_set_updated(self.client, self.id, updated)
+        if beat and updated == "auto":
+            self._last_heartbeat = now
         return self
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -733,22 +747,24 @@ class Run:
             _check_status(status)
         self._tracking = True
         try:
-            self.start(terminated, started, updated)
-            try:
-                yield self
-            except sigterm.Terminated:
-                self._uninstall_sigterm()
-                self._record_final(terminated)
-                sigterm.terminate()
-                raise  # only reached if terminate() is patched out
-            except KeyboardInterrupt:
-                self._record_final(terminated if self._sigterm_received else interrupt)
-                raise
-            except BaseException:
-                self._record_final(terminated if self._sigterm_received else exception)
-                raise
-            else:
-                self.stop(terminated if self._sigterm_received else normal, updated)
+            # One connection for the whole run; each call still commits: psql sees every step.
+            with self.client._keep_open():
+                self.start(terminated, started, updated)
+                try:
+                    yield self
+                except sigterm.Terminated:
+                    self._uninstall_sigterm()
+                    self._record_final(terminated)
+                    sigterm.terminate()
+                    raise  # only reached if terminate() is patched out
+                except KeyboardInterrupt:
+                    self._record_final(terminated if self._sigterm_received else interrupt)
+                    raise
+                except BaseException:
+                    self._record_final(terminated if self._sigterm_received else exception)
+                    raise
+                else:
+                    self.stop(terminated if self._sigterm_received else normal, updated)
         finally:
             self._tracking = False
             self._uninstall_sigterm()

@@ -346,6 +346,7 @@ def test_stale_runs(client: Client) -> None:
 KILLED = """
 import sys, time
 import sqltrack as st
+st.Run.heartbeat_seconds = 0.05  # the default, 5 s, is longer than this test
 run = st.Run(st.Client(), run_id=int(sys.argv[1]))
 with run.track():
     step = 0

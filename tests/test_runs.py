@@ -381,3 +381,32 @@ def test_module_functions_directly(client: Client, run: Run) -> None:
     assert json_column(client, "runs", "extras", run.id) == {"e": 1, "g": 3}
     run.add_env({"W": "4"})
     assert json_column(client, "runs", "env", run.id) == {"Y": "2", "Z": "3", "W": "4"}
+
+
+def test_track_holds_one_connection_and_commits_every_step(
+    client: Client, run: Run, db_params: dict[str, Any]
+) -> None:
+    observer = Client({}, **db_params)
+    with run.track():
+        connection = client._conn
+        for step in range(3):
+            run.add_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            assert client._conn is connection  # no reconnect per step
+            # committed at once: another connection sees the step
+            assert q(observer, "SELECT count(*) FROM metrics") == [(step + 1,)]
+    assert not client.connected  # closed when the run ends
+
+
+def test_heartbeat_is_throttled(client: Client, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Run, "heartbeat_seconds", 3600.0)
+    run.add_metrics({"loss": 1.0}, step=0)
+    first = _row(client, run.id, "time_updated")[0]
+    assert first is not None
+    run.add_metrics({"loss": 0.5}, step=1)
+    assert _row(client, run.id, "time_updated")[0] == first  # within the interval: no update
+    fixed = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    run.add_metrics({"loss": 0.25}, step=2, updated=fixed)  # explicit: always written
+    assert _time(client, run.id, "time_updated") == fixed
+    monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
+    run.add_metrics({"loss": 0.1}, step=3)
+    assert _time(client, run.id, "time_updated") != fixed
