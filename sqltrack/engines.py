@@ -80,6 +80,8 @@ class Engine:
     """Base class: the behaviour both engines share."""
 
     name: str = ""
+    #: the driver's positional placeholder
+    placeholder: str = "?"
     #: column type per kind of metric value
     column_types: Mapping[str, str] = {}
 
@@ -177,6 +179,7 @@ def _kind_of_type(declared: str) -> str | None:
 
 class PostgresEngine(Engine):
     name = "postgres"
+    placeholder = "%s"
     column_types = {
         "bool": "BOOLEAN",
         "int": "BIGINT",

@@ -42,6 +42,8 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 def _kind(value: Any, name: str) -> tuple[Any, str | None]:
     """Return ``(value, kind)`` with scalars unwrapped; kind None for None."""
+    if type(value) is float:  # the common case first
+        return value, "float"
     if value is None:
         return None, None
     if isinstance(value, bool):
@@ -86,22 +88,27 @@ def _fit(value: Any, kind: str | None, column_kind: str | None, name: str) -> An
 
 
 @lru_cache(maxsize=1024)
-def _upsert_sql(names: tuple[str, ...]) -> str:
+def _upsert_sql(mark: str, names: tuple[str, ...]) -> str:
+    """The upsert for these metric names, with the driver's positional placeholder."""
     columns = ", ".join(quote_identifier(n) for n in names)
-    params = ", ".join(f":m{i}" for i in range(len(names)))
+    params = ", ".join([mark] * (3 + len(names)))
     updates = ", ".join(f"{quote_identifier(n)} = excluded.{quote_identifier(n)}" for n in names)
     return (
         f"INSERT INTO metrics (run_id, step, progress, {columns}) "  # noqa: S608
-        f"VALUES (:run_id, :step, :progress, {params}) "
+        f"VALUES ({params}) "
         f"ON CONFLICT (run_id, step, progress) DO UPDATE SET {updates}"
     )
 
 
-def _known_columns(client: Client, cur: Any, names: tuple[str, ...]) -> dict[str, str | None]:
+def _known_columns(client: Client, conn: Any, names: tuple[str, ...]) -> dict[str, str | None]:
     """The metric columns, from the client's cache unless a name is missing from it."""
     columns = client._metric_columns
-    if columns is None or any(n not in columns for n in names):
-        columns = client._metric_columns = client.engine.metric_columns(cur)
+    if columns is None or not all(map(columns.__contains__, names)):
+        cur = conn.cursor()
+        try:
+            columns = client._metric_columns = client.engine.metric_columns(cur)
+        finally:
+            cur.close()
     if not columns:
         raise SchemaError(
             f"the metrics table is missing in {client.engine.describe()}: "
@@ -141,37 +148,36 @@ def run_add_metrics(
     progress_value, progress_kind = _kind(progress, "progress")
     if progress_kind not in ("int", "float") or not math.isfinite(progress_value):
         raise InvalidValue(f"progress must be a finite number, got {progress!r}")
-    values: dict[str, Any] = {}
-    kinds: dict[str, str | None] = {}
-    for name, raw in metrics.items():
-        check_metric_name(name)
-        values[name], kinds[name] = _kind(raw, name)
-    if not values:
+    names = tuple(metrics)
+    if not names:
         return
+    for name in names:
+        check_metric_name(name)
+    checked = [_kind(metrics[name], name) for name in names]
+    values = [value for value, _ in checked]
+    kinds = [kind for _, kind in checked]
     engine = client.engine
-    names = tuple(values)
-    params: dict[str, Any] = {
-        "run_id": run_id,
-        "step": step_value,
-        "progress": float(progress_value),
-    }
-    with client.cursor() as cur:
-        columns = _known_columns(client, cur, names)
-        missing = {n: kinds[n] for n in names if n not in columns}
+    with client as conn:
+        columns = _known_columns(client, conn, names)
+        missing: dict[str, str | None] = {}
         for i, name in enumerate(names):  # check everything before changing anything
-            if name in missing and missing[name] is None:
-                raise InvalidValue(
-                    f"metric {name!r}: cannot create a column from None; log a value first"
-                )
-            value = _fit(values[name], kinds[name], columns.get(name, kinds[name]), name)
-            if isinstance(value, datetime):
-                value = engine.adapt_datetime(value)
-            elif engine.name == "sqlite" and isinstance(value, float) and math.isnan(value):
+            kind, value = kinds[i], values[i]
+            if name not in columns:
+                if kind is None:
+                    raise InvalidValue(
+                        f"metric {name!r}: cannot create a column from None; log a value first"
+                    )
+                missing[name] = kind
+            elif kind != columns[name]:
+                values[i] = value = _fit(value, kind, columns[name], name)
+            if kind == "datetime":
+                values[i] = engine.adapt_datetime(value)
+            elif kind == "float" and value != value and engine.name == "sqlite":  # NaN
                 warnings.warn(
                     f"metric {name!r}: SQLite stores NaN as NULL", SQLTrackWarning, stacklevel=3
                 )
-            params[f"m{i}"] = value
         if missing:
+            cur = conn.cursor()
             try:
                 engine.add_columns(cur, missing, own_transaction=not client._in_user_block)  # type: ignore[arg-type]
             except Exception as e:
@@ -181,9 +187,14 @@ def run_add_metrics(
                         f"cannot add metrics {', '.join(missing)}: {limit}"
                     ) from None
                 raise
+            finally:
+                cur.close()
             columns.update(missing)
         try:
-            cur.execute(engine.sql(_upsert_sql(names)), params)
+            conn.execute(
+                _upsert_sql(engine.placeholder, names),
+                (run_id, step_value, float(progress_value), *values),
+            )
         except Exception as e:
             if is_foreign_key_violation(e):
                 raise NotFound(f"run {run_id} does not exist") from None

@@ -618,12 +618,13 @@ class Run:
             it; ``None`` leaves it alone
         """
         now = time.monotonic()
-        beat = updated != "auto" or now - self._last_heartbeat >= self.heartbeat_seconds
+        if updated == "auto" and now - self._last_heartbeat < self.heartbeat_seconds:
+            run_add_metrics(self.client, self.id, metrics, step, progress)  # one statement
+            return self
         with self.client:
             run_add_metrics(self.client, self.id, metrics, step, progress)
-            if beat:
-                run_set_updated(self.client, self.id, updated)
-        if beat and updated == "auto":
+            run_set_updated(self.client, self.id, updated)
+        if updated == "auto":
             self._last_heartbeat = now
         return self
 
