@@ -27,6 +27,7 @@ from .experiments import (
     experiment_set_name,
     experiment_set_tags,
 )
+from .read import metrics_dataframe, read_metrics
 from .runs import (
     RUN_STATUSES,
     Run,
@@ -79,6 +80,8 @@ __all__ = [
     "experiment_set_comment",
     "experiment_set_name",
     "experiment_set_tags",
+    "metrics_dataframe",
+    "read_metrics",
     "run_add_args",
     "run_add_env",
     "run_add_extras",

@@ -238,3 +238,33 @@ def test_metrics_over_time(client: Client, run: Run) -> None:
         )
     assert _metric_count(client) == 20
     assert q(client, "SELECT max(step), min(loss) FROM metrics") == [(19, 0.05)]
+
+
+def test_read_metrics_and_dataframe(client: Client) -> None:
+    exp = Experiment(client, name="read")
+    a, b = exp.get_run(), exp.get_run()
+    for step in range(3):
+        a.add_metrics({"loss": 1.0 / (step + 1), "acc": step}, step=step)
+    b.add_metrics({"loss": 9.0, "note": "x"}, step=0, progress=0.5)
+    names, rows = st.read_metrics(client, a.id)
+    assert names[:3] == ["run_id", "step", "progress"]
+    assert set(names[3:]) == {"loss", "acc", "note"}
+    assert [r[1] for r in rows] == [0, 1, 2]
+    names, rows = st.read_metrics(client, [b.id, a.id], ["loss"])
+    assert names == ["run_id", "step", "progress", "loss"]
+    assert rows == [
+        (a.id, 0, 0.0, 1.0),
+        (a.id, 1, 0.0, 0.5),
+        (a.id, 2, 0.0, 1 / 3),
+        (b.id, 0, 0.5, 9.0),
+    ]
+    df = st.metrics_dataframe(client, a.id, ["loss", "acc"])
+    assert list(df.columns) == ["run_id", "step", "progress", "loss", "acc"]
+    assert df["acc"].tolist() == [0, 1, 2] and len(df) == 3
+    with pytest.raises(InvalidValue, match="no such metric column: 'nope'"):
+        st.read_metrics(client, a.id, ["nope"])
+    with pytest.raises(InvalidValue, match="no such metric column"):
+        st.read_metrics(client, a.id, ['loss"; DROP TABLE runs; --'])
+    with pytest.raises(InvalidValue, match="at least one run id"):
+        st.read_metrics(client, [])
+    assert st.read_metrics(client, 999)[1] == []
