@@ -42,6 +42,8 @@ def connect(engine: str, dsn: str | None, tmp: Path) -> tuple[dict[str, Any], An
         raw = sqlite3.connect(path)
         raw.execute("PRAGMA journal_mode = WAL")
         raw.execute("PRAGMA synchronous = NORMAL")
+        # enforce the schema's foreign key as sqltrack does (and PostgreSQL always does)
+        raw.execute("PRAGMA foreign_keys = ON")
         return {"engine": "sqlite", "dbpath": path}, raw
     import psycopg
     from psycopg.conninfo import conninfo_to_dict

@@ -27,6 +27,8 @@ import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from .client import Client, operation
@@ -117,6 +119,113 @@ def _known_columns(client: Client, conn: Any, names: tuple[str, ...]) -> dict[st
     return columns
 
 
+Row = tuple[tuple[str, ...], tuple[Any, ...], tuple["str | None", ...], int, float]
+"""A validated call: metric names, values, their kinds, step, progress."""
+
+
+@lru_cache(maxsize=1024)  # a training loop logs the same names every step
+def _check_names(names: tuple[str, ...]) -> None:
+    for name in names:
+        check_metric_name(name)
+
+
+def validate(metrics: Mapping[str, Any], step: int, progress: float) -> Row | None:
+    """Check a call's names and values (no database needed); None if there are no metrics."""
+    if type(metrics) is not dict and not isinstance(metrics, Mapping):
+        raise InvalidValue(f"metrics must be a dict of name -> value, not {type(metrics).__name__}")
+    step_value, step_kind = (step, "int") if type(step) is int else _kind(step, "step")
+    if step_kind != "int":
+        raise InvalidValue(f"step must be an integer, got {step!r}")
+    progress_value, progress_kind = _kind(progress, "progress")
+    if progress_kind not in ("int", "float") or not math.isfinite(progress_value):
+        raise InvalidValue(f"progress must be a finite number, got {progress!r}")
+    names = tuple(metrics)
+    if not names:
+        return None
+    _check_names(names)
+    values, kinds = zip(*[_kind(metrics[name], name) for name in names], strict=True)
+    return names, values, kinds, step_value, float(progress_value)
+
+
+def _fit_row(engine: Any, columns: Mapping[str, str | None], row: Row) -> list[Any]:
+    """The row's values as the columns store them; raises if one does not fit."""
+    names, row_values, kinds, _, _ = row
+    values = list(row_values)
+    for i, name in enumerate(names):
+        kind, value = kinds[i], values[i]
+        if name not in columns:
+            if kind is None:
+                raise InvalidValue(
+                    f"metric {name!r}: cannot create a column from None; log a value first"
+                )
+            continue
+        if kind != columns[name]:
+            values[i] = value = _fit(value, kind, columns[name], name)
+        if kind == "datetime":
+            values[i] = engine.adapt_datetime(value)
+        elif kind == "float" and value != value and engine.name == "sqlite":  # NaN
+            warnings.warn(
+                f"metric {name!r}: SQLite stores NaN as NULL", SQLTrackWarning, stacklevel=4
+            )
+    return values
+
+
+def _add_columns(
+    client: Client, conn: Any, columns: dict[str, str | None], missing: dict[str, str]
+) -> None:
+    engine = client.engine
+    cur = conn.cursor()
+    try:
+        engine.add_columns(cur, missing, own_transaction=not client._in_user_block)
+    except Exception as e:
+        limit = engine.column_limit_error(e)
+        if limit is not None:
+            raise InvalidValue(f"cannot add metrics {', '.join(missing)}: {limit}") from None
+        raise
+    finally:
+        cur.close()
+    columns.update(missing)
+
+
+def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[InvalidValue]:
+    """Write validated calls in order (consecutive calls with the same names in one
+    ``executemany``). A row that does not fit its columns is left out and its error
+    returned; every other row is written."""
+    engine = client.engine
+    errors: list[InvalidValue] = []
+    for names, group in groupby(rows, key=itemgetter(0)):
+        columns = _known_columns(client, conn, names)
+        params = []
+        for row in group:
+            try:
+                values = _fit_row(engine, columns, row)
+            except InvalidValue as e:
+                errors.append(e)
+                continue
+            if not all(map(columns.__contains__, names)):  # new metrics: add their columns
+                kinds = row[2]
+                missing = {n: k for n, k in zip(names, kinds, strict=True) if n not in columns}
+                _add_columns(client, conn, columns, missing)  # type: ignore[arg-type]
+            params.append((run_id, row[3], row[4], *values))
+        if not params:
+            continue
+        sql = _upsert_sql(engine.placeholder, names)
+        try:
+            if len(params) == 1:
+                conn.execute(sql, params[0])
+            else:
+                cur = conn.cursor()
+                try:
+                    cur.executemany(sql, params)
+                finally:
+                    cur.close()
+        except Exception as e:
+            if is_foreign_key_violation(e):
+                raise NotFound(f"run {run_id} does not exist") from None
+            raise
+    return errors
+
+
 @operation
 def run_add_metrics(
     client: Client, run_id: int, metrics: Mapping[str, Any], step: int = 0, progress: float = 0.0
@@ -140,62 +249,10 @@ def run_add_metrics(
     :raises InvalidValue: a value of an unsupported type, or one that does not fit its column
     :raises NotFound: the run does not exist
     """
-    if not isinstance(metrics, Mapping):
-        raise InvalidValue(f"metrics must be a dict of name -> value, not {type(metrics).__name__}")
-    step_value, step_kind = _kind(step, "step")
-    if step_kind != "int":
-        raise InvalidValue(f"step must be an integer, got {step!r}")
-    progress_value, progress_kind = _kind(progress, "progress")
-    if progress_kind not in ("int", "float") or not math.isfinite(progress_value):
-        raise InvalidValue(f"progress must be a finite number, got {progress!r}")
-    names = tuple(metrics)
-    if not names:
+    row = validate(metrics, step, progress)
+    if row is None:
         return
-    for name in names:
-        check_metric_name(name)
-    checked = [_kind(metrics[name], name) for name in names]
-    values = [value for value, _ in checked]
-    kinds = [kind for _, kind in checked]
-    engine = client.engine
     with client as conn:
-        columns = _known_columns(client, conn, names)
-        missing: dict[str, str | None] = {}
-        for i, name in enumerate(names):  # check everything before changing anything
-            kind, value = kinds[i], values[i]
-            if name not in columns:
-                if kind is None:
-                    raise InvalidValue(
-                        f"metric {name!r}: cannot create a column from None; log a value first"
-                    )
-                missing[name] = kind
-            elif kind != columns[name]:
-                values[i] = value = _fit(value, kind, columns[name], name)
-            if kind == "datetime":
-                values[i] = engine.adapt_datetime(value)
-            elif kind == "float" and value != value and engine.name == "sqlite":  # NaN
-                warnings.warn(
-                    f"metric {name!r}: SQLite stores NaN as NULL", SQLTrackWarning, stacklevel=3
-                )
-        if missing:
-            cur = conn.cursor()
-            try:
-                engine.add_columns(cur, missing, own_transaction=not client._in_user_block)  # type: ignore[arg-type]
-            except Exception as e:
-                limit = engine.column_limit_error(e)
-                if limit is not None:
-                    raise InvalidValue(
-                        f"cannot add metrics {', '.join(missing)}: {limit}"
-                    ) from None
-                raise
-            finally:
-                cur.close()
-            columns.update(missing)
-        try:
-            conn.execute(
-                _upsert_sql(engine.placeholder, names),
-                (run_id, step_value, float(progress_value), *values),
-            )
-        except Exception as e:
-            if is_foreign_key_violation(e):
-                raise NotFound(f"run {run_id} does not exist") from None
-            raise
+        errors = write_rows(client, conn, run_id, [row])
+        if errors:
+            raise errors[0]
