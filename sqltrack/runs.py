@@ -18,11 +18,12 @@ from typing import Any
 
 from . import _rows, sigterm
 from .args import as_dict, detect_args
+from .buffer import MetricsBuffer, SetUpdated
 from .client import Client, operation
 from .env import detect_env, redact_env
 from .errors import InvalidValue, NotFound, is_foreign_key_violation
 from .experiments import get_or_create_experiment
-from .metrics import run_add_metrics
+from .metrics import run_add_metrics, validate
 from .values import Auto, json_dumps, timestamp
 
 __all__ = [
@@ -501,6 +502,7 @@ class Run:
             client, experiment_id, resolve_run_id(run_id)
         )
         self._last_heartbeat = -math.inf
+        self._buffer: MetricsBuffer | None = None
         self._restore_sigterm: Any = None
         self._sigterm_received = False
         self._tracking = False
@@ -603,7 +605,6 @@ class Run:
         run_remove_extras(self.client, self.id, *extras)  # type: ignore[arg-type]
         return self
 
-    @operation
     def add_metrics(
         self,
         metrics: Mapping[str, Any],
@@ -613,10 +614,41 @@ class Run:
     ) -> Run:
         """Add metrics to the run and refresh its time_updated. See :func:`run_add_metrics`.
 
+        In ``track(buffered=True)`` this only checks the names and values and queues the
+        call; see :mod:`sqltrack.buffer`.
+
         :param updated: ``'auto'`` refreshes time_updated to now, at most every
             :attr:`heartbeat_seconds` (so most steps cost one statement); a datetime sets
             it; ``None`` leaves it alone
         """
+        buffer = self._buffer
+        if buffer is not None and buffer.pid == os.getpid():  # not in a forked child
+            row = validate(metrics, step, progress)
+            if row is not None:
+                buffer.put(row)
+            if updated is not None and updated != "auto":
+                when = timestamp(updated, "time_updated")
+                buffer.put(SetUpdated(when))  # type: ignore[arg-type]
+            return self
+        return self._add_metrics(metrics, step, progress, updated)
+
+    def flush(self) -> Run:
+        """Wait until buffered metrics are written (no-op when not buffered).
+
+        :raises SQLTrackError: a background write failed (see :mod:`sqltrack.buffer`)
+        """
+        if self._buffer is not None and self._buffer.pid == os.getpid():
+            self._buffer.flush()
+        return self
+
+    @operation
+    def _add_metrics(
+        self,
+        metrics: Mapping[str, Any],
+        step: int,
+        progress: float,
+        updated: Auto | datetime | None,
+    ) -> Run:
         now = time.monotonic()
         if updated == "auto" and now - self._last_heartbeat < self.heartbeat_seconds:
             # one statement; this method is the operation, so skip run_add_metrics' wrapper
@@ -683,9 +715,22 @@ class Run:
         :param status: the final status
         :param updated: what to do about time_updated; see :func:`run_set_updated`
         """
+        self._close_buffer()
         self._set_state(status, None, updated)
         self._uninstall_sigterm()
         return self
+
+    def _close_buffer(self, quietly: bool = False) -> None:
+        """Write what is buffered and stop the writer; raise (or log) its error."""
+        buffer, self._buffer = self._buffer, None
+        if buffer is None or buffer.pid != os.getpid():
+            return
+        try:
+            buffer.close()
+        except Exception as e:
+            if not quietly:
+                raise
+            log.warning("sqltrack: buffered metrics of run %s: %s", self.id, e)
 
     def _uninstall_sigterm(self) -> None:
         restore, self._restore_sigterm = self._restore_sigterm, None
@@ -725,6 +770,7 @@ class Run:
         terminated: str = "CANCELLED",
         started: Auto | datetime | None = "auto",
         updated: Auto | datetime | None = "auto",
+        buffered: bool = False,
     ) -> Iterator[Run]:
         """A context manager that tracks the execution of the run.
 
@@ -744,6 +790,9 @@ class Run:
         :param terminated: status in case SIGTERM is received during the run
         :param started: what to do about time_started; see :func:`run_set_started`
         :param updated: what to do about time_updated; see :func:`run_set_updated`
+        :param buffered: :meth:`add_metrics` only queues, a background thread writes
+            batches (see :mod:`sqltrack.buffer`); everything queued is written before the
+            status, however the block ends
         """
         for status in (normal, exception, interrupt, terminated):
             _check_status(status)
@@ -752,21 +801,32 @@ class Run:
             # One connection for the whole run; each call still commits: psql sees every step.
             with self.client._keep_open():
                 self.start(terminated, started, updated)
+                if buffered:
+                    self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds)
                 try:
                     yield self
                 except sigterm.Terminated:
                     self._uninstall_sigterm()
+                    self._close_buffer(quietly=True)
                     self._record_final(terminated)
                     sigterm.terminate()
                     raise  # only reached if terminate() is patched out
                 except KeyboardInterrupt:
+                    self._close_buffer(quietly=True)
                     self._record_final(terminated if self._sigterm_received else interrupt)
                     raise
                 except BaseException:
+                    self._close_buffer(quietly=True)
                     self._record_final(terminated if self._sigterm_received else exception)
                     raise
                 else:
+                    try:
+                        self._close_buffer()
+                    except BaseException:
+                        self._record_final(exception)  # metrics were lost: not COMPLETED
+                        raise
                     self.stop(terminated if self._sigterm_received else normal, updated)
         finally:
             self._tracking = False
             self._uninstall_sigterm()
+            self._close_buffer(quietly=True)  # e.g. start() failed

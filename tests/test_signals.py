@@ -26,6 +26,15 @@ if mode == "chained":
         os.write(1, b"my handler ran\\n")
         sys.exit(3)
     signal.signal(signal.SIGTERM, mine)
+if mode == "buffered":
+    from sqltrack.buffer import MetricsBuffer
+    MetricsBuffer.flush_seconds = 60.0  # only the flush on SIGTERM can write these rows
+    with run.track(buffered=True):
+        for step in range(50):
+            run.add_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.01)
 if mode == "start":
     run.start(terminated="PREEMPTED")
     run.add_metrics({"loss": 1.0}, step=0)
@@ -130,3 +139,15 @@ def test_handler_is_removed_after_track(client: Client, run_id: int) -> None:
     assert signal.getsignal(signal.SIGTERM) is not before
     run.stop()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_flushes_buffered_metrics_first(
+    client: Client, db_params: dict[str, Any], run_id: int
+) -> None:
+    child = _start(db_params, "buffered", run_id)
+    assert q(client, "SELECT count(*) FROM metrics") == [(0,)]  # all still queued
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGTERM, err
+    assert q(client, "SELECT count(*) FROM metrics WHERE run_id = ?", run_id) == [(50,)]
+    assert _status(client, run_id) == "CANCELLED"

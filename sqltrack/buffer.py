@@ -1,0 +1,175 @@
+"""Buffered metrics: ``add_metrics`` only enqueues; a background thread writes batches.
+
+Used by ``run.track(buffered=True)``. The calling thread validates names and value types
+(so those errors are still raised at once) and puts the call on a bounded queue. A writer
+thread with its own connection takes up to :attr:`MetricsBuffer.batch_rows` calls or
+whatever arrived within :attr:`MetricsBuffer.flush_seconds`, writes them in call order
+(consecutive calls with the same metric names as one ``executemany``) in one transaction,
+refreshes the run's ``time_updated`` at most every ``heartbeat_seconds``, and commits.
+
+- Back-pressure: at most :attr:`MetricsBuffer.max_pending` calls wait in the queue; when
+  the database is slower than the training loop, ``add_metrics`` blocks instead of
+  growing memory.
+- Errors: a write that fails in the background (a value that does not fit its column,
+  the run deleted, the server gone for longer than ``reconnect_timeout``) is raised from
+  the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. A row that does
+  not fit its column is left out; the rest of its batch is written.
+- A lost connection is replaced and the batch retried, like any operation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .client import Client
+from .errors import SQLTrackError
+from .metrics import Row, write_rows
+
+__all__ = ["MetricsBuffer"]
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class SetUpdated:
+    """A queued explicit ``time_updated`` (``add_metrics(..., updated=datetime)``)."""
+
+    when: datetime
+
+
+class MetricsBuffer:
+    """The queue and writer thread of one run's buffered metrics."""
+
+    #: write at least this often (seconds)
+    flush_seconds: float = 1.0
+    #: or as soon as this many calls are waiting
+    batch_rows: int = 1000
+    #: at most this many calls wait; then add_metrics blocks (back-pressure)
+    max_pending: int = 100_000
+
+    def __init__(self, client: Client, run_id: int, heartbeat_seconds: float) -> None:
+        self.run_id = run_id
+        self.pid = os.getpid()
+        self.heartbeat_seconds = heartbeat_seconds
+        self._client = Client({}, **client.engine.params)  # a connection of its own
+        self._queue: queue.Queue[Any] = queue.Queue(self.max_pending)
+        self._error: BaseException | None = None
+        self._last_beat = -math.inf
+        self._thread = threading.Thread(
+            target=self._loop, name=f"sqltrack-writer-{run_id}", daemon=True
+        )
+        self._thread.start()
+
+    def put(self, item: Row | SetUpdated) -> None:
+        """Queue a validated call; raises a background error first, if there is one."""
+        self._raise()
+        self._queue.put(item)
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is written and committed."""
+        if self._thread.is_alive():
+            done = threading.Event()
+            self._queue.put(done)
+            while not done.wait(0.1):
+                if not self._thread.is_alive():
+                    break
+        self._raise()
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer and raise its error, if any."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            if isinstance(error, SQLTrackError):
+                raise error
+            raise SQLTrackError(
+                f"writing buffered metrics of run {self.run_id} failed: {error}"
+            ) from error
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            with self._client._keep_open():
+                while True:
+                    batch, events, stop = self._gather()
+                    if batch:
+                        self._write(batch)
+                    for event in events:
+                        event.set()
+                    if stop:
+                        return
+        except BaseException as e:  # never let the thread die silently
+            self._error = e
+        finally:
+            while True:  # nobody waits forever on a flush
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, threading.Event):
+                    item.set()
+
+    def _gather(self) -> tuple[list[Any], list[threading.Event], bool]:
+        """Wait for work; return it as soon as a batch is full, a flush is asked for, or
+        flush_seconds have passed since the first item."""
+        item = self._queue.get()
+        batch: list[Any] = []
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            if item is _STOP:
+                return batch, [], True
+            if isinstance(item, threading.Event):
+                return batch, [item], False
+            batch.append(item)
+            timeout = deadline - time.monotonic()
+            if len(batch) >= self.batch_rows or timeout <= 0:
+                return batch, [], False
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return batch, [], False
+
+    def _write(self, batch: list[Any]) -> None:
+        from .runs import run_set_updated
+
+        client, run_id = self._client, self.run_id
+
+        def write(client: Client) -> list[Any]:
+            errors: list[Any] = []
+            with client as conn:
+                rows: list[Row] = []
+                for item in batch:
+                    if isinstance(item, SetUpdated):
+                        errors += write_rows(client, conn, run_id, rows)
+                        rows = []
+                        run_set_updated(client, run_id, item.when)
+                    else:
+                        rows.append(item)
+                errors += write_rows(client, conn, run_id, rows)
+                now = time.monotonic()
+                if now - self._last_beat >= self.heartbeat_seconds:
+                    run_set_updated(client, run_id)
+                    self._last_beat = now
+            return errors
+
+        try:
+            errors = client._operation(write, client)
+        except BaseException as e:
+            self._error = e
+            return
+        if errors:
+            more = f" ({len(errors) - 1} more rows left out likewise)" if len(errors) > 1 else ""
+            self._error = type(errors[0])(f"{errors[0]}; the row was left out{more}")
