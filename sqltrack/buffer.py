@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 import os
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,7 +59,11 @@ class MetricsBuffer:
         self.pid = os.getpid()
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client({}, **client.engine.params)  # a connection of its own
-        self._queue: queue.Queue[Any] = queue.Queue(self.max_pending)
+        # A deque: appending is atomic and cheap; the writer is woken only when a batch is
+        # full (or by its timer), and the producer waits only when the queue is full.
+        self._items: deque[Any] = deque()
+        self._wakeup = threading.Event()
+        self._space = threading.Condition()
         self._error: BaseException | None = None
         self._last_beat = -math.inf
         self._thread = threading.Thread(
@@ -68,15 +72,30 @@ class MetricsBuffer:
         self._thread.start()
 
     def put(self, item: Row | SetUpdated) -> None:
-        """Queue a validated call; raises a background error first, if there is one."""
-        self._raise()
-        self._queue.put(item)
+        """Queue a validated call; raises a background error first, if there is one.
+
+        Blocks while :attr:`max_pending` calls are waiting (back-pressure)."""
+        if self._error is not None:
+            self._raise()
+        items = self._items
+        if len(items) >= self.max_pending:
+            with self._space:
+                while len(items) >= self.max_pending and self._thread.is_alive():
+                    self._wakeup.set()
+                    self._space.wait(0.1)
+        items.append(item)
+        if len(items) >= self.batch_rows:
+            self._wakeup.set()
+
+    def _signal(self, marker: Any) -> None:
+        self._items.append(marker)
+        self._wakeup.set()
 
     def flush(self) -> None:
         """Wait until everything queued so far is written and committed."""
         if self._thread.is_alive():
             done = threading.Event()
-            self._queue.put(done)
+            self._signal(done)
             while not done.wait(0.1):
                 if not self._thread.is_alive():
                     break
@@ -85,7 +104,7 @@ class MetricsBuffer:
     def close(self) -> None:
         """Write what is queued, stop the writer and raise its error, if any."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._signal(_STOP)
             self._thread.join()
         self._raise()
 
@@ -104,43 +123,44 @@ class MetricsBuffer:
         try:
             with self._client._keep_open():
                 while True:
-                    batch, events, stop = self._gather()
-                    if batch:
-                        self._write(batch)
-                    for event in events:
-                        event.set()
-                    if stop:
+                    self._wakeup.wait(self.flush_seconds)
+                    self._wakeup.clear()
+                    if self._drain():
                         return
         except BaseException as e:  # never let the thread die silently
             self._error = e
         finally:
-            while True:  # nobody waits forever on a flush
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            for item in self._items:  # nobody waits forever on a flush
                 if isinstance(item, threading.Event):
                     item.set()
+            with self._space:
+                self._space.notify_all()
 
-    def _gather(self) -> tuple[list[Any], list[threading.Event], bool]:
-        """Wait for work; return it as soon as a batch is full, a flush is asked for, or
-        flush_seconds have passed since the first item."""
-        item = self._queue.get()
-        batch: list[Any] = []
-        deadline = time.monotonic() + self.flush_seconds
-        while True:
-            if item is _STOP:
-                return batch, [], True
-            if isinstance(item, threading.Event):
-                return batch, [item], False
-            batch.append(item)
-            timeout = deadline - time.monotonic()
-            if len(batch) >= self.batch_rows or timeout <= 0:
-                return batch, [], False
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                return batch, [], False
+    def _drain(self) -> bool:
+        """Write everything queued, in order, in batches; True when asked to stop."""
+        items = self._items
+        while items:
+            batch: list[Any] = []
+            events: list[threading.Event] = []
+            stop = False
+            while items and len(batch) < self.batch_rows:
+                item = items.popleft()
+                if item is _STOP:
+                    stop = True
+                    break
+                if isinstance(item, threading.Event):
+                    events.append(item)
+                    break
+                batch.append(item)
+            if batch:
+                self._write(batch)
+            with self._space:
+                self._space.notify_all()
+            for event in events:
+                event.set()
+            if stop:
+                return True
+        return False
 
     def _write(self, batch: list[Any]) -> None:
         from .runs import run_set_updated

@@ -195,13 +195,25 @@ def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[
     errors: list[InvalidValue] = []
     for names, group in groupby(rows, key=itemgetter(0)):
         columns = _known_columns(client, conn, names)
+        # Rows whose kinds are exactly the columns' need no conversion (the common case);
+        # on SQLite floats must still be checked for NaN.
+        expected = tuple(columns.get(n) for n in names)
+        plain = "datetime" not in expected and None not in expected
+        floats_only = all(k == "float" for k in expected)
+        nan_check = engine.name == "sqlite" and "float" in expected
         params = []
         for row in group:
-            try:
-                values = _fit_row(engine, columns, row)
-            except InvalidValue as e:
-                errors.append(e)
-                continue
+            values: Any = row[1]
+            if not (
+                plain
+                and row[2] == expected
+                and (not nan_check or (floats_only and not any(map(math.isnan, values))))
+            ):
+                try:
+                    values = _fit_row(engine, columns, row)
+                except InvalidValue as e:
+                    errors.append(e)
+                    continue
             if not all(map(columns.__contains__, names)):  # new metrics: add their columns
                 kinds = row[2]
                 missing = {n: k for n, k in zip(names, kinds, strict=True) if n not in columns}
