@@ -94,7 +94,7 @@ def main() -> int:
     elif args.dsn:
         from psycopg.conninfo import conninfo_to_dict
 
-        params = {"engine": "postgres", **conninfo_to_dict(args.dsn), "schema": "stress"}
+        params = {"engine": "postgres", **conninfo_to_dict(args.dsn)}
     else:
         conninfo, restart = start_postgres(tmp)
         params = {"engine": "postgres", **conninfo}
