@@ -1,0 +1,90 @@
+"""sqltrack against MLflow's tracking API, in the same process (optional: needs mlflow).
+
+Both write to SQLite files: MLflow's SQLAlchemy store (``sqlite:///``) and sqltrack's
+schema. Per step 10 float metrics; then reading the run back and storage per value.
+
+    pip install mlflow      # not a dependency of sqltrack
+    python bench/bench_mlflow.py --steps 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqltrack as st
+
+NAMES = [f"m{i}" for i in range(10)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    args = parser.parse_args()
+    try:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        print("mlflow is not installed: pip install mlflow (the comparison is optional)")
+        return 0
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    tmp = Path(tempfile.mkdtemp(prefix="sqltrack-mlflow-"))
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    mlflow.set_experiment("bench")
+    ml_times = []
+    with mlflow.start_run() as ml_run:
+        for step in range(args.steps):
+            metrics = {n: step * 0.001 + i for i, n in enumerate(NAMES)}
+            t0 = time.perf_counter()
+            mlflow.log_metrics(metrics, step=step)
+            ml_times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    history = {n: MlflowClient().get_metric_history(ml_run.info.run_id, n) for n in NAMES}
+    ml_read = time.perf_counter() - t0
+    assert all(len(h) == args.steps for h in history.values())
+
+    client = st.Client({}, engine="sqlite", dbpath=str(tmp / "sqltrack.db"))
+    st.setup(client)
+    run = st.Experiment(client, name="bench").get_run()
+    times = []
+    with run.track():
+        for step in range(args.steps):
+            metrics = {n: step * 0.001 + i for i, n in enumerate(NAMES)}
+            t0 = time.perf_counter()
+            run.add_metrics(metrics, step=step)
+            times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    _, rows = st.read_metrics(client, run.id)
+    st_read = time.perf_counter() - t0
+    assert len(rows) == args.steps
+
+    values = args.steps * len(NAMES)
+    ml_size = (tmp / "mlflow.db").stat().st_size
+    st_size = (tmp / "sqltrack.db").stat().st_size
+    ml_us, st_us = statistics.median(ml_times) * 1e6, statistics.median(times) * 1e6
+    print(f"SQLite files, {args.steps} steps of {len(NAMES)} float metrics:")
+    print(
+        f"  per step: mlflow.log_metrics {ml_us:.0f} us, sqltrack {st_us:.1f} us "
+        f"({ml_us / st_us:.0f}x faster)"
+    )
+    print(
+        f"  read the run back: MLflow get_metric_history x{len(NAMES)} {ml_read * 1e3:.1f} ms, "
+        f"sqltrack read_metrics {st_read * 1e3:.1f} ms ({ml_read / st_read:.0f}x faster)"
+    )
+    print(
+        f"  storage per value (whole database file): MLflow {ml_size / values:.0f} bytes, "
+        f"sqltrack {st_size / values:.0f} bytes"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
