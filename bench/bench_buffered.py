@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_sync import NAMES, connect
+from bench_sync import NAMES, open_databases
 
 import sqltrack as st
 
@@ -33,9 +32,7 @@ def main() -> None:
     parser.add_argument("--dsn")
     args = parser.parse_args()
 
-    params, raw = connect(args.engine, args.dsn, Path(tempfile.mkdtemp(prefix="sqltrack-bench-")))
-    client = st.Client({}, **params)
-    st.setup(client)
+    client, raw, _ = open_databases(args.engine, args.dsn)
     mark = "?" if args.engine == "sqlite" else "%s"
     exp = st.Experiment(client, name="bench")
     warm = exp.get_run()

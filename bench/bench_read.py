@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas
-from bench_sync import NAMES, connect
+from bench_sync import NAMES, open_databases
 
 import sqltrack as st
 
@@ -34,10 +33,7 @@ def main() -> None:
     parser.add_argument("--dsn")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="sqltrack-bench-"))
-    params, raw = connect(args.engine, args.dsn, tmp)
-    client = st.Client({}, **params)
-    st.setup(client)
+    client, raw, tmp = open_databases(args.engine, args.dsn)
     run = st.Experiment(client, name="bench").get_run()
     with run.track(buffered=True):
         for step in range(args.steps):

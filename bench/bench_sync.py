@@ -35,7 +35,17 @@ NAMES = [f"m{i}" for i in range(10)]
 TARGETS = {"postgres": 1.3, "sqlite": 1.5}
 
 
-def connect(engine: str, dsn: str | None, tmp: Path) -> tuple[dict[str, Any], Any]:
+def open_databases(engine: str, dsn: str | None) -> tuple[st.Client, Any, Path]:
+    """A sqltrack client of a fresh database with the schema set up, a raw driver
+    connection to the same database, and a scratch folder."""
+    tmp = Path(tempfile.mkdtemp(prefix="sqltrack-bench-"))
+    params, raw = _connect(engine, dsn, tmp)
+    client = st.Client({}, **params)
+    st.setup(client)
+    return client, raw, tmp
+
+
+def _connect(engine: str, dsn: str | None, tmp: Path) -> tuple[dict[str, Any], Any]:
     """Connection parameters for sqltrack, and a raw connection to the same database."""
     if engine == "sqlite":
         path = str(tmp / "bench.db")
@@ -67,10 +77,7 @@ def main() -> None:
     parser.add_argument("--dsn")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="sqltrack-bench-"))
-    params, raw = connect(args.engine, args.dsn, tmp)
-    client = st.Client({}, **params)
-    st.setup(client)
+    client, raw, _ = open_databases(args.engine, args.dsn)
     mark = "?" if args.engine == "sqlite" else "%s"
     run = st.Experiment(client, name="bench").get_run()
     baseline_run = st.Experiment(client, name="bench").get_run()
