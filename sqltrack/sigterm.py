@@ -24,11 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 __all__ = ["Terminated", "install", "terminate"]
-
-Handler = Callable[[int, FrameType | None], Any]
 
 
 class Terminated(BaseException):
