@@ -143,8 +143,16 @@ def validate(metrics: Mapping[str, Any], step: int, progress: float) -> Row | No
     if not names:
         return None
     _check_names(names)
+    values = tuple(metrics.values())
+    if all(type(value) is float for value in values):  # the common case: all floats
+        return names, values, _float_kinds(len(names)), step_value, float(progress_value)
     values, kinds = zip(*[_kind(metrics[name], name) for name in names], strict=True)
     return names, values, kinds, step_value, float(progress_value)
+
+
+@lru_cache(maxsize=64)
+def _float_kinds(n: int) -> tuple[str, ...]:
+    return ("float",) * n
 
 
 def _fit_row(engine: Any, columns: Mapping[str, str | None], row: Row) -> list[Any]:
