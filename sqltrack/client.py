@@ -178,17 +178,18 @@ class Client:
 
         After a successful connection: any lost connection, ``reconnect_timeout``. Before
         one: a server that is starting up or shutting down, ``reconnect_timeout``; no
-        server at all, ``connect_timeout`` (it may be restarting); configuration errors
-        (authentication, unknown database, role or host) and other errors: never.
+        server at all, ``connect_timeout`` (it may be restarting). Configuration errors
+        (authentication, unknown database, role or host), before or after, and all other
+        errors: never.
         """
         if not self.engine.is_connection_lost(exc):
             return None
-        if self._ever_connected or not isinstance(exc, ConnectionFailed):
+        if not isinstance(exc, ConnectionFailed):  # a broken connection
             return self.engine.reconnect_timeout
-        if exc.kind == "transient":
-            return self.engine.reconnect_timeout
-        if exc.kind == "permanent":
+        if exc.kind == "permanent":  # even after earlier successes: a rotated password...
             return None
+        if self._ever_connected or exc.kind == "transient":
+            return self.engine.reconnect_timeout
         return min(
             float(self.engine.params.get("connect_timeout", 10)), self.engine.reconnect_timeout
         )

@@ -15,7 +15,6 @@ message suggests a valid name (``train/loss`` → ``train_loss``).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from .errors import InvalidMetricName
 
@@ -102,7 +101,6 @@ def check_identifier(
     return name  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=4096)  # valid names only: a raised error is not cached
 def check_metric_name(name: object) -> str:
     """Validate a metric name (see the module doc for the rules).
 

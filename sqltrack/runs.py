@@ -650,7 +650,9 @@ class Run:
         updated: Auto | datetime | None,
     ) -> Run:
         now = time.monotonic()
-        if updated == "auto" and now - self._last_heartbeat < self.heartbeat_seconds:
+        if updated is None or (
+            updated == "auto" and now - self._last_heartbeat < self.heartbeat_seconds
+        ):
             # one statement; this method is the operation, so skip run_add_metrics' wrapper
             run_add_metrics.__wrapped__(self.client, self.id, metrics, step, progress)  # type: ignore[attr-defined]
             return self

@@ -64,6 +64,43 @@ def test_server_restart_during_a_run(own_server: Any) -> None:
     assert client.execute("SELECT status FROM runs") == [("COMPLETED",)]
 
 
+def test_buffered_writer_survives_a_server_restart(
+    own_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqltrack.buffer import MetricsBuffer
+
+    client, restart = own_server
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 0.02)
+    run = Experiment(client, name="buffered-restart").get_run()
+    restarter = threading.Timer(0.3, restart)
+    steps = 0
+    with warnings.catch_warnings(), run.track(buffered=True):
+        warnings.simplefilter("ignore", ResourceWarning)
+        restarter.start()
+        deadline = time.monotonic() + 20
+        while restarter.is_alive() or steps < 2000:  # the writer's batches span the restart
+            run.add_metrics({"loss": 1.0 / (steps + 1)}, step=steps)
+            steps += 1
+            if steps % 50 == 0:
+                time.sleep(0.005)
+            assert time.monotonic() < deadline
+    restarter.join()
+    rows = client.execute("SELECT count(*), count(DISTINCT step), max(step) FROM metrics")
+    assert rows == [(steps, steps, steps - 1)]
+    assert client.execute("SELECT status FROM runs") == [("COMPLETED",)]
+
+
+def test_permanent_errors_are_not_retried_after_a_success(own_server: Any) -> None:
+    client, _ = own_server
+    Experiment(client, name="first")  # connected once
+    wrong = Client({}, **{**client.engine.params, "dbname": "no_such_db"})
+    wrong._ever_connected = True  # as if the database had gone away after a success
+    start = time.monotonic()
+    with pytest.raises(ConnectionFailed, match="does not exist"):
+        Experiment(wrong, name="x")
+    assert time.monotonic() - start < 2
+
+
 def test_lost_connection_inside_a_block_is_a_clear_error(own_server: Any) -> None:
     client, restart = own_server
     run = Experiment(client, name="block").get_run()
@@ -328,7 +365,7 @@ def test_requeued_job_resumes_its_run(client: Client, db_params: dict[str, Any])
 def test_stale_runs(client: Client) -> None:
     exp = Experiment(client, name="stale")
     now = datetime.now(timezone.utc)
-    old, fresh, done, other = (exp.get_run() for _ in range(4))
+    old, fresh, done = (exp.get_run() for _ in range(3))
     old.start(terminated=None, updated=now - timedelta(hours=2))
     fresh.start(terminated=None)
     done.start(terminated=None).stop(updated=now - timedelta(hours=3))
@@ -340,7 +377,6 @@ def test_stale_runs(client: Client) -> None:
     assert st.stale_runs(client, timedelta(hours=6)) == []
     with pytest.raises(InvalidValue):
         st.stale_runs(client, -1)
-    _ = other
 
 
 KILLED = """

@@ -408,5 +408,8 @@ def test_heartbeat_is_throttled(client: Client, run: Run, monkeypatch: pytest.Mo
     run.add_metrics({"loss": 0.25}, step=2, updated=fixed)  # explicit: always written
     assert _time(client, run.id, "time_updated") == fixed
     monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
+    run.add_metrics({"loss": 0.2}, step=4, updated=None)  # None: left alone
+    assert _time(client, run.id, "time_updated") == fixed
+    monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
     run.add_metrics({"loss": 0.1}, step=3)
     assert _time(client, run.id, "time_updated") != fixed
