@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from . import _process
 from .config import load_config
 from .engines import Engine, get_engine
 from .errors import ConnectionFailed, ConnectionLost, SchemaError
@@ -65,7 +66,7 @@ class Client:
         self._conn: Any = None
         self._depth = 0
         self._held = 0
-        self._pid = os.getpid()
+        self._pid = _process.pid
         self._ever_connected = False
         self._in_operation = False
         self._in_user_block = False  # the running operation is inside a user's block
@@ -79,10 +80,10 @@ class Client:
     # -- connection management -------------------------------------------------------
 
     def _connection(self) -> Any:
-        if self._pid != os.getpid():  # forked: never touch the parent's connection
+        if self._pid != _process.pid:  # forked: never touch the parent's connection
             if self._conn is not None:
                 _inherited.append(self._conn)
-            self._conn, self._depth, self._held, self._pid = None, 0, 0, os.getpid()
+            self._conn, self._depth, self._held, self._pid = None, 0, 0, _process.pid
         if self._conn is None:
             self._conn = self.engine.connect()
             self._ever_connected = True
@@ -99,7 +100,7 @@ class Client:
         return conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._pid != os.getpid():
+        if self._pid != _process.pid:
             return
         # never below 0: a forked child may leave a block it inherited from its parent
         self._depth = max(0, self._depth - 1)
@@ -130,7 +131,7 @@ class Client:
             yield
         finally:
             self._held -= 1
-            if not self._held and not self._depth and self._pid == os.getpid():
+            if not self._held and not self._depth and self._pid == _process.pid:
                 self._close()
 
     def _operation(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -205,7 +206,7 @@ class Client:
     @property
     def connected(self) -> bool:
         """Whether this client currently holds an open connection."""
-        return self._conn is not None and self._pid == os.getpid()
+        return self._conn is not None and self._pid == _process.pid
 
     # -- the reference API -------------------------------------------------------------
 

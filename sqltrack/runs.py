@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import _rows, sigterm
+from . import _process, _rows, sigterm
 from .args import as_dict, detect_args
 from .buffer import MetricsBuffer, SetUpdated
 from .client import Client, operation
@@ -622,7 +622,7 @@ class Run:
             it; ``None`` leaves it alone
         """
         buffer = self._buffer
-        if buffer is not None and buffer.pid == os.getpid():  # not in a forked child
+        if buffer is not None and buffer.pid == _process.pid:  # not in a forked child
             row = validate(metrics, step, progress)
             if row is not None:
                 buffer.put(row)
@@ -637,7 +637,7 @@ class Run:
 
         :raises SQLTrackError: a background write failed (see :mod:`sqltrack.buffer`)
         """
-        if self._buffer is not None and self._buffer.pid == os.getpid():
+        if self._buffer is not None and self._buffer.pid == _process.pid:
             self._buffer.flush()
         return self
 
@@ -725,7 +725,7 @@ class Run:
     def _close_buffer(self, quietly: bool = False) -> None:
         """Write what is buffered and stop the writer; raise (or log) its error."""
         buffer, self._buffer = self._buffer, None
-        if buffer is None or buffer.pid != os.getpid():
+        if buffer is None or buffer.pid != _process.pid:
             return
         try:
             buffer.close()
