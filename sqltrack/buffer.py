@@ -20,7 +20,6 @@ refreshes the run's ``time_updated`` at most every ``heartbeat_seconds``, and co
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import _process
 from .client import Client
 from .errors import SQLTrackError
 from .metrics import Row, write_rows
@@ -56,7 +56,7 @@ class MetricsBuffer:
 
     def __init__(self, client: Client, run_id: int, heartbeat_seconds: float) -> None:
         self.run_id = run_id
-        self.pid = os.getpid()
+        self.pid = _process.pid
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client({}, **client.engine.params)  # a connection of its own
         # A deque: appending is atomic and cheap; the writer is woken only when a batch is
@@ -84,8 +84,8 @@ class MetricsBuffer:
                     self._wakeup.set()
                     self._space.wait(0.1)
         items.append(item)
-        if len(items) >= self.batch_rows:
-            self._wakeup.set()
+        if len(items) >= self.batch_rows and not self._wakeup.is_set():
+            self._wakeup.set()  # (setting it again would cost more than this call)
 
     def _signal(self, marker: Any) -> None:
         self._items.append(marker)
@@ -140,45 +140,45 @@ class MetricsBuffer:
         """Write everything queued, in order, in batches; True when asked to stop."""
         items = self._items
         while items:
-            batch: list[Any] = []
-            events: list[threading.Event] = []
-            stop = False
-            while items and len(batch) < self.batch_rows:
-                item = items.popleft()
-                if item is _STOP:
-                    stop = True
-                    break
-                if isinstance(item, threading.Event):
-                    events.append(item)
-                    break
-                batch.append(item)
+            popleft = items.popleft  # only this thread takes items: len() only grows
+            batch = [popleft() for _ in range(min(len(items), self.batch_rows))]
+            # Rows are tuples; the few other items are markers (flush, stop, SetUpdated).
+            markers = [] if set(map(type, batch)) == {tuple} else batch
+            stop = any(item is _STOP for item in markers)
+            if markers:
+                batch = [i for i in markers if type(i) is tuple or type(i) is SetUpdated]
             if batch:
-                self._write(batch)
+                self._write(batch, updates=any(type(i) is SetUpdated for i in markers))
             with self._space:
                 self._space.notify_all()
-            for event in events:
-                event.set()
+            for item in markers:  # a flush waits for what was queued before it, at least
+                if isinstance(item, threading.Event):
+                    item.set()
             if stop:
                 return True
         return False
 
-    def _write(self, batch: list[Any]) -> None:
+    def _write(self, batch: list[Any], updates: bool) -> None:
         from .runs import run_set_updated
 
         client, run_id = self._client, self.run_id
 
         def write(client: Client) -> list[Any]:
-            errors: list[Any] = []
+            errors: list[Any]
+            rows: list[Any]
             with client as conn:
-                rows: list[Row] = []
-                for item in batch:
-                    if isinstance(item, SetUpdated):
-                        errors += write_rows(client, conn, run_id, rows)
-                        rows = []
-                        run_set_updated(client, run_id, item.when)
-                    else:
-                        rows.append(item)
-                errors += write_rows(client, conn, run_id, rows)
+                if not updates:
+                    errors = write_rows(client, conn, run_id, batch)
+                else:  # in call order around each explicit time_updated
+                    errors, rows = [], []
+                    for item in batch:
+                        if type(item) is SetUpdated:
+                            errors += write_rows(client, conn, run_id, rows)
+                            rows = []
+                            run_set_updated(client, run_id, item.when)
+                        else:
+                            rows.append(item)
+                    errors += write_rows(client, conn, run_id, rows)
                 now = time.monotonic()
                 if now - self._last_beat >= self.heartbeat_seconds:
                     run_set_updated(client, run_id)

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
@@ -90,14 +90,14 @@ def _fit(value: Any, kind: str | None, column_kind: str | None, name: str) -> An
 
 
 @lru_cache(maxsize=1024)
-def _upsert_sql(mark: str, names: tuple[str, ...]) -> str:
-    """The upsert for these metric names, with the driver's positional placeholder."""
+def _upsert_sql(mark: str, names: tuple[str, ...], rows: int = 1) -> str:
+    """The upsert of ``rows`` rows for these metric names, with the driver's placeholder."""
     columns = ", ".join(quote_identifier(n) for n in names)
-    params = ", ".join([mark] * (3 + len(names)))
+    values = ", ".join([f"({', '.join([mark] * (3 + len(names)))})"] * rows)
     updates = ", ".join(f"{quote_identifier(n)} = excluded.{quote_identifier(n)}" for n in names)
     return (
         f"INSERT INTO metrics (run_id, step, progress, {columns}) "  # noqa: S608
-        f"VALUES ({params}) "
+        f"VALUES {values} "
         f"ON CONFLICT (run_id, step, progress) DO UPDATE SET {updates}"
     )
 
@@ -124,35 +124,44 @@ Row = tuple[tuple[str, ...], tuple[Any, ...], tuple["str | None", ...], int, flo
 
 
 @lru_cache(maxsize=1024)  # a training loop logs the same names every step
-def _check_names(names: tuple[str, ...]) -> None:
+def _checked_names(names: tuple[str, ...]) -> tuple[tuple[type, ...], tuple[str, ...]]:
+    """Check the names (once); return the value types and kinds of an all-float call."""
     for name in names:
         check_metric_name(name)
+    return (float,) * len(names), ("float",) * len(names)
+
+
+def _step(step: Any) -> int:
+    value, kind = _kind(step, "step")
+    if kind != "int":
+        raise InvalidValue(f"step must be an integer, got {step!r}")
+    return value  # type: ignore[no-any-return]
+
+
+def _progress(progress: Any) -> float:
+    value, kind = _kind(progress, "progress")
+    if kind not in ("int", "float") or not math.isfinite(value):
+        raise InvalidValue(f"progress must be a finite number, got {progress!r}")
+    return float(value)
 
 
 def validate(metrics: Mapping[str, Any], step: int, progress: float) -> Row | None:
     """Check a call's names and values (no database needed); None if there are no metrics."""
     if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidValue(f"metrics must be a dict of name -> value, not {type(metrics).__name__}")
-    step_value, step_kind = (step, "int") if type(step) is int else _kind(step, "step")
-    if step_kind != "int":
-        raise InvalidValue(f"step must be an integer, got {step!r}")
-    progress_value, progress_kind = _kind(progress, "progress")
-    if progress_kind not in ("int", "float") or not math.isfinite(progress_value):
-        raise InvalidValue(f"progress must be a finite number, got {progress!r}")
+    if type(step) is not int:
+        step = _step(step)
+    if type(progress) is not float or progress - progress != 0.0:  # not a finite float
+        progress = _progress(progress)
     names = tuple(metrics)
     if not names:
         return None
-    _check_names(names)
+    float_types, float_kinds = _checked_names(names)
     values = tuple(metrics.values())
-    if all(type(value) is float for value in values):  # the common case: all floats
-        return names, values, _float_kinds(len(names)), step_value, float(progress_value)
+    if tuple(map(type, values)) == float_types:  # the common case: all floats
+        return names, values, float_kinds, step, progress
     values, kinds = zip(*[_kind(metrics[name], name) for name in names], strict=True)
-    return names, values, kinds, step_value, float(progress_value)
-
-
-@lru_cache(maxsize=64)
-def _float_kinds(n: int) -> tuple[str, ...]:
-    return ("float",) * n
+    return names, values, kinds, step, progress
 
 
 def _fit_row(engine: Any, columns: Mapping[str, str | None], row: Row) -> list[Any]:
@@ -196,54 +205,88 @@ def _add_columns(
 
 
 def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[InvalidValue]:
-    """Write validated calls in order (consecutive calls with the same names in one
-    ``executemany``). A row that does not fit its columns is left out and its error
-    returned; every other row is written."""
+    """Write validated calls in order (consecutive calls with the same names together).
+    A row that does not fit its columns is left out and its error returned; every other
+    row is written."""
     engine = client.engine
     errors: list[InvalidValue] = []
     for names, group in groupby(rows, key=itemgetter(0)):
         columns = _known_columns(client, conn, names)
-        # Rows whose kinds are exactly the columns' need no conversion (the common case);
-        # on SQLite floats must still be checked for NaN.
-        expected = tuple(columns.get(n) for n in names)
-        plain = "datetime" not in expected and None not in expected
-        floats_only = all(k == "float" for k in expected)
-        nan_check = engine.name == "sqlite" and "float" in expected
-        params = []
-        for row in group:
-            values: Any = row[1]
-            if not (
-                plain
-                and row[2] == expected
-                and (not nan_check or (floats_only and not any(map(math.isnan, values))))
-            ):
+        batch = list(group)
+        params = _plain_params(engine, columns, run_id, names, batch)
+        if params is None:  # some rows need converting or new columns: row by row
+            params = []
+            for row in batch:
                 try:
                     values = _fit_row(engine, columns, row)
                 except InvalidValue as e:
                     errors.append(e)
                     continue
-            if not all(map(columns.__contains__, names)):  # new metrics: add their columns
-                kinds = row[2]
-                missing = {n: k for n, k in zip(names, kinds, strict=True) if n not in columns}
-                _add_columns(client, conn, columns, missing)  # type: ignore[arg-type]
-            params.append((run_id, row[3], row[4], *values))
+                if not all(map(columns.__contains__, names)):  # new metrics: add columns
+                    kinds = row[2]
+                    missing = {n: k for n, k in zip(names, kinds, strict=True) if n not in columns}
+                    _add_columns(client, conn, columns, missing)  # type: ignore[arg-type]
+                params.append((run_id, row[3], row[4], *values))
         if not params:
             continue
-        sql = _upsert_sql(engine.placeholder, names)
         try:
-            if len(params) == 1:
-                conn.execute(sql, params[0])
-            else:
-                cur = conn.cursor()
-                try:
-                    cur.executemany(sql, params)
-                finally:
-                    cur.close()
+            _execute_rows(engine, conn, names, params)
         except Exception as e:
             if is_foreign_key_violation(e):
                 raise NotFound(f"run {run_id} does not exist") from None
             raise
     return errors
+
+
+def _plain_params(
+    engine: Any,
+    columns: Mapping[str, str | None],
+    run_id: int,
+    names: tuple[str, ...],
+    rows: list[Row],
+) -> list[tuple[Any, ...]] | None:
+    """The rows' parameters if all of them store as they are (the common case), else None.
+
+    True when the columns exist, need no adapting (datetime) and every row's kinds are
+    exactly the columns'; on SQLite, floats must also not be NaN. Checked for the whole
+    batch at once, in C where possible."""
+    kinds = tuple(map(columns.get, names))
+    if None in kinds or "datetime" in kinds:
+        return None
+    if list(map(itemgetter(2), rows)).count(kinds) != len(rows):
+        return None
+    if engine.name == "sqlite" and "float" in kinds:
+        if kinds.count("float") != len(kinds):
+            return None
+        total = sum(chain.from_iterable(map(itemgetter(1), rows)))
+        if total != total:  # a NaN somewhere (or inf - inf): let the slow path look
+            return None
+    return [(run_id, row[3], row[4], *row[1]) for row in rows]
+
+
+def _execute_rows(engine: Any, conn: Any, names: tuple[str, ...], params: list[Any]) -> None:
+    """One upsert per row; where the engine prefers it, several rows per statement."""
+    mark = engine.placeholder
+    max_rows = engine.max_params(conn) // (3 + len(names)) if len(params) > 1 else 0
+    if max_rows > 1:
+        # statements of 128, 64, ..., 1 rows: few distinct texts, all in the driver's cache
+        i, n = 0, len(params)
+        while i < n:
+            size = 1 << (min(_MAX_ROWS, max_rows, n - i).bit_length() - 1)
+            flat = list(chain.from_iterable(params[i : i + size]))
+            conn.execute(_upsert_sql(mark, names, size), flat)
+            i += size
+    elif len(params) == 1:
+        conn.execute(_upsert_sql(mark, names), params[0])
+    else:
+        cur = conn.cursor()
+        try:
+            cur.executemany(_upsert_sql(mark, names), params)
+        finally:
+            cur.close()
+
+
+_MAX_ROWS = 128  # rows per multi-row statement; more gains nothing measurable
 
 
 @operation

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import sqlite3
 import threading
 import time
 import warnings
@@ -11,8 +13,17 @@ from typing import Any
 import pytest
 from conftest import pg_admin, q
 
-from sqltrack import Client, Experiment, InvalidMetricName, InvalidValue, NotFound, Run
+from sqltrack import (
+    Client,
+    Experiment,
+    InvalidMetricName,
+    InvalidValue,
+    NotFound,
+    Run,
+    SQLTrackWarning,
+)
 from sqltrack.buffer import MetricsBuffer
+from sqltrack.engines import SQLiteEngine
 
 
 @pytest.fixture
@@ -183,3 +194,77 @@ def test_forked_child_writes_synchronously(client: Client, run: Run) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert q(client, "SELECT step FROM metrics ORDER BY step") == [(0,), (1,)]
+
+
+def test_a_full_batch_is_written_without_waiting(
+    client: Client, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 60.0)  # only a full batch writes
+    monkeypatch.setattr(MetricsBuffer, "batch_rows", 10)
+    with run.track(buffered=True):
+        for batch in range(3):  # the writer is woken again for each later batch
+            for step in range(10 * batch, 10 * batch + 10):
+                run.add_metrics({"loss": 1.0}, step=step)
+            deadline = time.monotonic() + 10
+            while _count(client, run) < 10 * (batch + 1):
+                assert time.monotonic() < deadline, f"batch {batch} was not written"
+                time.sleep(0.01)
+
+
+def test_repeated_keys_and_conversions_within_one_batch(
+    client: Client, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls with the same names are written together (on SQLite many rows per INSERT):
+    a later call for the same step still wins, ints still go into float columns, and a
+    NaN among them is handled as in a single call."""
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 60.0)
+    with warnings.catch_warnings(record=True) as caught:  # the writer thread's too
+        warnings.simplefilter("always")
+        with run.track(buffered=True):
+            run.add_metrics({"loss": 0.0, "n": 0}, step=0)
+            run.flush()  # loss is a float column, n an integer one
+            for i in range(300):  # steps 0..99, three times each
+                run.add_metrics({"loss": float(i), "n": i}, step=i % 100)
+            run.add_metrics({"loss": 7, "n": 1}, step=500)  # an int for the float column
+            run.add_metrics({"loss": math.nan, "n": 2}, step=501)
+            run.add_metrics({"loss": 8.0, "n": 3}, step=502)
+            run.add_metrics({"x": 0.0}, step=600)
+            run.flush()  # x is a float column
+            for step in range(601, 611):  # all floats: the fastest way, a NaN among them
+                run.add_metrics({"x": math.nan if step == 605 else 1.0}, step=step)
+    rows = q(client, "SELECT step, loss, n FROM metrics WHERE step < 600 ORDER BY step")
+    assert rows[:100] == [(s, float(s + 200), s + 200) for s in range(100)]
+    assert rows[100] == (500, 7.0, 1)
+    assert type(rows[100][1]) is float
+    assert rows[101][0] == 501 and (rows[101][1] is None or math.isnan(rows[101][1]))
+    assert rows[102] == (502, 8.0, 3)
+    xs = q(client, "SELECT x FROM metrics WHERE step > 600 ORDER BY step")
+    assert [x for (x,) in xs if x == 1.0] == [1.0] * 9
+    assert xs[4][0] is None or math.isnan(xs[4][0])
+    nan_warnings = [w for w in caught if issubclass(w.category, SQLTrackWarning)]
+    assert len(nan_warnings) == 2 * (client.engine.name == "sqlite")  # stored as NULL there
+
+
+@pytest.mark.skipif(
+    not hasattr(sqlite3.Connection, "setlimit"), reason="Connection.setlimit needs Python 3.11"
+)
+def test_wide_rows_respect_the_limit_on_parameters(
+    client: Client, run: Run, db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many rows per statement, but never more parameters than the engine allows (on
+    SQLite set to 999 here, the default before SQLite 3.32)."""
+    if db_params["engine"] == "sqlite":
+        connect = SQLiteEngine.connect
+
+        def limited(self: SQLiteEngine) -> Any:
+            conn = connect(self)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+            return conn
+
+        monkeypatch.setattr(SQLiteEngine, "connect", limited)
+    names = [f"m{i}" for i in range(100)]  # 103 parameters per row: 9 rows fit in 999
+    with run.track(buffered=True):
+        for step in range(50):
+            run.add_metrics({n: step * 1000 + i for i, n in enumerate(names)}, step=step)
+    assert _count(client, run) == 50
+    assert q(client, "SELECT sum(m99) FROM metrics") == [(sum(s * 1000 + 99 for s in range(50)),)]
