@@ -5,7 +5,8 @@ Used by ``run.track(buffered=True)``. The calling thread validates names and val
 thread with its own connection takes up to :attr:`MetricsBuffer.batch_rows` calls or
 whatever arrived within :attr:`MetricsBuffer.flush_seconds`, writes them in call order
 (consecutive calls with the same metric names together: one ``executemany`` on
-PostgreSQL, multi-row INSERTs on SQLite) in one transaction, refreshes the run's ``time_updated`` at most every ``heartbeat_seconds``, and commits.
+PostgreSQL, multi-row INSERTs on SQLite) in one transaction, refreshes the run's
+``time_updated`` at most every ``heartbeat_seconds``, and commits.
 
 - Back-pressure: at most :attr:`MetricsBuffer.max_pending` calls wait in the queue; when
   the database is slower than the training loop, ``add_metrics`` blocks instead of
