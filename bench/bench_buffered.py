@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_sync import NAMES, open_databases
+from common import NAMES, open_databases, record
 
 import sqltrack as st
 
@@ -69,6 +65,9 @@ def main() -> None:
     stored = len(st.read_metrics(client, run.id, [])[1])
     assert stored == args.steps, (stored, args.steps)
 
+    median_us = statistics.median(calls) * 1e6
+    record("buffered: caller's time per add_metrics, median (us)", median_us, "<= 10")
+    record("buffered: throughput, share of raw executemany", ours_rate / raw_rate, ">= 0.5")
     print(f"{args.engine}, {args.steps} steps of {len(NAMES)} float metrics, buffered:")
     print(
         f"  caller time per add_metrics: median {statistics.median(calls) * 1e6:.1f} us, "

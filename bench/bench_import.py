@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from common import record
+
 
 def measure(statement: str, repeat: int) -> float:
     times = []
@@ -34,7 +36,9 @@ def main() -> None:
     print(f"python -c pass       {bare:6.1f} ms")
     print(f"import psycopg       {psycopg:6.1f} ms ({psycopg - bare:.1f} ms for the import)")
     print(f"import sqltrack      {sqltrack:6.1f} ms ({sqltrack - bare:.1f} ms for the import)")
-    print(f"ratio of the imports {(sqltrack - bare) / (psycopg - bare):.2f} (target <= 1.2)")
+    ratio = (sqltrack - bare) / (psycopg - bare)
+    print(f"ratio of the imports {ratio:.2f} (target <= 1.2)")
+    record("import sqltrack, ratio to import psycopg", ratio, "<= 1.2")
 
 
 if __name__ == "__main__":

