@@ -247,7 +247,7 @@ def _plain_params(
 ) -> list[tuple[Any, ...]] | None:
     """The rows' parameters if all of them store as they are (the common case), else None.
 
-    True when the columns exist, need no adapting (datetime) and every row's kinds are
+    They do when the columns exist, need no adapting (datetime) and every row's kinds are
     exactly the columns'; on SQLite, floats must also not be NaN. Checked for the whole
     batch at once, in C where possible."""
     kinds = tuple(map(columns.get, names))
@@ -262,6 +262,9 @@ def _plain_params(
         if total != total:  # a NaN somewhere (or inf - inf): let the slow path look
             return None
     return [(run_id, row[3], row[4], *row[1]) for row in rows]
+
+
+_MAX_ROWS = 128  # rows per multi-row statement; more gains nothing measurable
 
 
 def _execute_rows(engine: Any, conn: Any, names: tuple[str, ...], params: list[Any]) -> None:
@@ -284,9 +287,6 @@ def _execute_rows(engine: Any, conn: Any, names: tuple[str, ...], params: list[A
             cur.executemany(_upsert_sql(mark, names), params)
         finally:
             cur.close()
-
-
-_MAX_ROWS = 128  # rows per multi-row statement; more gains nothing measurable
 
 
 @operation
