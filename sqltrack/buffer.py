@@ -6,7 +6,9 @@ thread with its own connection takes up to :attr:`MetricsBuffer.batch_rows` call
 whatever arrived within :attr:`MetricsBuffer.flush_seconds`, writes them in call order
 (consecutive calls with the same metric names together: one ``executemany`` on
 PostgreSQL, multi-row INSERTs on SQLite) in one transaction, refreshes the run's
-``time_updated`` at most every ``heartbeat_seconds``, and commits.
+``time_updated`` at most every ``heartbeat_seconds`` (if a call with ``updated='auto'``
+came since the last refresh; an explicit ``updated`` is written in call order, ``None``
+leaves it alone), and commits.
 
 - Back-pressure: at most :attr:`MetricsBuffer.max_pending` calls wait in the queue; when
   the database is slower than the training loop, ``add_metrics`` blocks instead of
@@ -67,6 +69,8 @@ class MetricsBuffer:
         self._space = threading.Condition()
         self._error: BaseException | None = None
         self._last_beat = -math.inf
+        #: set by a call with ``updated='auto'``: refresh time_updated when it is due
+        self.beat_wanted = False
         self._thread = threading.Thread(
             target=self._loop, name=f"sqltrack-writer-{run_id}", daemon=True
         )
@@ -141,25 +145,28 @@ class MetricsBuffer:
         """Write everything queued, in order, in batches; True when asked to stop."""
         items = self._items
         while items:
+            # before taking the batch: a call that sets it after this is in a later batch
+            beat, self.beat_wanted = self.beat_wanted, False
             popleft = items.popleft  # only this thread takes items: len() only grows
-            batch = [popleft() for _ in range(min(len(items), self.batch_rows))]
-            # Rows are tuples; the few other items are markers (flush, stop, SetUpdated).
-            markers = [] if set(map(type, batch)) == {tuple} else batch
-            stop = any(item is _STOP for item in markers)
-            if markers:
-                batch = [i for i in markers if type(i) is tuple or type(i) is SetUpdated]
+            popped = [popleft() for _ in range(min(len(items), self.batch_rows))]
+            # Rows are tuples; anything else is a marker (flush, stop, SetUpdated): rare.
+            if set(map(type, popped)) == {tuple}:
+                batch, markers = popped, []
+            else:
+                batch = [i for i in popped if type(i) is tuple or type(i) is SetUpdated]
+                markers = [i for i in popped if type(i) is not tuple]
             if batch:
-                self._write(batch, updates=any(type(i) is SetUpdated for i in markers))
+                self._write(batch, any(type(m) is SetUpdated for m in markers), beat)
             with self._space:
                 self._space.notify_all()
-            for item in markers:  # a flush waits for what was queued before it, at least
-                if isinstance(item, threading.Event):
-                    item.set()
-            if stop:
+            for marker in markers:  # a flush waits for what was queued before it, at least
+                if isinstance(marker, threading.Event):
+                    marker.set()
+            if any(marker is _STOP for marker in markers):
                 return True
         return False
 
-    def _write(self, batch: list[Any], updates: bool) -> None:
+    def _write(self, batch: list[Any], updates: bool, beat: bool) -> None:
         from .runs import run_set_updated
 
         client, run_id = self._client, self.run_id
@@ -181,7 +188,7 @@ class MetricsBuffer:
                             rows.append(item)
                     errors += write_rows(client, conn, run_id, rows)
                 now = time.monotonic()
-                if now - self._last_beat >= self.heartbeat_seconds:
+                if beat and now - self._last_beat >= self.heartbeat_seconds:
                     run_set_updated(client, run_id)
                     self._last_beat = now
             return errors

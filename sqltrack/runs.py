@@ -624,6 +624,8 @@ class Run:
         buffer = self._buffer
         if buffer is not None and buffer.pid == _process.pid:  # not in a forked child
             row = validate(metrics, step, progress)
+            if updated == "auto":
+                buffer.beat_wanted = True  # before the row: the writer reads it first
             if row is not None:
                 buffer.put(row)
             if updated is not None and updated != "auto":

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 import warnings
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -268,3 +269,29 @@ def test_wide_rows_respect_the_limit_on_parameters(
             run.add_metrics({n: step * 1000 + i for i, n in enumerate(names)}, step=step)
     assert _count(client, run) == 50
     assert q(client, "SELECT sum(m99) FROM metrics") == [(sum(s * 1000 + 99 for s in range(50)),)]
+
+
+def test_time_updated_follows_the_updated_argument(
+    client: Client, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As without buffering: an explicit time is written, None leaves time_updated
+    alone, 'auto' refreshes it (at most every heartbeat_seconds)."""
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 60.0)
+
+    def updated() -> Any:
+        return q(client, "SELECT time_updated FROM runs WHERE id = ?", run.id)[0][0]
+
+    fixed = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    with run.track(buffered=True):
+        started = updated()
+        for step in range(5):
+            run.add_metrics({"loss": 1.0}, step=step, updated=None)
+        run.flush()
+        assert updated() == started  # no heartbeat for calls that asked for none
+        for step in range(5, 10):
+            run.add_metrics({"loss": 1.0}, step=step, updated=fixed)
+        run.flush()
+        assert str(updated()).startswith("2030-01-01")  # not overwritten by a heartbeat
+        run.add_metrics({"loss": 1.0}, step=10)
+        run.flush()
+        assert not str(updated()).startswith("2030")
