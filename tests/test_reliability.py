@@ -170,21 +170,25 @@ class FatalServer:
                 conn.sendall(error)
 
 
-def test_first_connect_retries_a_server_that_is_starting_up(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    server = FatalServer()
-    client = Client(
+def _client_of(server: FatalServer, **params: Any) -> Client:
+    """A client of the fake server (plain TCP: it speaks no SSL or GSS)."""
+    return Client(
         {},
         host="127.0.0.1",
         port=server.port,
         dbname="db",
         user="u",
-        password="pw-in-no-log",
         sslmode="disable",
         gssencmode="disable",
-        reconnect_timeout=1,
+        **params,
     )
+
+
+def test_first_connect_retries_a_server_that_is_starting_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = FatalServer()
+    client = _client_of(server, password="pw-in-no-log", reconnect_timeout=1)
     start = time.monotonic()
     with pytest.raises(ConnectionFailed, match="the database system is starting up") as info:
         Experiment(client, name="x")
@@ -213,16 +217,7 @@ def test_first_connect_gives_up_on_a_missing_server_after_connect_timeout(tmp_pa
 
 def test_first_connect_fails_at_once_on_a_configuration_error() -> None:
     server = FatalServer(b"28P01", b'password authentication failed for user "u"')
-    client = Client(
-        {},
-        host="127.0.0.1",
-        port=server.port,
-        dbname="db",
-        user="u",
-        password="wrong-pw",
-        sslmode="disable",
-        gssencmode="disable",
-    )
+    client = _client_of(server, password="wrong-pw")
     with pytest.raises(ConnectionFailed, match="password authentication failed") as info:
         Experiment(client, name="x")
     assert server.connections == 1
