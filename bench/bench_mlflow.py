@@ -15,11 +15,24 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common import NAMES, record
 
 import sqltrack as st
+
+
+def timed_steps(log: Callable[..., Any], steps: int) -> list[float]:
+    """Log ``steps`` steps of the same metrics; the time of each call."""
+    times = []
+    for step in range(steps):
+        metrics = {n: step * 0.001 + i for i, n in enumerate(NAMES)}
+        t0 = time.perf_counter()
+        log(metrics, step=step)
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 def main() -> int:
@@ -37,13 +50,8 @@ def main() -> int:
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
     mlflow.set_experiment("bench")
-    ml_times = []
     with mlflow.start_run() as ml_run:
-        for step in range(args.steps):
-            metrics = {n: step * 0.001 + i for i, n in enumerate(NAMES)}
-            t0 = time.perf_counter()
-            mlflow.log_metrics(metrics, step=step)
-            ml_times.append(time.perf_counter() - t0)
+        ml_times = timed_steps(mlflow.log_metrics, args.steps)
     t0 = time.perf_counter()
     history = {n: MlflowClient().get_metric_history(ml_run.info.run_id, n) for n in NAMES}
     ml_read = time.perf_counter() - t0
@@ -52,13 +60,8 @@ def main() -> int:
     client = st.Client({}, engine="sqlite", dbpath=str(tmp / "sqltrack.db"))
     st.setup(client)
     run = st.Experiment(client, name="bench").get_run()
-    times = []
     with run.track():
-        for step in range(args.steps):
-            metrics = {n: step * 0.001 + i for i, n in enumerate(NAMES)}
-            t0 = time.perf_counter()
-            run.add_metrics(metrics, step=step)
-            times.append(time.perf_counter() - t0)
+        times = timed_steps(run.add_metrics, args.steps)
     t0 = time.perf_counter()
     _, rows = st.read_metrics(client, run.id)
     st_read = time.perf_counter() - t0
