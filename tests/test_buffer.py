@@ -246,15 +246,14 @@ def test_repeated_keys_and_conversions_within_one_batch(
     assert len(nan_warnings) == 2 * (client.engine.name == "sqlite")  # stored as NULL there
 
 
-@pytest.mark.skipif(
-    not hasattr(sqlite3.Connection, "setlimit"), reason="Connection.setlimit needs Python 3.11"
-)
 def test_wide_rows_respect_the_limit_on_parameters(
     client: Client, run: Run, db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Many rows per statement, but never more parameters than the engine allows (on
     SQLite set to 999 here, the default before SQLite 3.32)."""
     if db_params["engine"] == "sqlite":
+        if not hasattr(sqlite3.Connection, "setlimit"):
+            pytest.skip("sqlite3.Connection.setlimit needs Python 3.11")
         connect = SQLiteEngine.connect
 
         def limited(self: SQLiteEngine) -> Any:
