@@ -624,13 +624,15 @@ class Run:
         buffer = self._buffer
         if buffer is not None and buffer.pid == _process.pid:  # not in a forked child
             row = validate(metrics, step, progress)
+            explicit = None  # checked before anything is queued, like the metrics
             if updated == "auto":
                 buffer.beat_wanted = True  # before the row: the writer reads it first
+            elif updated is not None:
+                explicit = SetUpdated(timestamp(updated, "time_updated"))  # type: ignore[arg-type]
             if row is not None:
                 buffer.put(row)
-            if updated is not None and updated != "auto":
-                when = timestamp(updated, "time_updated")
-                buffer.put(SetUpdated(when))  # type: ignore[arg-type]
+            if explicit is not None:
+                buffer.put(explicit)
             return self
         return self._add_metrics(metrics, step, progress, updated)
 

@@ -89,6 +89,13 @@ def test_validation_errors_are_immediate(run: Run) -> None:
             run.add_metrics({"x": 1.0}, step=1.5)  # type: ignore[arg-type]
 
 
+def test_a_bad_updated_argument_queues_nothing(client: Client, run: Run) -> None:
+    with run.track(buffered=True):
+        with pytest.raises(InvalidValue, match="timezone-aware"):
+            run.add_metrics({"loss": 1.0}, step=0, updated=datetime(2030, 1, 1))  # naive
+    assert _count(client, run) == 0  # as without buffering: rejected before any write
+
+
 def test_background_error_is_raised_once_and_rows_kept(client: Client, run: Run) -> None:
     with run.track(buffered=True):
         run.add_metrics({"x": 1.0}, step=0)
