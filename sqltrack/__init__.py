@@ -18,7 +18,6 @@ from .errors import (
     SQLTrackWarning,
 )
 from .experiments import (
-    Experiment,
     experiment_add_link,
     experiment_add_tags,
     experiment_remove_link,
@@ -27,17 +26,16 @@ from .experiments import (
     experiment_set_name,
     experiment_set_tags,
 )
-from .read import metrics_dataframe, read_metrics
+from .handles import Experiment, Run, run_from_env
+from .metrics import run_add_metrics
+from .read import metrics_dataframe, read_metrics, stale_runs
 from .runs import (
     RUN_STATUSES,
-    Run,
     run_add_args,
     run_add_env,
     run_add_extras,
     run_add_link,
-    run_add_metrics,
     run_add_tags,
-    run_from_env,
     run_remove_args,
     run_remove_env,
     run_remove_extras,
@@ -52,7 +50,6 @@ from .runs import (
     run_set_status,
     run_set_tags,
     run_set_updated,
-    stale_runs,
 )
 from .schema import setup
 

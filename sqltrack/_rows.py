@@ -1,6 +1,7 @@
 """Statements shared by experiments and runs: one column, a JSON column, tags, links.
 
-Tables and columns named here come from the fixed sets below, never from callers.
+Tables and columns named here come from the fixed sets below, never from callers; the
+statements are templates filled with those names only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .client import Client
-from .errors import InvalidValue, NotFound, is_foreign_key_violation
+from .errors import InvalidValue, NotFound
 from .values import check_text, json_dumps, json_loads
 
 _WHAT = {"experiments": "experiment", "runs": "run"}
@@ -30,6 +31,14 @@ _COLUMNS = frozenset(
 )
 _LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
 
+_SET_COLUMN = "UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id"
+_SET_JSON = "UPDATE {table} SET {column} = :value WHERE id = :id"
+_ADD_LINK = (
+    "INSERT INTO {links} (from_id, kind, to_id) VALUES (:from_id, :kind, :to_id) "
+    "ON CONFLICT DO NOTHING"
+)
+_REMOVE_LINK = "DELETE FROM {links} WHERE from_id = :from_id AND kind = :kind AND to_id = :to_id"
+
 
 def _check(table: str, column: str) -> None:
     if table not in _WHAT or column not in _COLUMNS:  # programming error, not user input
@@ -47,9 +56,8 @@ def set_column(client: Client, table: str, column: str, row_id: int, value: Any)
     """``UPDATE table SET column = value``; :class:`NotFound` if the row does not exist."""
     _check(table, column)
     check_id(row_id, _WHAT[table])
-    rows = client._query(
-        f"UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id",  # noqa: S608
-        {"value": value, "id": row_id},
+    rows = client.query(
+        _SET_COLUMN.format(table=table, column=column), {"value": value, "id": row_id}
     )
     if not rows:
         raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
@@ -76,13 +84,13 @@ def change_json(
     _check(table, column)
     check_id(row_id, _WHAT[table])
     with client:
-        rows = client._query(client.engine.lock_row_sql(table, column), {"id": row_id})
+        rows = client.query(client.engine.lock_row_sql(table, column), {"id": row_id})
         if not rows:
             raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
         current = json_loads(rows[0][0])
         new = change(dict(current) if isinstance(current, dict) else {})
-        client._query(
-            f"UPDATE {table} SET {column} = :value WHERE id = :id",  # noqa: S608
+        client.query(
+            _SET_JSON.format(table=table, column=column),
             {"value": json.dumps(new, ensure_ascii=False), "id": row_id},
         )
 
@@ -141,13 +149,9 @@ def add_link(client: Client, table: str, from_id: int, kind: str, to_id: int) ->
         "to_id": check_id(to_id, what),
     }
     try:
-        client._query(
-            f"INSERT INTO {_LINK_TABLES[table]} (from_id, kind, to_id) "  # noqa: S608
-            "VALUES (:from_id, :kind, :to_id) ON CONFLICT DO NOTHING",
-            params,
-        )
+        client.query(_ADD_LINK.format(links=_LINK_TABLES[table]), params)
     except Exception as e:
-        if is_foreign_key_violation(e):
+        if client.engine.is_foreign_key_violation(e):
             raise NotFound(
                 f"cannot link {what} {from_id} to {to_id}: "
                 f"{what} {from_id} or {to_id} does not exist"
@@ -157,9 +161,8 @@ def add_link(client: Client, table: str, from_id: int, kind: str, to_id: int) ->
 
 def remove_link(client: Client, table: str, from_id: int, kind: str, to_id: int) -> None:
     what = _WHAT[table]
-    client._query(
-        f"DELETE FROM {_LINK_TABLES[table]} "  # noqa: S608
-        "WHERE from_id = :from_id AND kind = :kind AND to_id = :to_id",
+    client.query(
+        _REMOVE_LINK.format(links=_LINK_TABLES[table]),
         {
             "from_id": check_id(from_id, what),
             "kind": _check_kind(kind),

@@ -33,7 +33,9 @@ from typing import Any
 from . import _process
 from .client import Client
 from .errors import SQLTrackError
-from .metrics import Row, write_rows
+from .metric_values import Row
+from .metrics import write_rows
+from .runs import run_set_updated
 
 __all__ = ["MetricsBuffer"]
 
@@ -126,7 +128,7 @@ class MetricsBuffer:
 
     def _loop(self) -> None:
         try:
-            with self._client._keep_open():
+            with self._client.hold():
                 while True:
                     self._wakeup.wait(self.flush_seconds)
                     self._wakeup.clear()
@@ -167,8 +169,6 @@ class MetricsBuffer:
         return False
 
     def _write(self, batch: list[Any], updates: bool, beat: bool) -> None:
-        from .runs import run_set_updated
-
         client, run_id = self._client, self.run_id
 
         def write(client: Client) -> list[Any]:
@@ -194,7 +194,7 @@ class MetricsBuffer:
             return errors
 
         try:
-            errors = client._operation(write, client)
+            errors = client.run_operation(write, client)
         except BaseException as e:
             self._error = e
             return

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Sequence
 
 from . import __version__
 from .client import Client
+from .engines import DEFAULT_ENGINE, ENGINE_NAMES
 from .errors import SQLTrackError
 from .schema import setup
 
@@ -29,7 +29,7 @@ def _connection_options() -> argparse.ArgumentParser:
         help="config file (default: $SQLTRACK_CONFIG_PATH, else ./sqltrack.conf)",
     )
     group.add_argument(
-        "-e", "--engine", choices=["postgres", "sqlite"], help="database engine (default: postgres)"
+        "-e", "--engine", choices=ENGINE_NAMES, help=f"database engine (default: {DEFAULT_ENGINE})"
     )
     group.add_argument("-u", "--user", help="PostgreSQL user (default: $USER)")
     group.add_argument("-a", "--host", help="PostgreSQL host name, address or socket directory")
@@ -71,6 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         client = Client(args.config, **params)
+    except SQLTrackError as e:
+        return _error(e)
+    handled: tuple[type[BaseException], ...] = (
+        SQLTrackError,
+        OSError,
+        *client.engine.driver_errors,
+    )
+    try:
         setup(
             client,
             *args.scripts,
@@ -78,15 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{'applied' if r.applied else 'already applied'}: {r.name}", flush=True
             ),
         )
-    except (SQLTrackError, sqlite3.Error, OSError) as e:
-        print(f"sqltrack: error: {e}", file=sys.stderr)
-        return 1
-    except Exception as e:  # driver errors (psycopg.Error) without importing psycopg here
-        if type(e).__module__.startswith("psycopg"):
-            print(f"sqltrack: error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
-            return 1
-        raise
+    except handled as e:
+        return _error(e)
     return 0
+
+
+def _error(exc: BaseException) -> int:
+    """Print an error as one line (drivers add hints and context lines); return 1."""
+    text = str(exc).strip()
+    print(
+        f"sqltrack: error: {text.splitlines()[0] if text else type(exc).__name__}", file=sys.stderr
+    )
+    return 1
 
 
 if __name__ == "__main__":

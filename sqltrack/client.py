@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,6 +53,10 @@ class Client:
     A client is not thread-safe: give each thread its own. After ``fork()`` the child
     never touches the parent's connection; it opens its own when it needs one.
 
+    sqltrack's own modules use a few more members, documented each: :meth:`query`,
+    :meth:`hold`, :meth:`run_operation`, :meth:`discard`, :attr:`in_block`,
+    :attr:`in_user_block` and :attr:`metrics_cache`.
+
     :param config: config dict, or path of a config file (see :mod:`sqltrack.config`).
     :param kwargs: connection parameters; they take priority over everything else.
     :raises ConfigError: unknown engine, invalid parameter, or a named config file is missing.
@@ -70,8 +73,10 @@ class Client:
         self._ever_connected = False
         self._in_operation = False
         self._in_user_block = False  # the running operation is inside a user's block
-        #: metric column name -> kind, cached per client (see sqltrack.metrics)
-        self._metric_columns: dict[str, str | None] | None = None
+        #: what :mod:`sqltrack.metrics` knows of the metrics table (its columns), or None
+        #: when unknown: forgotten whenever a transaction that may have added columns is
+        #: rolled back or a connection is lost
+        self.metrics_cache: Any = None
 
     def __repr__(self) -> str:
         state = "connected" if self._conn is not None else "not connected"
@@ -90,6 +95,7 @@ class Client:
         return self._conn
 
     def _close(self) -> None:
+        """Close the connection (nothing is committed)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -117,15 +123,18 @@ class Client:
 
     def _rollback_quietly(self) -> None:
         """Roll back without hiding the exception that is already on its way up."""
-        self._metric_columns = None  # columns added in the transaction are gone
+        self.metrics_cache = None  # columns added in the transaction are gone
         try:
             self._conn.rollback()
         except Exception:
             self._close()
 
     @contextmanager
-    def _keep_open(self) -> Iterator[None]:
-        """Keep the connection open across outermost blocks (each still commits at its end)."""
+    def hold(self) -> Iterator[None]:
+        """Keep the connection open across outermost blocks (each still commits at its end).
+
+        ``run.track()`` holds its client's connection for the whole run.
+        """
         self._held += 1
         try:
             yield
@@ -134,8 +143,11 @@ class Client:
             if not self._held and not self._depth and self._pid == _process.pid:
                 self._close()
 
-    def _operation(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one sqltrack operation; see :func:`operation`."""
+    def run_operation(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(*args, **kwargs)`` as one sqltrack operation; see :func:`operation`.
+
+        Nested in another operation it is simply called (the outer one retries).
+        """
         if self._in_operation:  # nested in another operation: that one retries
             return fn(*args, **kwargs)
         in_user_block = self._depth > 0
@@ -158,7 +170,7 @@ class Client:
                             f"lost the connection to {where} inside a `with client:` block; "
                             f"its uncommitted work is gone and cannot be replayed ({reason})"
                         ) from e
-                    self._discard()
+                    self.discard()
                     now = time.monotonic()
                     deadline = started + window
                     if now >= deadline:
@@ -195,9 +207,10 @@ class Client:
             float(self.engine.params.get("connect_timeout", 10)), self.engine.reconnect_timeout
         )
 
-    def _discard(self) -> None:
-        """Drop a broken connection; the next block connects anew."""
-        self._metric_columns = None
+    def discard(self) -> None:
+        """Drop the connection without committing (it may be broken); the next block
+        connects anew."""
+        self.metrics_cache = None
         try:
             self._close()
         except Exception:
@@ -207,6 +220,17 @@ class Client:
     def connected(self) -> bool:
         """Whether this client currently holds an open connection."""
         return self._conn is not None and self._pid == _process.pid
+
+    @property
+    def in_block(self) -> bool:
+        """Whether a ``with client:`` block (sqltrack's or a user's) is open right now."""
+        return self._depth > 0 and self.connected
+
+    @property
+    def in_user_block(self) -> bool:
+        """Whether the running operation was called inside a ``with client:`` block: its
+        transaction is then not sqltrack's to end."""
+        return self._in_user_block
 
     # -- the reference API -------------------------------------------------------------
 
@@ -220,7 +244,7 @@ class Client:
         """Roll back the current transaction. Raises ``RuntimeError`` when not connected."""
         if not self.connected:
             raise RuntimeError("cannot roll back: the client is not connected")
-        self._metric_columns = None
+        self.metrics_cache = None
         self._conn.rollback()
 
     @contextmanager
@@ -271,15 +295,26 @@ class Client:
         with self.cursor() as cur:
             self.engine.run_script(cur, sql_script)
 
-    # -- helpers for sqltrack's own SQL (":name" placeholders) --------------------------
+    def query(self, query: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Execute ``query``, written with ``:name`` placeholders, on either engine.
 
-    def _query(self, query: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        """Run one of sqltrack's statements; missing tables become a :class:`SchemaError`."""
+        Example::
+
+            rows = client.query("SELECT id FROM runs WHERE status = :status",
+                                {"status": "RUNNING"})
+
+        :return: the rows as a list of tuples; an empty list for statements without rows.
+        :raises SchemaError: a table is missing (``sqltrack setup`` was not run).
+        """
         with self.cursor() as cur:
             try:
                 cur.execute(self.engine.sql(query), params or {})
             except Exception as e:
-                _raise_if_missing_schema(e, self)
+                if self.engine.is_missing_table(e):
+                    raise SchemaError(
+                        f"the sqltrack tables are missing in {self.engine.describe()}: "
+                        f"run `sqltrack setup` first ({str(e).splitlines()[0]})"
+                    ) from e
                 raise
             return cur.fetchall() if cur.description else []
 
@@ -296,18 +331,6 @@ def operation(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(target: Any, *args: Any, **kwargs: Any) -> Any:
         client = target if isinstance(target, Client) else target.client
-        return client._operation(fn, target, *args, **kwargs)
+        return client.run_operation(fn, target, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _raise_if_missing_schema(exc: Exception, client: Client) -> None:
-    text = str(exc)
-    missing = (isinstance(exc, sqlite3.OperationalError) and "no such table" in text) or (
-        type(exc).__name__ == "UndefinedTable"
-    )
-    if missing:
-        raise SchemaError(
-            f"the sqltrack tables are missing in {client.engine.describe()}: "
-            f"run `sqltrack setup` first ({text.splitlines()[0]})"
-        ) from exc

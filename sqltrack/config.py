@@ -6,8 +6,7 @@ Precedence, highest first:
 2. environment variables ``SQLTRACK_DSN_<PARAM>`` (e.g. ``SQLTRACK_DSN_USER``),
 3. the config: a dict, or a file in dotenv syntax named by the ``config`` argument,
    else by ``$SQLTRACK_CONFIG_PATH``, else ``./sqltrack.conf`` if it exists,
-4. defaults: ``engine=postgres``; Postgres ``user`` = ``$USER``, ``dbname`` = user;
-   SQLite ``dbpath`` = ``sqltrack.db``.
+4. the engine's defaults, which the engine adds (see :mod:`sqltrack.engines`).
 
 Keys in a config file are parameter names (``dbname=experiments``); the environment
 variable spelling (``SQLTRACK_DSN_DBNAME=experiments``) is accepted there too, so one file
@@ -32,7 +31,6 @@ __all__ = ["ENV_PREFIX", "load_config"]
 ENV_PREFIX = "SQLTRACK_DSN_"
 CONFIG_PATH_VAR = "SQLTRACK_CONFIG_PATH"
 DEFAULT_CONFIG_FILE = "sqltrack.conf"
-ENGINES = ("postgres", "sqlite")
 
 
 def _normalize(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,22 +94,15 @@ def default_user() -> str:
 def load_config(
     config: Mapping[str, Any] | str | os.PathLike[str] | None = None, **kwargs: Any
 ) -> dict[str, Any]:
-    """Merge defaults < config < environment < kwargs into one parameter dict.
+    """Merge config < environment < kwargs into one parameter dict.
+
+    The engine named by ``engine`` checks the values and adds its defaults
+    (:func:`sqltrack.engines.get_engine`).
 
     :param config: a dict of parameters, or the path of a config file; ``None`` looks
         for ``$SQLTRACK_CONFIG_PATH``, then ``./sqltrack.conf``.
     :param kwargs: parameters that take priority over everything else.
-    :return: the parameters, always with an ``engine`` key and the engine's defaults.
-    :raises ConfigError: unknown engine, or a config file named explicitly does not exist.
+    :return: the parameters as given, names lower-case, empty values dropped.
+    :raises ConfigError: a config file named explicitly does not exist.
     """
-    params = {**_config_params(config), **env_params(), **_normalize(kwargs)}
-    engine = str(params.setdefault("engine", "postgres")).lower()
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
-    params["engine"] = engine
-    if engine == "sqlite":
-        params.setdefault("dbpath", "sqltrack.db")
-    else:
-        params.setdefault("user", default_user())
-        params.setdefault("dbname", params["user"])
-    return params
+    return {**_config_params(config), **env_params(), **_normalize(kwargs)}

@@ -64,15 +64,3 @@ class InvalidMetricName(InvalidValue):
 
 class SQLTrackWarning(UserWarning):
     """Warnings about data that was stored differently than given (e.g. NaN on SQLite)."""
-
-
-def is_foreign_key_violation(exc: BaseException) -> bool:
-    """Whether a driver error is a foreign key violation (psycopg or sqlite3)."""
-    name = type(exc).__name__
-    return name == "ForeignKeyViolation" or (name == "IntegrityError" and "FOREIGN KEY" in str(exc))
-
-
-def is_unique_violation(exc: BaseException) -> bool:
-    """Whether a driver error is a unique/primary key violation (psycopg or sqlite3)."""
-    name = type(exc).__name__
-    return name == "UniqueViolation" or (name == "IntegrityError" and "UNIQUE" in str(exc))

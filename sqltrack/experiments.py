@@ -1,20 +1,19 @@
-"""Experiments: named groups of runs. ``experiment_*`` functions and :class:`Experiment`."""
+"""Experiments, named groups of runs: the ``experiment_*`` functions.
+
+The :class:`~sqltrack.handles.Experiment` handle is built on these.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _rows
 from .client import Client, operation
-from .errors import InvalidValue, NotFound, is_unique_violation
+from .errors import InvalidValue, NotFound
 from .values import check_text
 
-if TYPE_CHECKING:
-    from .runs import Run
-
 __all__ = [
-    "Experiment",
     "experiment_add_link",
     "experiment_add_tags",
     "experiment_remove_link",
@@ -26,6 +25,17 @@ __all__ = [
 ]
 
 _T = "experiments"
+
+_NAME_OF = "SELECT name FROM experiments WHERE id = :id"
+_ID_OF = "SELECT id FROM experiments WHERE name = :name"
+_CREATE = (
+    "INSERT INTO experiments (name, time_created) VALUES (:name, :now) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+_CREATE_WITH_ID = (
+    "INSERT INTO experiments (id, name, time_created) VALUES (:id, :name, :now) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 def _check_name(name: Any) -> str:
@@ -56,9 +66,7 @@ def get_or_create_experiment(
         _rows.check_id(experiment_id, "experiment")
     with client:
         if experiment_id is not None:
-            rows = client._query(
-                "SELECT name FROM experiments WHERE id = :id", {"id": experiment_id}
-            )
+            rows = client.query(_NAME_OF, {"id": experiment_id})
             if rows:
                 if name is not None and rows[0][0] != name:
                     raise InvalidValue(
@@ -74,23 +82,14 @@ def get_or_create_experiment(
 
 def _create(client: Client, experiment_id: int | None, name: str) -> int:
     params = {"id": experiment_id, "name": name, "now": _now(client)}
-    if experiment_id is None:
-        insert = (
-            "INSERT INTO experiments (name, time_created) VALUES (:name, :now) "
-            "ON CONFLICT DO NOTHING RETURNING id"
-        )
-    else:
-        insert = (
-            "INSERT INTO experiments (id, name, time_created) VALUES (:id, :name, :now) "
-            "ON CONFLICT DO NOTHING RETURNING id"
-        )
+    insert = _CREATE if experiment_id is None else _CREATE_WITH_ID
     # A generated id may hit an experiment created with an explicit id: that burns one
     # identity value and the insert is tried again. A racing creator of the same name wins.
     for _ in range(100):
-        rows = client._query(insert, params)
+        rows = client.query(insert, params)
         if rows:
             return int(rows[0][0])
-        rows = client._query("SELECT id FROM experiments WHERE name = :name", params)
+        rows = client.query(_ID_OF, params)
         if rows:
             if experiment_id is not None and rows[0][0] != experiment_id:
                 raise InvalidValue(f"experiment name {name!r} is taken by experiment {rows[0][0]}")
@@ -114,7 +113,7 @@ def experiment_set_name(client: Client, experiment_id: int, name: str) -> None:
     try:
         _rows.set_column(client, _T, "name", experiment_id, _check_name(name))
     except Exception as e:
-        if is_unique_violation(e):
+        if client.engine.is_unique_violation(e):
             raise InvalidValue(f"experiment name {name!r} is taken") from None
         raise
 
@@ -158,66 +157,3 @@ def experiment_add_link(client: Client, from_id: int, kind: str, to_id: int) -> 
 def experiment_remove_link(client: Client, from_id: int, kind: str, to_id: int) -> None:
     """Remove a link between two experiments (a missing link is ignored)."""
     _rows.remove_link(client, _T, from_id, kind, to_id)
-
-
-class Experiment:
-    """Helper class to create experiments, as well as runs for experiments.
-
-    All methods except :meth:`get_run` return ``self`` to allow chaining, e.g.
-    ``Experiment(client, name="resnet").set_comment("nice").add_tags("baseline")``.
-
-    :param client: the Client to use.
-    :param experiment_id: id of the experiment; may be None if name is given.
-    :param name: name of the experiment; created if no experiment has this name.
-        May be None if experiment_id is given. See :func:`get_or_create_experiment`.
-    """
-
-    def __init__(
-        self, client: Client, experiment_id: int | None = None, name: str | None = None
-    ) -> None:
-        self.client = client
-        self.id: int = get_or_create_experiment(client, experiment_id, name)
-
-    def __repr__(self) -> str:
-        return f"<sqltrack.Experiment {self.id}>"
-
-    def set_name(self, name: str) -> Experiment:
-        """Set the experiment name."""
-        experiment_set_name(self.client, self.id, name)
-        return self
-
-    def set_comment(self, comment: str | None) -> Experiment:
-        """Set the experiment comment."""
-        experiment_set_comment(self.client, self.id, comment)
-        return self
-
-    def set_tags(self, *tags: str) -> Experiment:
-        """Set tags of the experiment."""
-        experiment_set_tags(self.client, self.id, *tags)
-        return self
-
-    def add_tags(self, *tags: str) -> Experiment:
-        """Add tags to the experiment."""
-        experiment_add_tags(self.client, self.id, *tags)
-        return self
-
-    def remove_tags(self, *tags: str) -> Experiment:
-        """Remove tags from the experiment."""
-        experiment_remove_tags(self.client, self.id, *tags)
-        return self
-
-    def add_link(self, kind: str, to_id: int) -> Experiment:
-        """Add a link of ``kind`` from this experiment to experiment ``to_id``."""
-        experiment_add_link(self.client, self.id, kind, to_id)
-        return self
-
-    def remove_link(self, kind: str, to_id: int) -> Experiment:
-        """Remove a link of ``kind`` from this experiment to experiment ``to_id``."""
-        experiment_remove_link(self.client, self.id, kind, to_id)
-        return self
-
-    def get_run(self, run_id: int | str | None = None) -> Run:
-        """Get a :class:`Run` of this experiment; see :class:`Run` for ``run_id``."""
-        from .runs import Run
-
-        return Run(self.client, self.id, run_id)

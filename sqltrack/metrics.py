@@ -22,186 +22,120 @@ written. ``None`` stores NULL in an existing column. Names must follow
 
 from __future__ import annotations
 
-import math
-import warnings
+import random
+import time
 from collections.abc import Mapping
-from datetime import datetime
 from functools import lru_cache
 from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
 from .client import Client, operation
-from .engines import quote_identifier
-from .errors import InvalidValue, NotFound, SchemaError, SQLTrackWarning, is_foreign_key_violation
-from .names import check_metric_name
-from .values import check_text
+from .engines import Engine, quote_identifier
+from .errors import InvalidValue, NotFound, SchemaError, SQLTrackError
+from .metric_values import Row, fit_row, validate
 
-__all__ = ["run_add_metrics"]
+__all__ = ["MetricsTable", "known_columns", "run_add_metrics", "write_row", "write_rows"]
 
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-
-
-def _kind(value: Any, name: str) -> tuple[Any, str | None]:
-    """Return ``(value, kind)`` with scalars unwrapped; kind None for None."""
-    if type(value) is float:  # the common case first
-        return value, "float"
-    if value is None:
-        return None, None
-    if isinstance(value, bool):
-        return value, "bool"
-    if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise InvalidValue(f"metric {name!r}: integer {value} does not fit in 64 bits")
-        return value, "int"
-    if isinstance(value, float):
-        return value, "float"
-    if isinstance(value, str):
-        return check_text(value, f"metric {name!r}"), "str"
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-            raise InvalidValue(f"metric {name!r}: datetime must be timezone-aware")
-        return value, "datetime"
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            scalar = item()
-        except Exception as e:  # e.g. an array with more than one element
-            raise InvalidValue(
-                f"metric {name!r}: {type(value).__name__}.item() failed: {e}"
-            ) from None
-        if scalar is not value and not hasattr(scalar, "item"):
-            return _kind(scalar, name)
-    raise InvalidValue(
-        f"metric {name!r}: values of type {type(value).__name__} cannot be stored; "
-        "use bool, int, float, str, an aware datetime, or a scalar with .item()"
-    )
-
-
-def _fit(value: Any, kind: str | None, column_kind: str | None, name: str) -> Any:
-    """Check that a value fits an existing column, converting int to float where needed."""
-    if kind is None or column_kind is None or kind == column_kind:
-        return value
-    if kind == "int" and column_kind == "float":
-        return float(value)
-    raise InvalidValue(
-        f"metric {name!r}: column is of type {column_kind}, got a {kind} value {value!r}"
-    )
+_UPSERT = (
+    "INSERT INTO metrics (run_id, step, progress, {columns}) VALUES {values} "
+    "ON CONFLICT (run_id, step, progress) DO UPDATE SET {updates}"
+)
+_MAX_ROWS = 128  # rows per multi-row statement; more gains nothing measurable
 
 
 @lru_cache(maxsize=1024)
-def _upsert_sql(mark: str, names: tuple[str, ...], rows: int = 1) -> str:
-    """The upsert of ``rows`` rows for these metric names, with the driver's placeholder."""
-    columns = ", ".join(quote_identifier(n) for n in names)
-    values = ", ".join([f"({', '.join([mark] * (3 + len(names)))})"] * rows)
-    updates = ", ".join(f"{quote_identifier(n)} = excluded.{quote_identifier(n)}" for n in names)
-    return (
-        f"INSERT INTO metrics (run_id, step, progress, {columns}) "  # noqa: S608
-        f"VALUES {values} "
-        f"ON CONFLICT (run_id, step, progress) DO UPDATE SET {updates}"
+def upsert_sql(names: tuple[str, ...], rows: int = 1) -> str:
+    """The upsert of ``rows`` rows for these (validated) metric names.
+
+    Parameters are ``:run_id, :step, :progress`` and one per name, in that order, for
+    each row: positional, see :meth:`~sqltrack.engines.base.Engine.positional`.
+    """
+    marks = ", ".join(f":{n}" for n in ("run_id", "step", "progress", *names))
+    return _UPSERT.format(
+        columns=", ".join(map(quote_identifier, names)),
+        values=", ".join([f"({marks})"] * rows),
+        updates=", ".join(f"{quote_identifier(n)} = excluded.{quote_identifier(n)}" for n in names),
     )
 
 
-def _known_columns(client: Client, conn: Any, names: tuple[str, ...]) -> dict[str, str | None]:
-    """The metric columns, from the client's cache unless a name is missing from it."""
-    columns = client._metric_columns
-    if columns is None or not all(map(columns.__contains__, names)):
+class MetricsTable:
+    """What a client knows of the metrics table (``client.metrics_cache``).
+
+    :attr columns: ``{column: kind}`` of the metric columns
+    :attr plain: for sets of names whose columns exist and whose values are stored as
+        they are: ``names -> (kinds, one-row upsert in the driver's style, check NaN)``
+    """
+
+    __slots__ = ("columns", "plain")
+
+    def __init__(self, columns: dict[str, str | None]) -> None:
+        self.columns = columns
+        self.plain: dict[tuple[str, ...], tuple[tuple[str | None, ...], str, bool]] = {}
+
+
+def _table(client: Client, conn: Any, names: tuple[str, ...]) -> MetricsTable:
+    """The client's knowledge of the table, read anew if a name is missing from it."""
+    table: MetricsTable | None = client.metrics_cache
+    if table is None or not all(map(table.columns.__contains__, names)):
         cur = conn.cursor()
         try:
-            columns = client._metric_columns = client.engine.metric_columns(cur)
+            table = client.metrics_cache = MetricsTable(client.engine.metric_columns(cur))
         finally:
             cur.close()
-    if not columns:
+    if not table.columns:
         raise SchemaError(
             f"the metrics table is missing in {client.engine.describe()}: "
             "run `sqltrack setup` first"
         )
-    return columns
+    return table
 
 
-Row = tuple[tuple[str, ...], tuple[Any, ...], tuple["str | None", ...], int, float]
-"""A validated call: metric names, values, their kinds, step, progress."""
+def known_columns(client: Client, conn: Any, names: tuple[str, ...]) -> dict[str, str | None]:
+    """The metric columns ``{name: kind}``, from the client's cache unless one of
+    ``names`` is missing from it."""
+    return _table(client, conn, names).columns
 
 
-@lru_cache(maxsize=1024)  # a training loop logs the same names every step
-def _checked_names(names: tuple[str, ...]) -> tuple[tuple[type, ...], tuple[str, ...]]:
-    """Check the names (once); return the value types and kinds of an all-float call."""
-    for name in names:
-        check_metric_name(name)
-    return (float,) * len(names), ("float",) * len(names)
-
-
-def _step(step: Any) -> int:
-    value, kind = _kind(step, "step")
-    if kind != "int":
-        raise InvalidValue(f"step must be an integer, got {step!r}")
-    return value  # type: ignore[no-any-return]
-
-
-def _progress(progress: Any) -> float:
-    value, kind = _kind(progress, "progress")
-    if kind not in ("int", "float") or not math.isfinite(value):
-        raise InvalidValue(f"progress must be a finite number, got {progress!r}")
-    return float(value)
-
-
-def validate(metrics: Mapping[str, Any], step: int, progress: float) -> Row | None:
-    """Check a call's names and values (no database needed); None if there are no metrics."""
-    if type(metrics) is not dict and not isinstance(metrics, Mapping):
-        raise InvalidValue(f"metrics must be a dict of name -> value, not {type(metrics).__name__}")
-    if type(step) is not int:
-        step = _step(step)
-    if type(progress) is not float or progress - progress != 0.0:  # not a finite float
-        progress = _progress(progress)
-    names = tuple(metrics)
-    if not names:
+def _plain_entry(
+    engine: Engine, table: MetricsTable, names: tuple[str, ...]
+) -> tuple[tuple[str | None, ...], str, bool] | None:
+    """How rows of these names are written as they are, if they can be (else None):
+    their columns exist and need no adapting (datetime); where NaN is not kept, floats
+    are checked for it, so mixed kinds go the slow way."""
+    entry = table.plain.get(names)
+    if entry is not None:
+        return entry
+    kinds = tuple(map(table.columns.get, names))
+    if None in kinds or "datetime" in kinds:
         return None
-    float_types, float_kinds = _checked_names(names)
-    values = tuple(metrics.values())
-    if tuple(map(type, values)) == float_types:  # the common case: all floats
-        return names, values, float_kinds, step, progress
-    values, kinds = zip(*[_kind(metrics[name], name) for name in names], strict=True)
-    return names, values, kinds, step, progress
+    check_nan = not engine.stores_nan and "float" in kinds
+    if check_nan and kinds.count("float") != len(kinds):
+        return None
+    entry = table.plain[names] = (kinds, engine.positional(upsert_sql(names)), check_nan)
+    return entry
 
 
-def _fit_row(engine: Any, columns: Mapping[str, str | None], row: Row) -> list[Any]:
-    """The row's values as the columns store them; raises if one does not fit."""
-    names, row_values, kinds, _, _ = row
-    values = list(row_values)
-    for i, name in enumerate(names):
-        kind, value = kinds[i], values[i]
-        if name not in columns:
-            if kind is None:
-                raise InvalidValue(
-                    f"metric {name!r}: cannot create a column from None; log a value first"
-                )
-            continue
-        if kind != columns[name]:
-            values[i] = value = _fit(value, kind, columns[name], name)
-        if kind == "datetime":
-            values[i] = engine.adapt_datetime(value)
-        elif kind == "float" and value != value and engine.name == "sqlite":  # NaN
-            warnings.warn(
-                f"metric {name!r}: SQLite stores NaN as NULL", SQLTrackWarning, stacklevel=4
-            )
-    return values
+def write_row(client: Client, conn: Any, run_id: int, row: Row) -> None:
+    """Write one validated call (the synchronous path) in the current transaction.
 
-
-def _add_columns(
-    client: Client, conn: Any, columns: dict[str, str | None], missing: dict[str, str]
-) -> None:
-    engine = client.engine
-    cur = conn.cursor()
-    try:
-        engine.add_columns(cur, missing, own_transaction=not client._in_user_block)
-    except Exception as e:
-        limit = engine.column_limit_error(e)
-        if limit is not None:
-            raise InvalidValue(f"cannot add metrics {', '.join(missing)}: {limit}") from None
-        raise
-    finally:
-        cur.close()
-    columns.update(missing)
+    :raises InvalidValue: a value does not fit its column.
+    :raises NotFound: the run does not exist.
+    """
+    table: MetricsTable | None = client.metrics_cache
+    entry = None if table is None else table.plain.get(row[0])
+    if entry is not None and entry[0] == row[2]:
+        values = row[1]
+        if not entry[2] or (total := sum(values)) == total:  # no NaN where NaN is not kept
+            try:
+                conn.execute(entry[1], (run_id, row[3], row[4], *values))
+            except Exception as e:
+                _raise_not_found(client, e, run_id)
+                raise
+            return
+    errors = write_rows(client, conn, run_id, [row])
+    if errors:
+        raise errors[0]
 
 
 def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[InvalidValue]:
@@ -211,65 +145,59 @@ def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[
     engine = client.engine
     errors: list[InvalidValue] = []
     for names, group in groupby(rows, key=itemgetter(0)):
-        columns = _known_columns(client, conn, names)
+        table = _table(client, conn, names)
         batch = list(group)
-        params = _plain_params(engine, columns, run_id, names, batch)
+        params = _plain_params(engine, table, run_id, names, batch)
         if params is None:  # some rows need converting or new columns: row by row
             params = []
             for row in batch:
                 try:
-                    values = _fit_row(engine, columns, row)
+                    values = fit_row(engine, table.columns, row)
                 except InvalidValue as e:
                     errors.append(e)
                     continue
-                if not all(map(columns.__contains__, names)):  # new metrics: add columns
-                    kinds = row[2]
-                    missing = {n: k for n, k in zip(names, kinds, strict=True) if n not in columns}
-                    _add_columns(client, conn, columns, missing)  # type: ignore[arg-type]
+                missing = {
+                    n: k for n, k in zip(names, row[2], strict=True) if n not in table.columns
+                }
+                if missing:
+                    _add_columns(client, conn, missing)  # type: ignore[arg-type]
+                    table.columns.update(missing)
                 params.append((run_id, row[3], row[4], *values))
         if not params:
             continue
         try:
             _execute_rows(engine, conn, names, params)
         except Exception as e:
-            if is_foreign_key_violation(e):
-                raise NotFound(f"run {run_id} does not exist") from None
+            _raise_not_found(client, e, run_id)
             raise
     return errors
 
 
+def _raise_not_found(client: Client, exc: Exception, run_id: int) -> None:
+    if client.engine.is_foreign_key_violation(exc):
+        raise NotFound(f"run {run_id} does not exist") from None
+
+
 def _plain_params(
-    engine: Any,
-    columns: Mapping[str, str | None],
-    run_id: int,
-    names: tuple[str, ...],
-    rows: list[Row],
+    engine: Engine, table: MetricsTable, run_id: int, names: tuple[str, ...], rows: list[Row]
 ) -> list[tuple[Any, ...]] | None:
     """The rows' parameters if all of them store as they are (the common case), else None.
-
-    They do when the columns exist, need no adapting (datetime) and every row's kinds are
-    exactly the columns'; on SQLite, floats must also not be NaN. Checked for the whole
-    batch at once, in C where possible."""
-    kinds = tuple(map(columns.get, names))
-    if None in kinds or "datetime" in kinds:
+    Checked for the whole batch at once, in C where possible."""
+    entry = _plain_entry(engine, table, names)
+    if entry is None:
         return None
+    kinds, _, check_nan = entry
     if list(map(itemgetter(2), rows)).count(kinds) != len(rows):
         return None
-    if engine.name == "sqlite" and "float" in kinds:
-        if kinds.count("float") != len(kinds):
-            return None
+    if check_nan:
         total = sum(chain.from_iterable(map(itemgetter(1), rows)))
         if total != total:  # a NaN somewhere (or inf - inf): let the slow path look
             return None
     return [(run_id, row[3], row[4], *row[1]) for row in rows]
 
 
-_MAX_ROWS = 128  # rows per multi-row statement; more gains nothing measurable
-
-
-def _execute_rows(engine: Any, conn: Any, names: tuple[str, ...], params: list[Any]) -> None:
+def _execute_rows(engine: Engine, conn: Any, names: tuple[str, ...], params: list[Any]) -> None:
     """One upsert per row; where the engine prefers it, several rows per statement."""
-    mark = engine.placeholder
     max_rows = engine.max_params(conn) // (3 + len(names)) if len(params) > 1 else 0
     if max_rows > 1:
         # statements of 128, 64, ..., 1 rows: few distinct texts, all in the driver's cache
@@ -277,16 +205,61 @@ def _execute_rows(engine: Any, conn: Any, names: tuple[str, ...], params: list[A
         while i < n:
             size = 1 << (min(_MAX_ROWS, max_rows, n - i).bit_length() - 1)
             flat = list(chain.from_iterable(params[i : i + size]))
-            conn.execute(_upsert_sql(mark, names, size), flat)
+            conn.execute(engine.positional(upsert_sql(names, size)), flat)
             i += size
     elif len(params) == 1:
-        conn.execute(_upsert_sql(mark, names), params[0])
+        conn.execute(engine.positional(upsert_sql(names)), params[0])
     else:
         cur = conn.cursor()
         try:
-            cur.executemany(_upsert_sql(mark, names), params)
+            cur.executemany(engine.positional(upsert_sql(names)), params)
         finally:
             cur.close()
+
+
+def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
+    """Add metric columns.
+
+    ``ALTER TABLE`` waits for an exclusive lock, and every writer that comes after it
+    queues behind it. So where the engine has a lock timeout for it and the transaction
+    is sqltrack's own, the columns are added in a short transaction of their own that
+    waits at most ``engine.ddl_lock_timeout``, then steps back (letting the queue drain)
+    and retries, for up to ``engine.ddl_retry_seconds``. Inside a user's block they are
+    added in that transaction, which waits as long as needed.
+    """
+    engine = client.engine
+    cur = conn.cursor()
+    try:
+        if client.in_user_block or engine.ddl_lock_timeout is None:
+            engine.add_columns(cur, missing)
+            return
+        client.commit()  # sqltrack's own transaction: it has written nothing here yet
+        deadline = time.monotonic() + engine.ddl_retry_seconds
+        delay = 0.02
+        while True:
+            try:
+                engine.add_columns(cur, missing, lock_timeout=engine.ddl_lock_timeout)
+                client.commit()
+                return
+            except Exception as e:
+                if not engine.is_lock_timeout(e):
+                    raise
+                conn.rollback()
+            if time.monotonic() > deadline:
+                raise SQLTrackError(
+                    f"could not add metric columns {', '.join(missing)}: the metrics table "
+                    f"stayed locked for {engine.ddl_retry_seconds:g} s (a long query or "
+                    "transaction on it?)"
+                )
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+    except Exception as e:
+        limit = engine.column_limit_error(e)
+        if limit is not None:
+            raise InvalidValue(f"cannot add metrics {', '.join(missing)}: {limit}") from None
+        raise
+    finally:
+        cur.close()
 
 
 @operation
@@ -313,9 +286,6 @@ def run_add_metrics(
     :raises NotFound: the run does not exist
     """
     row = validate(metrics, step, progress)
-    if row is None:
-        return
-    with client as conn:
-        errors = write_rows(client, conn, run_id, [row])
-        if errors:
-            raise errors[0]
+    if row is not None:
+        with client as conn:
+            write_row(client, conn, run_id, row)

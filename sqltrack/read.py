@@ -1,26 +1,66 @@
-"""Reading metrics back: rows, or a pandas DataFrame (``pip install 'sqltrack[pandas]'``).
+"""Reading back what was tracked: stale runs, and metrics as rows or a pandas DataFrame.
 
 Plain SQL works as well (the schema is public); these functions are the fast, safe way
-to load whole runs: one query, binary transfer on PostgreSQL, columns checked against the
-table and quoted.
+to load whole runs: one query, binary transfer where the driver has it, columns checked
+against the table and quoted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._rows import check_id
 from .client import Client, operation
 from .engines import quote_identifier
 from .errors import InvalidValue
-from .metrics import _known_columns
+from .metrics import known_columns
 from .names import KEY_COLUMNS
+from .runs import db_time
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["metrics_dataframe", "read_metrics"]
+__all__ = ["metrics_dataframe", "read_metrics", "stale_runs"]
+
+_STALE_RUNS = (
+    "SELECT id FROM runs WHERE status = 'RUNNING' "
+    "AND COALESCE(time_updated, time_started, time_created) < :cutoff "
+    "AND (CAST(:experiment_id AS BIGINT) IS NULL OR experiment_id = :experiment_id) "
+    "ORDER BY COALESCE(time_updated, time_started, time_created), id"
+)
+_READ_METRICS = "SELECT {columns} FROM metrics WHERE {condition} ORDER BY 1, 2, 3"
+
+
+@operation
+def stale_runs(
+    client: Client, older_than: float | timedelta = 600, experiment_id: int | None = None
+) -> list[int]:
+    """Ids of runs that are ``RUNNING`` but have not been updated for ``older_than``.
+
+    A job killed with SIGKILL (out of memory, node failure, a time limit without grace)
+    cannot record a status, so its run stays ``RUNNING``. While a run is tracked, its
+    ``time_updated`` is refreshed whenever it logs metrics; a run silent for longer than
+    its logging interval is probably dead. The same in psql::
+
+        SELECT id FROM runs WHERE status = 'RUNNING'
+          AND COALESCE(time_updated, time_started, time_created) < now() - interval '10 minutes';
+
+    :param older_than: seconds, or a ``timedelta``
+    :param experiment_id: only runs of this experiment
+    :return: the run ids, oldest update first
+    """
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise InvalidValue(
+            f"older_than must be a non-negative number of seconds, got {older_than!r}"
+        )
+    if experiment_id is not None:
+        check_id(experiment_id, "experiment")
+    cutoff = db_time(client, datetime.now(timezone.utc) - timedelta(seconds=seconds), "cutoff")
+    rows = client.query(_STALE_RUNS, {"cutoff": cutoff, "experiment_id": experiment_id})
+    return [int(r[0]) for r in rows]
 
 
 def _run_ids(run_ids: int | Iterable[int]) -> list[int]:
@@ -50,7 +90,7 @@ def read_metrics(
     ids = _run_ids(run_ids)
     engine = client.engine
     with client as conn:
-        known = _known_columns(client, conn, tuple(columns or ()))
+        known = known_columns(client, conn, tuple(columns or ()))
         if columns is None:
             wanted = [c for c in known if c not in KEY_COLUMNS]
         else:
@@ -59,18 +99,13 @@ def read_metrics(
             if unknown:
                 raise InvalidValue(f"no such metric column: {', '.join(map(repr, unknown))}")
         names = ["run_id", "step", "progress", *wanted]
-        select = ", ".join(quote_identifier(n) for n in names)
-        if engine.name == "postgres":
-            query = f"SELECT {select} FROM metrics WHERE run_id = ANY(%s) ORDER BY 1, 2, 3"  # noqa: S608
-            cur = conn.cursor(binary=True)
-            params: Any = (ids,)
-        else:
-            marks = ", ".join("?" * len(ids))
-            query = f"SELECT {select} FROM metrics WHERE run_id IN ({marks}) ORDER BY 1, 2, 3"  # noqa: S608
-            cur = conn.cursor()
-            params = ids
+        query = _READ_METRICS.format(
+            columns=", ".join(map(quote_identifier, names)),
+            condition=engine.in_array("run_id", "ids"),
+        )
+        cur = engine.bulk_cursor(conn)
         try:
-            cur.execute(query, params)
+            cur.execute(engine.sql(query), {"ids": engine.adapt_array(ids)})
             return names, cur.fetchall()
         finally:
             cur.close()

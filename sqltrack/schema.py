@@ -16,10 +16,10 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .client import Client
-from .engines import quote_identifier
 from .errors import SchemaError
 
 __all__ = ["ScriptResult", "builtin_scripts", "setup", "sql_dir"]
@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS sqltrack_scripts (
     time_applied TEXT NOT NULL
 )
 """
+_CHECKSUM_OF = "SELECT checksum FROM sqltrack_scripts WHERE name = :name"
+_RECORD = (
+    "INSERT INTO sqltrack_scripts (name, checksum, time_applied) VALUES (:name, :checksum, :now)"
+)
 
 
 @dataclass(frozen=True)
@@ -94,11 +98,8 @@ def setup(
     if duplicates:
         raise SchemaError(f"two scripts have the same name: {', '.join(sorted(duplicates))}")
 
-    schema = client.engine.params.get("schema")
-    if schema is not None:
-        with client.cursor() as cur:
-            client.engine.lock_setup(cur)  # concurrent CREATE SCHEMAs would collide
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+    with client.cursor() as cur:
+        client.engine.prepare_setup(cur)
 
     results = []
     try:
@@ -107,21 +108,17 @@ def setup(
             if report is not None:
                 report(results[-1])
     finally:
-        client._metric_columns = None  # a script may have changed the metrics table
+        client.metrics_cache = None  # a script may have changed the metrics table
     return results
 
 
 def _apply(client: Client, name: str, text: str) -> bool:
     """Apply one script in its own transaction unless already applied; True if applied."""
-    from datetime import datetime, timezone
-
     engine = client.engine
     with client.cursor() as cur:
         engine.lock_setup(cur)
         cur.execute(_BOOKKEEPING)
-        cur.execute(
-            engine.sql("SELECT checksum FROM sqltrack_scripts WHERE name = :name"), {"name": name}
-        )
+        cur.execute(engine.sql(_CHECKSUM_OF), {"name": name})
         row = cur.fetchone()
         if row is not None:
             if row[0] != _checksum(text):
@@ -136,10 +133,7 @@ def _apply(client: Client, name: str, text: str) -> bool:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SchemaError(f"script {name} failed: {message}") from e
         cur.execute(
-            engine.sql(
-                "INSERT INTO sqltrack_scripts (name, checksum, time_applied) "
-                "VALUES (:name, :checksum, :now)"
-            ),
+            engine.sql(_RECORD),
             {
                 "name": name,
                 "checksum": _checksum(text),

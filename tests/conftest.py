@@ -161,3 +161,20 @@ def json_column(client: Client, table: str, column: str, row_id: int) -> Any:
 
     value = q(client, f"SELECT {column} FROM {table} WHERE id = ?", row_id)[0][0]
     return json.loads(value) if isinstance(value, str) else value
+
+
+def metric_columns(client: Client) -> dict[str, str]:
+    """The columns of the metrics table and their declared types, read by the test."""
+    if client.engine.name == "sqlite":
+        rows = client.execute("SELECT name, type FROM pragma_table_info('metrics')")
+    else:
+        rows = client.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'metrics'"
+        )
+    return dict(rows)
+
+
+def metric_count(client: Client) -> int:
+    """The number of rows in the metrics table."""
+    return int(q(client, "SELECT count(*) FROM metrics")[0][0])

@@ -24,7 +24,7 @@ from sqltrack import (
     SQLTrackWarning,
 )
 from sqltrack.buffer import MetricsBuffer
-from sqltrack.engines import SQLiteEngine
+from sqltrack.engines.sqlite import SQLiteEngine
 
 
 @pytest.fixture

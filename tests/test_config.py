@@ -14,12 +14,15 @@ from sqltrack.config import load_config
 
 def test_defaults_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER", "alice")
-    params = load_config({})
-    assert params == {"engine": "postgres", "user": "alice", "dbname": "alice"}
+    assert load_config({}) == {}  # the engine adds its defaults
+    params = Client({}).engine.params
+    assert params["engine"] == "postgres"
+    assert (params["user"], params["dbname"]) == ("alice", "alice")
 
 
 def test_defaults_sqlite() -> None:
-    assert load_config({}, engine="sqlite") == {"engine": "sqlite", "dbpath": "sqltrack.db"}
+    assert load_config({}, engine="sqlite") == {"engine": "sqlite"}
+    assert Client({}, engine="sqlite").engine.params["dbpath"] == "sqltrack.db"
 
 
 def test_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,7 +46,7 @@ def test_default_file_and_config_path_variable(
     other.write_text("engine=sqlite\ndbpath=from_var.db\n")
     monkeypatch.setenv("SQLTRACK_CONFIG_PATH", str(other))
     assert load_config()["dbpath"] == "from_var.db"  # the variable beats ./sqltrack.conf
-    assert load_config({"engine": "sqlite"})["dbpath"] == "sqltrack.db"  # a dict beats both
+    assert "dbpath" not in load_config({"engine": "sqlite"})  # a dict beats both
 
 
 def test_file_accepts_env_spelling_and_dotenv_syntax(tmp_path: Path) -> None:

@@ -112,11 +112,3 @@ def test_deleting_an_experiment_cascades(client: Client) -> None:
     q(client, "DELETE FROM experiments WHERE id = ?", exp.id)
     for table in ("runs", "metrics", "experiment_links"):
         assert q(client, f"SELECT count(*) FROM {table}") == [(0,)]
-
-
-def test_get_run(client: Client) -> None:
-    exp = Experiment(client, name="e")
-    run = exp.get_run()
-    assert run.experiment_id == exp.id
-    assert exp.get_run(run.id).id == run.id
-    assert exp.get_run(55).id == 55

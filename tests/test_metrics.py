@@ -8,11 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import q
+from conftest import metric_columns, metric_count, q
 
 import sqltrack as st
-from sqltrack import Client, Experiment, InvalidMetricName, InvalidValue, Run, SQLTrackWarning
-from sqltrack.names import RESERVED_WORDS, check_metric_name, suggest_name
+from sqltrack import Client, Experiment, InvalidValue, Run, SQLTrackWarning
 
 COLUMN_TYPES = {
     "postgres": {
@@ -31,25 +30,10 @@ def run(client: Client) -> Run:
     return Experiment(client, name="m").get_run()
 
 
-def _columns(client: Client) -> dict[str, str]:
-    if client.engine.name == "sqlite":
-        rows = client.execute("SELECT name, type FROM pragma_table_info('metrics')")
-    else:
-        rows = client.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = 'metrics'"
-        )
-    return dict(rows)
-
-
-def _metric_count(client: Client) -> int:
-    return int(q(client, "SELECT count(*) FROM metrics")[0][0])
-
-
 def test_column_type_follows_the_value(client: Client, run: Run, engine: str) -> None:
     when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     run.add_metrics({"b": True, "i": 3, "f": 0.25, "s": "text", "t": when}, step=1)
-    columns = _columns(client)
+    columns = metric_columns(client)
     assert {k: columns[k] for k in "bifst"} == COLUMN_TYPES[engine]
     b, i, f, s, t = q(client, "SELECT b, i, f, s, t FROM metrics")[0]
     assert (bool(b), i, f, s) == (True, 3, 0.25, "text")
@@ -62,7 +46,7 @@ def test_numpy_scalars(client: Client, run: Run) -> None:
         step=1,
     )
     assert q(client, "SELECT f32, i64, arr FROM metrics") == [(0.5, 7, 1.5)]
-    columns = _columns(client)
+    columns = metric_columns(client)
     assert columns["f32"].lower() in ("double precision", "real")
     with pytest.raises(InvalidValue, match=r"metric 'v': ndarray.item\(\) failed"):
         run.add_metrics({"v": np.array([1.0, 2.0])}, step=2)
@@ -82,7 +66,7 @@ def test_module_function(client: Client, run: Run) -> None:
     assert q(client, "SELECT run_id, step, progress, acc FROM metrics") == [(run.id, 3, 1.5, 0.9)]
     assert q(client, "SELECT time_updated FROM runs") == [(None,)]  # only Run.add_metrics sets it
     st.run_add_metrics(client, run.id, {})  # nothing to do
-    assert _metric_count(client) == 1
+    assert metric_count(client) == 1
 
 
 def test_run_add_metrics_sets_time_updated(client: Client, run: Run) -> None:
@@ -101,8 +85,8 @@ def test_values_must_fit_existing_columns(client: Client, run: Run) -> None:
     for bad in ({"f": "x"}, {"i": 1.5}, {"s": 3}, {"b": 1}, {"i": True}):
         with pytest.raises(InvalidValue, match="column is of type"):
             run.add_metrics({"ok_new": 1, **bad}, step=5)
-    assert _metric_count(client) == 2  # nothing partial was written
-    assert "ok_new" not in _columns(client)
+    assert metric_count(client) == 2  # nothing partial was written
+    assert "ok_new" not in metric_columns(client)
     run.add_metrics({"f": None, "i": None}, step=1)  # NULL into existing columns
     assert q(client, "SELECT f, i FROM metrics WHERE step = 1") == [(None, None)]
 
@@ -120,10 +104,10 @@ def test_values_must_fit_existing_columns(client: Client, run: Run) -> None:
     ],
 )
 def test_unsupported_values(client: Client, run: Run, bad: dict[str, Any], match: str) -> None:
-    columns_before = _columns(client)
+    columns_before = metric_columns(client)
     with pytest.raises(InvalidValue, match=match):
         run.add_metrics(bad, step=1)
-    assert _columns(client) == columns_before and _metric_count(client) == 0
+    assert metric_columns(client) == columns_before and metric_count(client) == 0
 
 
 @pytest.mark.parametrize(
@@ -156,59 +140,6 @@ def test_missing_run(client: Client) -> None:
 # -- names ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["loss", "train_loss", "_private", "a1", "x" * 63, "top5_acc"])
-def test_valid_names(client: Client, run: Run, name: str) -> None:
-    run.add_metrics({name: 1.0})
-    assert name in _columns(client)
-    # psql users can type it without quotes
-    assert q(client, f"SELECT {name} FROM metrics") == [(1.0,)]
-
-
-@pytest.mark.parametrize(
-    "name, suggestion",
-    [
-        ("train/loss", "train_loss"),
-        ("Loss", "loss"),
-        ("val loss", "val_loss"),
-        ("1st", "m_1st"),
-        ("order", "order_"),
-        ("select", "select_"),
-        ("user", "user_"),
-        ('a"b', "a_b"),
-        ("a;DROP TABLE runs", "a_drop_table_runs"),
-        ("x" * 64, "x" * 63),
-        ("é", "metric"),
-        ("step", "step_"),
-        ("run_id", "run_id_"),
-        ("progress", "progress_"),
-        ("ctid", "ctid_"),
-        ("rowid", "rowid_"),
-        ("", "metric"),
-    ],
-)
-def test_invalid_names_are_rejected_with_a_suggestion(
-    client: Client, run: Run, name: str, suggestion: str
-) -> None:
-    columns_before = _columns(client)
-    with pytest.raises(InvalidMetricName) as info:
-        run.add_metrics({"fine": 1.0, name: 1.0})
-    assert f"try {suggestion!r}" in str(info.value)
-    check_metric_name(suggestion)  # the suggestion itself is valid
-    assert _columns(client) == columns_before and _metric_count(client) == 0
-
-
-def test_name_checks_without_database() -> None:
-    with pytest.raises(InvalidMetricName, match="must be a str"):
-        check_metric_name(3)
-    with pytest.raises(InvalidMetricName, match="64 bytes long, the limit is 63"):
-        check_metric_name("a" * 64)
-    with pytest.raises(ValueError):  # InvalidMetricName is a ValueError
-        check_metric_name("Bad")
-    for word in RESERVED_WORDS:
-        assert suggest_name(word) != word
-        check_metric_name(suggest_name(word))
-
-
 def test_column_cache_sees_columns_added_elsewhere(
     client: Client, run: Run, db_params: dict[str, Any]
 ) -> None:
@@ -223,7 +154,7 @@ def test_failed_transaction_forgets_columns_it_added(client: Client, run: Run) -
     with pytest.raises(RuntimeError), client:
         run.add_metrics({"rolled_back": 1.0})
         raise RuntimeError
-    assert "rolled_back" not in _columns(client)
+    assert "rolled_back" not in metric_columns(client)
     run.add_metrics({"rolled_back": 2.0})  # the column is created again, not assumed
     assert q(client, "SELECT rolled_back FROM metrics") == [(2.0,)]
 
@@ -236,35 +167,5 @@ def test_metrics_over_time(client: Client, run: Run) -> None:
             step=step,
             progress=step / 20,
         )
-    assert _metric_count(client) == 20
+    assert metric_count(client) == 20
     assert q(client, "SELECT max(step), min(loss) FROM metrics") == [(19, 0.05)]
-
-
-def test_read_metrics_and_dataframe(client: Client) -> None:
-    exp = Experiment(client, name="read")
-    a, b = exp.get_run(), exp.get_run()
-    for step in range(3):
-        a.add_metrics({"loss": 1.0 / (step + 1), "acc": step}, step=step)
-    b.add_metrics({"loss": 9.0, "note": "x"}, step=0, progress=0.5)
-    names, rows = st.read_metrics(client, a.id)
-    assert names[:3] == ["run_id", "step", "progress"]
-    assert set(names[3:]) == {"loss", "acc", "note"}
-    assert [r[1] for r in rows] == [0, 1, 2]
-    names, rows = st.read_metrics(client, [b.id, a.id], ["loss"])
-    assert names == ["run_id", "step", "progress", "loss"]
-    assert rows == [
-        (a.id, 0, 0.0, 1.0),
-        (a.id, 1, 0.0, 0.5),
-        (a.id, 2, 0.0, 1 / 3),
-        (b.id, 0, 0.5, 9.0),
-    ]
-    df = st.metrics_dataframe(client, a.id, ["loss", "acc"])
-    assert list(df.columns) == ["run_id", "step", "progress", "loss", "acc"]
-    assert df["acc"].tolist() == [0, 1, 2] and len(df) == 3
-    with pytest.raises(InvalidValue, match="no such metric column: 'nope'"):
-        st.read_metrics(client, a.id, ["nope"])
-    with pytest.raises(InvalidValue, match="no such metric column"):
-        st.read_metrics(client, a.id, ['loss"; DROP TABLE runs; --'])
-    with pytest.raises(InvalidValue, match="at least one run id"):
-        st.read_metrics(client, [])
-    assert st.read_metrics(client, 999)[1] == []

@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 import warnings
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ def test_server_restart_during_a_run(own_server: Any) -> None:
     run = Experiment(client, name="restart").get_run()
     restarter = threading.Timer(0.3, restart)
     steps = 0
-    with client._keep_open(), warnings.catch_warnings(), run.track():
+    with client.hold(), warnings.catch_warnings(), run.track():
         warnings.simplefilter("ignore", ResourceWarning)
         restarter.start()
         deadline = time.monotonic() + 20
@@ -357,23 +356,6 @@ def test_requeued_job_resumes_its_run(client: Client, db_params: dict[str, Any])
 # -- killed jobs and stale runs ----------------------------------------------------------
 
 
-def test_stale_runs(client: Client) -> None:
-    exp = Experiment(client, name="stale")
-    now = datetime.now(timezone.utc)
-    old, fresh, done = (exp.get_run() for _ in range(3))
-    old.start(terminated=None, updated=now - timedelta(hours=2))
-    fresh.start(terminated=None)
-    done.start(terminated=None).stop(updated=now - timedelta(hours=3))
-    other_exp = Experiment(client, name="other")
-    elsewhere = other_exp.get_run().start(terminated=None, updated=now - timedelta(hours=5))
-    assert st.stale_runs(client, timedelta(hours=1)) == [elsewhere.id, old.id]
-    assert st.stale_runs(client, 3600, experiment_id=exp.id) == [old.id]
-    assert st.stale_runs(client, 0) == [elsewhere.id, old.id, fresh.id]
-    assert st.stale_runs(client, timedelta(hours=6)) == []
-    with pytest.raises(InvalidValue):
-        st.stale_runs(client, -1)
-
-
 KILLED = """
 import sys, time
 import sqltrack as st
@@ -425,7 +407,7 @@ def test_column_limit_is_a_clear_error(client: Client, engine: str) -> None:
         client.execute("ALTER TABLE metrics " + ", ".join(f"ADD COLUMN {n} REAL" for n in names))
     else:
         client.executescript("".join(f"ALTER TABLE metrics ADD COLUMN {n} REAL;" for n in names))
-    client._metric_columns = None
+    client.metrics_cache = None
     run.add_metrics({"last_one": 1.0})
     with pytest.raises(InvalidValue, match=f"limit of {COLUMN_LIMIT[engine]} columns"):
         run.add_metrics({"one_too_many": 1.0, "last_one": 2.0}, step=1)

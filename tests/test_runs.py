@@ -298,73 +298,6 @@ def test_functions_on_missing_run(client: Client) -> None:
 # -- lifecycle -------------------------------------------------------------------------
 
 
-def test_start_and_stop(client: Client, run: Run) -> None:
-    assert run.start() is run
-    status, started, updated = _row(client, run.id, "status, time_started, time_updated")
-    assert status == "RUNNING" and started is not None and updated is not None
-    assert run.stop() is run
-    assert _row(client, run.id, "status") == ("COMPLETED",)
-    run.start(started=None)
-    assert _row(client, run.id, "time_started") == (started,)  # None: kept
-    run.stop("TIMEOUT", updated=None)
-    assert _row(client, run.id, "status, time_updated")[0] == "TIMEOUT"
-
-
-def test_track_normal(client: Client, run: Run) -> None:
-    with run.track() as tracked:
-        assert tracked is run
-        assert _row(client, run.id, "status") == ("RUNNING",)
-        run.add_metrics({"loss": 0.5}, step=1)
-    assert _row(client, run.id, "status") == ("COMPLETED",)
-    assert q(client, "SELECT step, loss FROM metrics") == [(1, 0.5)]
-
-
-@pytest.mark.parametrize(
-    "error, status", [(ValueError, "FAILED"), (KeyboardInterrupt, "CANCELLED")]
-)
-def test_track_error(client: Client, run: Run, error: type[BaseException], status: str) -> None:
-    with pytest.raises(error), run.track():
-        run.add_metrics({"loss": 0.5}, step=1)
-        raise error()
-    assert _row(client, run.id, "status") == (status,)
-    assert q(client, "SELECT step, loss FROM metrics") == [(1, 0.5)]  # logged work is kept
-
-
-def test_track_custom_statuses_and_outer_block(client: Client, run: Run) -> None:
-    with pytest.raises(RuntimeError), client, run.track(exception="NODE_FAIL"):
-        run.add_metrics({"loss": 0.5}, step=1)
-        raise RuntimeError
-    # the outer block rolled back the pending work, but the status was committed
-    assert _row(client, run.id, "status") == ("NODE_FAIL",)
-    with run.track(normal="STOPPED"):
-        pass
-    assert _row(client, run.id, "status") == ("STOPPED",)
-    with pytest.raises(InvalidValue), run.track(normal="FINISHED"):
-        pass
-
-
-def test_run_from_env(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(InvalidValue, match="SQLTRACK_EXPERIMENT_NAME or SQLTRACK_EXPERIMENT_ID"):
-        st.run_from_env(client)
-    monkeypatch.setenv("SQLTRACK_EXPERIMENT_NAME", "cluster")
-    first = st.run_from_env(client)
-    second = st.run_from_env(client)
-    assert first.experiment_id == second.experiment_id and first.id != second.id
-    monkeypatch.setenv("SQLTRACK_RUN_ID", "31337")
-    resumed = st.run_from_env(client)
-    assert (resumed.id, resumed.experiment_id) == (31337, first.experiment_id)
-    assert st.run_from_env(client).id == 31337  # a requeued job finds its run again
-    monkeypatch.delenv("SQLTRACK_EXPERIMENT_NAME")
-    monkeypatch.setenv("SQLTRACK_EXPERIMENT_ID", str(first.experiment_id))
-    assert st.run_from_env(client).id == 31337
-    monkeypatch.setenv("SQLTRACK_EXPERIMENT_ID", "abc")
-    with pytest.raises(InvalidValue, match="SQLTRACK_EXPERIMENT_ID is 'abc'"):
-        st.run_from_env(client)
-    monkeypatch.setenv("SQLTRACK_EXPERIMENT_ID", "999")
-    with pytest.raises(NotFound):
-        st.run_from_env(client)
-
-
 def test_module_functions_directly(client: Client, run: Run) -> None:
     """Each run_* function on its own (the Run methods above delegate to them)."""
     st.run_set_args(client, run.id, {"a": 1, "b": 2})
@@ -381,35 +314,3 @@ def test_module_functions_directly(client: Client, run: Run) -> None:
     assert json_column(client, "runs", "extras", run.id) == {"e": 1, "g": 3}
     run.add_env({"W": "4"})
     assert json_column(client, "runs", "env", run.id) == {"Y": "2", "Z": "3", "W": "4"}
-
-
-def test_track_holds_one_connection_and_commits_every_step(
-    client: Client, run: Run, db_params: dict[str, Any]
-) -> None:
-    observer = Client({}, **db_params)
-    with run.track():
-        connection = client._conn
-        for step in range(3):
-            run.add_metrics({"loss": 1.0 / (step + 1)}, step=step)
-            assert client._conn is connection  # no reconnect per step
-            # committed at once: another connection sees the step
-            assert q(observer, "SELECT count(*) FROM metrics") == [(step + 1,)]
-    assert not client.connected  # closed when the run ends
-
-
-def test_heartbeat_is_throttled(client: Client, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Run, "heartbeat_seconds", 3600.0)
-    run.add_metrics({"loss": 1.0}, step=0)
-    first = _row(client, run.id, "time_updated")[0]
-    assert first is not None
-    run.add_metrics({"loss": 0.5}, step=1)
-    assert _row(client, run.id, "time_updated")[0] == first  # within the interval: no update
-    fixed = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    run.add_metrics({"loss": 0.25}, step=2, updated=fixed)  # explicit: always written
-    assert _time(client, run.id, "time_updated") == fixed
-    monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
-    run.add_metrics({"loss": 0.2}, step=4, updated=None)  # None: left alone
-    assert _time(client, run.id, "time_updated") == fixed
-    monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
-    run.add_metrics({"loss": 0.1}, step=3)
-    assert _time(client, run.id, "time_updated") != fixed

@@ -1,0 +1,239 @@
+"""What every engine offers: the interface the rest of sqltrack talks to.
+
+sqltrack's own SQL is written once, with ``:name`` placeholders, and each engine turns it
+into its driver's style: :meth:`Engine.sql` for named parameters (a dict),
+:meth:`Engine.positional` for positional ones (a tuple, on hot paths). Nothing outside
+``sqltrack/engines/`` asks which engine it talks to: it asks the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["KINDS", "Engine", "convert_placeholders", "first_line", "quote_identifier"]
+
+#: Kinds of metric values; each engine maps them to a column type.
+KINDS = ("bool", "int", "float", "str", "datetime")
+
+_TOKEN = re.compile(
+    r"""(?P<quoted>'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/)"""
+    r"""|(?P<cast>::)|:(?P<name>[A-Za-z_]\w*)|(?P<percent>%)""",
+    re.DOTALL,
+)
+
+
+@lru_cache(maxsize=1024)
+def convert_placeholders(query: str, named: str, positional: str, percent: str) -> str:
+    """Rewrite ``:name`` placeholders outside quotes, comments and ``::`` casts.
+
+    :param named: the replacement of ``:name``, with ``{}`` for the name (``""``: use
+        ``positional`` instead)
+    :param positional: the replacement of every ``:name`` when ``named`` is empty
+    :param percent: what a literal ``%`` becomes (psycopg wants ``%%`` in a query with
+        parameters), inside quoted text too
+    """
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group("quoted") is not None:
+            return m.group("quoted").replace("%", percent)
+        if m.group("name") is not None:
+            return named.format(m.group("name")) if named else positional
+        if m.group("percent") is not None:
+            return percent
+        return m.group(0)
+
+    return _TOKEN.sub(repl, query)
+
+
+def quote_identifier(name: str) -> str:
+    """Quote an identifier by doubling ``"``, as both engines expect."""
+    if "\x00" in name:
+        raise ValueError("identifiers cannot contain NUL bytes")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (drivers add hints and context lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def kind_of_type(declared: str) -> str | None:
+    """The kind of metric values a column of this declared SQL type holds."""
+    t = declared.upper()
+    if "BOOL" in t:
+        return "bool"
+    if "INT" in t:
+        return "int"
+    if any(x in t for x in ("REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL")):
+        return "float"
+    if any(x in t for x in ("TIMESTAMP", "DATE")):
+        return "datetime"
+    if any(x in t for x in ("CHAR", "TEXT", "CLOB")):
+        return "str"
+    return None
+
+
+class Engine:
+    """Base class: the behaviour both engines share, and what each must provide.
+
+    :param params: the merged configuration (see :mod:`sqltrack.config`); the engine
+        adds its defaults and keeps the result in :attr:`params`.
+    :raises ConfigError: a parameter has an invalid value.
+    """
+
+    #: the ``engine`` configuration value that selects this engine
+    name: str = ""
+    #: the engine's name for people (in messages)
+    label: str = ""
+    #: column type per kind of metric value (see :data:`KINDS`)
+    column_types: Mapping[str, str] = {}
+    #: whether a float column keeps NaN (SQLite turns it into NULL)
+    stores_nan: bool = True
+    #: the driver's base exception classes (for the command line's error messages)
+    driver_errors: tuple[type[BaseException], ...] = ()
+    #: PostgreSQL's ``ALTER TABLE`` may wait this long for its lock before stepping back
+    ddl_lock_timeout: str | None = None
+    #: for how long a step-back-and-retry of ``ALTER TABLE`` is repeated
+    ddl_retry_seconds: float = 120.0
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = dict(params)
+        try:
+            #: seconds to keep reconnecting after a lost connection (outside client blocks)
+            self.reconnect_timeout = float(self.params.get("reconnect_timeout", 60))
+        except ValueError:
+            raise ConfigError(
+                f"invalid reconnect_timeout {self.params['reconnect_timeout']!r}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    # -- connecting -----------------------------------------------------------------------
+
+    def connect(self) -> Any:
+        """A new driver connection; :class:`~sqltrack.errors.ConnectionFailed` if not."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Where this engine connects to, for messages (never contains a password)."""
+        raise NotImplementedError
+
+    # -- statements -----------------------------------------------------------------------
+
+    def sql(self, query: str) -> str:
+        """``query`` (``:name`` placeholders) for named parameters (a dict)."""
+        raise NotImplementedError
+
+    def positional(self, query: str) -> str:
+        """``query`` (``:name`` placeholders) for positional parameters (a sequence, in the
+        order the placeholders appear)."""
+        raise NotImplementedError
+
+    def adapt_datetime(self, dt: datetime) -> Any:
+        """An aware datetime as the driver should store it."""
+        return dt
+
+    def in_array(self, column: str, param: str) -> str:
+        """A condition: ``column`` is one of the values of parameter ``:param``, given as
+        :meth:`adapt_array` makes it."""
+        raise NotImplementedError
+
+    def adapt_array(self, values: Sequence[Any]) -> Any:
+        """A list of values as one parameter, for :meth:`in_array`."""
+        raise NotImplementedError
+
+    def bulk_cursor(self, conn: Any) -> Any:
+        """A cursor for reading many rows at once (binary transfer where there is one)."""
+        return conn.cursor()
+
+    def max_params(self, conn: Any) -> int:
+        """Parameters allowed in one multi-row INSERT; 0: write many rows with executemany."""
+        return 0
+
+    def lock_row_sql(self, table: str, column: str) -> str:
+        """A statement (parameter ``:id``) that locks one row for the rest of the current
+        transaction and returns ``column``; no row if it does not exist."""
+        raise NotImplementedError
+
+    # -- transactions and scripts -----------------------------------------------------------
+
+    def begin(self, cursor: Any) -> None:
+        """Make sure a transaction is open, so that DDL that follows is part of it."""
+
+    def run_script(self, cursor: Any, script: str) -> None:
+        """Run a script of several statements in the current transaction."""
+        raise NotImplementedError
+
+    def lock_setup(self, cursor: Any) -> None:
+        """Serialize concurrent ``setup`` runs for the rest of the current transaction."""
+
+    def prepare_setup(self, cursor: Any) -> None:
+        """Create what must exist before the first script (PostgreSQL: the schema)."""
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        """Whether ``table`` exists (in the configured schema)."""
+        raise NotImplementedError
+
+    # -- metric columns -----------------------------------------------------------------------
+
+    def metric_columns(self, cursor: Any) -> dict[str, str | None]:
+        """Return ``{column: kind}`` for the metric columns (kind None when unknown)."""
+        raise NotImplementedError
+
+    def add_column_sql(self, name: str, kind: str) -> str:
+        """``ALTER TABLE metrics ADD COLUMN`` for a validated name and a kind."""
+        raise NotImplementedError
+
+    def add_columns(
+        self, cursor: Any, columns: Mapping[str, str], lock_timeout: str | None = None
+    ) -> None:
+        """Add metric columns ``{name: kind}`` in the current transaction.
+
+        :param lock_timeout: give up (:meth:`is_lock_timeout`) when the table's lock is
+            not granted within this time; None waits as long as the engine does.
+        """
+        self.begin(cursor)
+        for name, kind in columns.items():
+            try:
+                cursor.execute(self.add_column_sql(name, kind))
+            except Exception as e:
+                if not self.is_duplicate_column(e):  # SQLite: another process was first
+                    raise
+
+    # -- recognising the driver's errors ----------------------------------------------------
+
+    def is_connection_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the connection broke (so a retry on a new one may work)."""
+        return False
+
+    def is_duplicate_column(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a column that was being added exists already."""
+        return False
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a lock was not granted within the lock timeout."""
+        return False
+
+    def is_foreign_key_violation(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a foreign key violation."""
+        return False
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a unique or primary key violation."""
+        return False
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a table does not exist."""
+        return False
+
+    def column_limit_error(self, exc: BaseException) -> str | None:
+        """If ``exc`` says the table has too many columns, a message naming the limit."""
+        return None

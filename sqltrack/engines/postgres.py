@@ -1,0 +1,220 @@
+"""PostgreSQL through psycopg 3: the only module of sqltrack that imports psycopg.
+
+It is imported when the first PostgreSQL client is created, not with ``import sqltrack``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from ..config import default_user
+from ..errors import ConfigError, ConnectionFailed
+from ..names import check_identifier
+from .base import Engine, convert_placeholders, first_line, kind_of_type, quote_identifier
+
+__all__ = ["ENGINE", "PostgresEngine"]
+
+# What a server that is restarting answers while a connection is being made; libpq
+# reports it as text only (e.g. SQLSTATE 57P03 is not available before the connection).
+_TRANSIENT_SERVER_STATES = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+)
+
+# Configuration errors while connecting: retrying cannot help.
+_PERMANENT_REASONS = (
+    "authentication failed",
+    "does not exist",  # database or role
+    "no password supplied",
+    "could not translate host name",
+    "no pg_hba.conf entry",
+    "invalid ",  # invalid connection option / sslmode value ...
+)
+
+# SQLSTATEs of a broken connection: class 08 (connection exception); 57P01-57P03: the
+# server is shutting down, crashed or is starting up.
+_LOST_STATES = ("57P01", "57P02", "57P03")
+
+_TABLE_EXISTS = (
+    "SELECT 1 FROM information_schema.tables "
+    "WHERE table_schema = current_schema() AND table_name = :table"
+)
+_METRIC_COLUMNS = (
+    "SELECT column_name, data_type FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = 'metrics'"
+)
+# Keyed on the configured schema: current_schema() is NULL while it does not exist, and
+# an advisory lock on NULL silently locks nothing.
+_LOCK_SETUP = (
+    "SELECT pg_advisory_xact_lock(hashtext('sqltrack.setup'), "
+    "hashtext(COALESCE(:schema, current_schema(), '')))"
+)
+
+
+class PostgresEngine(Engine):
+    """PostgreSQL: any libpq parameter, plus ``schema`` (sets the ``search_path``).
+
+    Defaults: ``user`` is ``$USER``, ``dbname`` the user, ``connect_timeout`` 10 s,
+    ``application_name`` ``sqltrack`` (visible in ``pg_stat_activity``).
+    """
+
+    name = "postgres"
+    label = "PostgreSQL"
+    column_types = {
+        "bool": "BOOLEAN",
+        "int": "BIGINT",
+        "float": "DOUBLE PRECISION",
+        "str": "TEXT",
+        "datetime": "TIMESTAMPTZ",
+    }
+    driver_errors = (psycopg.Error,)
+    ddl_lock_timeout = "500ms"
+    # parameters that are sqltrack's own, not libpq's
+    _own = ("engine", "schema", "dbpath", "reconnect_timeout")
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        schema = self.params.get("schema")
+        if schema is not None:
+            check_identifier(schema, what="schema name", error=ConfigError)
+        self.params.setdefault("user", default_user())
+        self.params.setdefault("dbname", self.params["user"])
+        self.params.setdefault("connect_timeout", 10)
+        self.params.setdefault("application_name", "sqltrack")
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for ``psycopg.connect``."""
+        kwargs = {k: v for k, v in self.params.items() if k not in self._own}
+        schema = self.params.get("schema")
+        if schema is not None:
+            # validated identifier: lowercase letters, digits, underscores only
+            options = kwargs.get("options", "")
+            kwargs["options"] = f"{options} -c search_path={schema}".strip()
+        return kwargs
+
+    def connect(self) -> Any:
+        try:
+            return psycopg.connect(**self.connect_kwargs())
+        except psycopg.OperationalError as e:
+            error = ConnectionFailed(
+                f"cannot connect to PostgreSQL at {self.describe()}: {first_line(e)}"
+            )
+            text = str(e)
+            if any(state in text for state in _TRANSIENT_SERVER_STATES):
+                error.kind = "transient"
+            elif any(reason in text for reason in _PERMANENT_REASONS):
+                error.kind = "permanent"
+            raise error from None
+        except psycopg.ProgrammingError as e:
+            raise ConfigError(f"invalid connection parameters: {first_line(e)}") from None
+
+    def describe(self) -> str:
+        p = self.params
+        host = p.get("host") or p.get("hostaddr") or "default socket"
+        port = p.get("port", 5432)
+        schema = f" schema={p['schema']}" if p.get("schema") else ""
+        return f"host={host} port={port} dbname={p.get('dbname')} user={p.get('user')}{schema}"
+
+    # -- statements -----------------------------------------------------------------------
+
+    def sql(self, query: str) -> str:
+        return convert_placeholders(query, "%({})s", "", "%%")
+
+    def positional(self, query: str) -> str:
+        return convert_placeholders(query, "", "%s", "%%")
+
+    def in_array(self, column: str, param: str) -> str:
+        # column and param are sqltrack's own names, never a caller's
+        return f"{column} = ANY(:{param})"
+
+    def adapt_array(self, values: Sequence[Any]) -> Any:
+        return list(values)
+
+    def bulk_cursor(self, conn: Any) -> Any:
+        return conn.cursor(binary=True)
+
+    def lock_row_sql(self, table: str, column: str) -> str:
+        table, column = quote_identifier(table), quote_identifier(column)
+        return f"SELECT {column} FROM {table} WHERE id = :id FOR UPDATE"  # noqa: S608
+
+    # -- transactions and scripts -----------------------------------------------------------
+
+    def run_script(self, cursor: Any, script: str) -> None:
+        # Without parameters psycopg sends the script as it is: several statements are fine.
+        cursor.execute(script.encode())
+
+    def lock_setup(self, cursor: Any) -> None:
+        cursor.execute(self.sql(_LOCK_SETUP), {"schema": self.params.get("schema")})
+
+    def prepare_setup(self, cursor: Any) -> None:
+        schema = self.params.get("schema")
+        if schema is not None:
+            self.lock_setup(cursor)  # concurrent CREATE SCHEMAs would collide
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        cursor.execute(self.sql(_TABLE_EXISTS), {"table": table})
+        return cursor.fetchone() is not None
+
+    # -- metric columns -----------------------------------------------------------------------
+
+    def metric_columns(self, cursor: Any) -> dict[str, str | None]:
+        cursor.execute(_METRIC_COLUMNS)
+        return {name: kind_of_type(dtype) for name, dtype in cursor.fetchall()}
+
+    def add_column_sql(self, name: str, kind: str) -> str:
+        column = quote_identifier(name)
+        return f"ALTER TABLE metrics ADD COLUMN IF NOT EXISTS {column} {self.column_types[kind]}"
+
+    def add_columns(
+        self, cursor: Any, columns: Mapping[str, str], lock_timeout: str | None = None
+    ) -> None:
+        if lock_timeout is not None:
+            # SET LOCAL takes no parameters; the value is this class's own constant
+            cursor.execute(f"SET LOCAL lock_timeout = {quote_literal(lock_timeout)}")
+        for name, kind in columns.items():
+            cursor.execute(self.add_column_sql(name, kind))
+
+    # -- recognising the driver's errors ----------------------------------------------------
+
+    def is_connection_lost(self, exc: BaseException) -> bool:
+        if isinstance(exc, ConnectionFailed):
+            return True
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        state = exc.sqlstate  # None: the client lost the server
+        return state is None or state.startswith("08") or state in _LOST_STATES
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return isinstance(exc, pg_errors.LockNotAvailable)
+
+    def is_foreign_key_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, pg_errors.ForeignKeyViolation)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, pg_errors.UniqueViolation)
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return isinstance(exc, pg_errors.UndefinedTable)
+
+    def column_limit_error(self, exc: BaseException) -> str | None:
+        if isinstance(exc, pg_errors.TooManyColumns):
+            return (
+                "the metrics table has reached PostgreSQL's limit of 1600 columns "
+                "(dropped columns count too)"
+            )
+        return None
+
+
+def quote_literal(text: str) -> str:
+    """A SQL string literal (for the few statements that take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+ENGINE = PostgresEngine

@@ -1,0 +1,198 @@
+"""SQLite through the standard library's ``sqlite3``.
+
+sqlite3 reports most errors as ``OperationalError`` with an English message, and names
+constraint violations in ``sqlite_errorname`` (Python >= 3.11); the checks below use the
+exception class first and its name or message only to tell the cases apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import ConfigError, ConnectionFailed
+from .base import Engine, convert_placeholders, kind_of_type, quote_identifier
+
+__all__ = ["ENGINE", "SQLiteEngine", "split_sqlite_script"]
+
+_METRIC_COLUMNS = "SELECT name, type FROM pragma_table_info('metrics')"
+_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :table"
+
+
+class SQLiteEngine(Engine):
+    """SQLite: ``dbpath`` (default ``sqltrack.db``).
+
+    Connections use WAL journaling, ``synchronous=NORMAL``, enforced foreign keys and a
+    busy timeout (parameters ``journal_mode``, ``synchronous``, ``timeout`` override them).
+    Writes begin ``IMMEDIATE`` transactions, so two writers never deadlock on upgrade.
+    """
+
+    name = "sqlite"
+    label = "SQLite"
+    column_types = {
+        "bool": "BOOLEAN",
+        "int": "INTEGER",
+        "float": "REAL",
+        "str": "TEXT",
+        "datetime": "TIMESTAMP",
+    }
+    stores_nan = False
+    driver_errors = (sqlite3.Error,)
+    _pragma_values = {
+        "journal_mode": ("delete", "truncate", "persist", "memory", "wal", "off"),
+        "synchronous": ("off", "normal", "full", "extra", "0", "1", "2", "3"),
+    }
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        self.params.setdefault("dbpath", "sqltrack.db")
+        for pragma, allowed in self._pragma_values.items():
+            value = str(self.params.get(pragma, "wal" if pragma == "journal_mode" else "normal"))
+            if value.lower() not in allowed:
+                raise ConfigError(f"invalid {pragma} {value!r}; choose one of {allowed}")
+            self.params[pragma] = value.lower()
+        try:
+            self.timeout = float(self.params.get("timeout", 30))
+        except ValueError:
+            raise ConfigError(f"invalid timeout {self.params['timeout']!r}") from None
+
+    def connect(self) -> Any:
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise ConfigError(f"sqltrack needs SQLite >= 3.35, this is {sqlite3.sqlite_version}")
+        try:
+            conn = sqlite3.connect(
+                str(self.params["dbpath"]), timeout=self.timeout, isolation_level="IMMEDIATE"
+            )
+        except sqlite3.Error as e:
+            error = ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}")
+            error.kind = "permanent"
+            raise error from None
+        try:
+            # values checked against _pragma_values above
+            conn.execute(f"PRAGMA journal_mode = {self.params['journal_mode']}")
+            conn.execute(f"PRAGMA synchronous = {self.params['synchronous']}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as e:
+            conn.close()
+            raise ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}") from None
+        return conn
+
+    def describe(self) -> str:
+        return f"dbpath={self.params['dbpath']}"
+
+    # -- statements -----------------------------------------------------------------------
+
+    def sql(self, query: str) -> str:
+        return query  # sqlite3 reads :name itself
+
+    def positional(self, query: str) -> str:
+        return convert_placeholders(query, "", "?", "%")
+
+    def adapt_datetime(self, dt: datetime) -> Any:
+        # UTC text sorts in time order and is understood by SQLite's date functions.
+        return dt.astimezone(timezone.utc).isoformat(sep=" ")
+
+    def in_array(self, column: str, param: str) -> str:
+        # column and param are sqltrack's own names, never a caller's
+        return f"{column} IN (SELECT value FROM json_each(:{param}))"  # noqa: S608
+
+    def adapt_array(self, values: Sequence[Any]) -> Any:
+        return json.dumps(list(values))
+
+    def max_params(self, conn: Any) -> int:
+        # sqlite3 releases the GIL around each row it steps: row by row (executemany), a
+        # background writer waits for the GIL again after every row while the training
+        # loop runs. One statement of many rows steps once, and costs less per row too.
+        if hasattr(conn, "getlimit"):  # Python >= 3.11
+            return int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+    def lock_row_sql(self, table: str, column: str) -> str:
+        # SQLite has no row locks: a no-op UPDATE takes the database write lock.
+        table, column = quote_identifier(table), quote_identifier(column)
+        return f"UPDATE {table} SET id = id WHERE id = :id RETURNING {column}"  # noqa: S608
+
+    # -- transactions and scripts -----------------------------------------------------------
+
+    def begin(self, cursor: Any) -> None:
+        # sqlite3 opens transactions implicitly only before INSERT/UPDATE/DELETE/REPLACE.
+        if not cursor.connection.in_transaction:
+            cursor.execute("BEGIN IMMEDIATE")
+
+    def run_script(self, cursor: Any, script: str) -> None:
+        # executescript() would COMMIT first; run statements one by one in our transaction.
+        self.begin(cursor)
+        for statement in split_sqlite_script(script):
+            cursor.execute(statement)
+
+    def lock_setup(self, cursor: Any) -> None:
+        self.begin(cursor)  # the database write lock serializes setup
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        cursor.execute(_TABLE_EXISTS, {"table": table})
+        return cursor.fetchone() is not None
+
+    # -- metric columns -----------------------------------------------------------------------
+
+    def metric_columns(self, cursor: Any) -> dict[str, str | None]:
+        cursor.execute(_METRIC_COLUMNS)
+        return {name: kind_of_type(dtype) for name, dtype in cursor.fetchall()}
+
+    def add_column_sql(self, name: str, kind: str) -> str:
+        # no IF NOT EXISTS in SQLite: a concurrent creator makes this fail, see is_duplicate_column
+        return f"ALTER TABLE metrics ADD COLUMN {quote_identifier(name)} {self.column_types[kind]}"
+
+    # -- recognising the driver's errors ----------------------------------------------------
+
+    def is_duplicate_column(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "duplicate column" in str(exc)
+
+    def is_foreign_key_violation(self, exc: BaseException) -> bool:
+        return _constraint(exc, "FOREIGNKEY", "FOREIGN KEY")
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return _constraint(exc, "UNIQUE", "UNIQUE") or _constraint(exc, "PRIMARYKEY", "UNIQUE")
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+
+    def column_limit_error(self, exc: BaseException) -> str | None:
+        if isinstance(exc, sqlite3.OperationalError) and "too many columns" in str(exc):
+            return "the metrics table has reached SQLite's limit of 2000 columns"
+        return None
+
+
+def _constraint(exc: BaseException, errorname: str, message: str) -> bool:
+    """An IntegrityError of this constraint: by ``sqlite_errorname`` (Python >= 3.11),
+    else by its message."""
+    if not isinstance(exc, sqlite3.IntegrityError):
+        return False
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        return bool(name == f"SQLITE_CONSTRAINT_{errorname}")
+    return message in str(exc)
+
+
+def split_sqlite_script(script: str) -> Iterator[str]:
+    """Split a script into complete statements (aware of strings, comments, triggers)."""
+    start = 0
+    for i, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start : i + 1]):
+            statement = script[start : i + 1].strip()
+            start = i + 1
+            if statement.strip(";").strip():
+                yield statement
+    rest = script[start:].strip()
+    if rest and not _only_comments(rest):
+        yield rest
+
+
+def _only_comments(text: str) -> bool:
+    return not re.sub(r"--[^\n]*|/\*.*?\*/", "", text, flags=re.DOTALL).strip()
+
+
+ENGINE = SQLiteEngine

@@ -1,0 +1,106 @@
+"""The sqltrack command line (sqltrack.cli): main() in-process and as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import env_for
+
+from sqltrack import Client
+from sqltrack.cli import main
+
+
+def _applied(client: Client) -> list[str]:
+    return [r[0] for r in client.execute("SELECT name FROM sqltrack_scripts ORDER BY name")]
+
+
+TABLES = {"experiments", "experiment_links", "runs", "run_links", "metrics", "sqltrack_scripts"}
+
+
+def _tables(client: Client) -> set[str]:
+    if client.engine.name == "sqlite":
+        rows = client.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = client.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return {r[0] for r in rows} - {"sqlite_sequence"}
+
+
+def test_cli_main(
+    db_params: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    options = ["--engine", db_params["engine"]]
+    if db_params["engine"] == "sqlite":
+        options += ["--dbpath", db_params["dbpath"]]
+    else:
+        options += [
+            "-u",
+            db_params["user"],
+            "-a",
+            db_params["host"],
+            "-d",
+            db_params["dbname"],
+            "-s",
+            db_params["schema"],
+        ]
+        if "port" in db_params:
+            options += ["-p", str(db_params["port"])]
+    assert main(["setup", *options]) == 0
+    assert capsys.readouterr().out == "applied: sqltrack/v001_base.sql\n"
+    bad = tmp_path / "bad.sql"
+    bad.write_text("SELEC 1;")
+    assert main(["setup", *options, str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "already applied: sqltrack/v001_base.sql\n"
+    assert captured.err.startswith("sqltrack: error: script bad.sql failed: ")
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_cli_in_a_subprocess(db_params: dict[str, Any], tmp_path: Path) -> None:
+    """`python -m sqltrack setup` configured by SQLTRACK_DSN_* variables, as a user runs it."""
+    script = tmp_path / "views.sql"
+    script.write_text("CREATE VIEW run_count AS SELECT count(*) AS n FROM runs;")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sqltrack", *args],
+            env=env_for(db_params),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = cli("setup", str(script))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["applied: sqltrack/v001_base.sql", "applied: views.sql"]
+    done = cli("setup", str(script))
+    assert done.stdout.splitlines() == [
+        "already applied: sqltrack/v001_base.sql",
+        "already applied: views.sql",
+    ]
+    broken = tmp_path / "broken.sql"
+    broken.write_text("CREATE TABLE broken (;")
+    done = cli("setup", str(broken))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("sqltrack: error: script broken.sql failed:")
+    done = cli("--help")
+    assert done.returncode == 0 and "setup" in done.stdout
+    done = cli("setup", "--help")
+    assert done.returncode == 0 and "--schema" in done.stdout
+
+
+def test_cli_reports_unknown_engine_without_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sqltrack", "setup", "-e", "mysql"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2  # argparse: invalid choice
+    assert "Traceback" not in done.stderr

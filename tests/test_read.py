@@ -1,0 +1,67 @@
+"""Reading back: read_metrics, metrics_dataframe and stale_runs; on both engines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import sqltrack as st
+from sqltrack import (
+    Client,
+    Experiment,
+    InvalidValue,
+    Run,
+)
+
+
+@pytest.fixture
+def run(client: Client) -> Run:
+    return Experiment(client, name="m").get_run()
+
+
+def test_read_metrics_and_dataframe(client: Client) -> None:
+    exp = Experiment(client, name="read")
+    a, b = exp.get_run(), exp.get_run()
+    for step in range(3):
+        a.add_metrics({"loss": 1.0 / (step + 1), "acc": step}, step=step)
+    b.add_metrics({"loss": 9.0, "note": "x"}, step=0, progress=0.5)
+    names, rows = st.read_metrics(client, a.id)
+    assert names[:3] == ["run_id", "step", "progress"]
+    assert set(names[3:]) == {"loss", "acc", "note"}
+    assert [r[1] for r in rows] == [0, 1, 2]
+    names, rows = st.read_metrics(client, [b.id, a.id], ["loss"])
+    assert names == ["run_id", "step", "progress", "loss"]
+    assert rows == [
+        (a.id, 0, 0.0, 1.0),
+        (a.id, 1, 0.0, 0.5),
+        (a.id, 2, 0.0, 1 / 3),
+        (b.id, 0, 0.5, 9.0),
+    ]
+    df = st.metrics_dataframe(client, a.id, ["loss", "acc"])
+    assert list(df.columns) == ["run_id", "step", "progress", "loss", "acc"]
+    assert df["acc"].tolist() == [0, 1, 2] and len(df) == 3
+    with pytest.raises(InvalidValue, match="no such metric column: 'nope'"):
+        st.read_metrics(client, a.id, ["nope"])
+    with pytest.raises(InvalidValue, match="no such metric column"):
+        st.read_metrics(client, a.id, ['loss"; DROP TABLE runs; --'])
+    with pytest.raises(InvalidValue, match="at least one run id"):
+        st.read_metrics(client, [])
+    assert st.read_metrics(client, 999)[1] == []
+
+
+def test_stale_runs(client: Client) -> None:
+    exp = Experiment(client, name="stale")
+    now = datetime.now(timezone.utc)
+    old, fresh, done = (exp.get_run() for _ in range(3))
+    old.start(terminated=None, updated=now - timedelta(hours=2))
+    fresh.start(terminated=None)
+    done.start(terminated=None).stop(updated=now - timedelta(hours=3))
+    other_exp = Experiment(client, name="other")
+    elsewhere = other_exp.get_run().start(terminated=None, updated=now - timedelta(hours=5))
+    assert st.stale_runs(client, timedelta(hours=1)) == [elsewhere.id, old.id]
+    assert st.stale_runs(client, 3600, experiment_id=exp.id) == [old.id]
+    assert st.stale_runs(client, 0) == [elsewhere.id, old.id, fresh.id]
+    assert st.stale_runs(client, timedelta(hours=6)) == []
+    with pytest.raises(InvalidValue):
+        st.stale_runs(client, -1)
