@@ -6,7 +6,10 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # every test here starts the bench scripts
 
 
 def _dsn(db_params: dict[str, Any]) -> list[str]:

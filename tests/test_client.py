@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sqltrack import Client, ConnectionFailed
+from sqltrack import Client, ConnectionFailed, SchemaError
 
 P = {"sqlite": "?", "postgres": "%s"}  # the driver's own placeholder
 
@@ -112,3 +112,44 @@ def test_repr_never_shows_the_password(db_params: dict[str, Any]) -> None:
     client = Client({}, **db_params, password="p4ss-w0rd")
     assert "p4ss-w0rd" not in repr(client)
     assert client.engine.name in repr(client)
+
+
+def test_query_takes_named_placeholders_on_either_engine(client: Client) -> None:
+    client.query(
+        "INSERT INTO experiments (name, time_created) VALUES (:name, :now)",
+        {
+            "name": "it's 100% :not_a_parameter",
+            "now": "2025-01-01 00:00:00+00:00",
+        },
+    )
+    rows = client.query("SELECT name FROM experiments WHERE name LIKE :p", {"p": "it%"})
+    assert rows == [("it's 100% :not_a_parameter",)]
+    assert client.query("UPDATE experiments SET comment = 'x'") == []  # no rows: []
+
+
+def test_query_before_setup_is_a_schema_error(empty_client: Client) -> None:
+    with pytest.raises(SchemaError, match="run `sqltrack setup` first"):
+        empty_client.query("SELECT id FROM runs")
+
+
+def test_hold_keeps_one_connection_across_blocks(client: Client) -> None:
+    assert not client.in_block
+    with client.hold():
+        with client as first:
+            assert client.in_block
+        assert client.connected and not client.in_block  # committed, still open
+        with client as second:
+            assert second is first
+    assert not client.connected
+
+
+def test_discard_drops_the_connection_without_committing(client: Client) -> None:
+    with client.hold():
+        with client:
+            client.query(
+                "INSERT INTO experiments (name, time_created) VALUES ('gone', :now)",
+                {"now": "2025-01-01 00:00:00+00:00"},
+            )
+            client.discard()
+        assert not client.connected
+    assert client.query("SELECT count(*) FROM experiments") == [(0,)]

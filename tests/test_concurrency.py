@@ -13,6 +13,8 @@ from conftest import env_for, json_column, pg_admin, q
 
 from sqltrack import Client
 
+pytestmark = pytest.mark.slow  # every test here starts many processes
+
 # PostgreSQL: as many jobs as a busy cluster starts at once; SQLite: a few local writers.
 PROCESSES = {"postgres": 64, "sqlite": 8}
 SETUP_PROCESSES = 16

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+import sqltrack as st
+from sqltrack import Client, ConfigError
+from sqltrack.engines import get_engine
 from sqltrack.engines.postgres import PostgresEngine
-from sqltrack.engines.sqlite import split_sqlite_script
+from sqltrack.engines.sqlite import SQLiteEngine, split_sqlite_script
 
 
 @pytest.mark.parametrize(
@@ -34,3 +37,68 @@ def test_split_sqlite_script() -> None:
     statements = list(split_sqlite_script(script))
     assert len(statements) == 2
     assert statements[1].rstrip().endswith("END;")
+
+
+def test_positional_placeholders() -> None:
+    query = "SELECT :a, ':b', x::text, :a FROM t WHERE y LIKE '5%'"
+    assert PostgresEngine({}).positional(query) == (
+        "SELECT %s, ':b', x::text, %s FROM t WHERE y LIKE '5%%'"
+    )
+    assert (
+        SQLiteEngine({}).positional(query) == "SELECT ?, ':b', x::text, ? FROM t WHERE y LIKE '5%'"
+    )
+
+
+def test_unknown_engine_and_bad_parameters_are_config_errors() -> None:
+    with pytest.raises(
+        ConfigError, match="unknown engine 'mysql'; choose one of: postgres, sqlite"
+    ):
+        get_engine({"engine": "mysql"})
+    with pytest.raises(ConfigError, match="invalid journal_mode"):
+        get_engine({"engine": "sqlite", "journal_mode": "wal; DROP TABLE runs"})
+    with pytest.raises(ConfigError, match="invalid schema name"):
+        get_engine({"engine": "postgres", "schema": "a; b"})
+    with pytest.raises(ConfigError, match="invalid reconnect_timeout"):
+        get_engine({"engine": "sqlite", "reconnect_timeout": "soon"})
+
+
+def test_each_engine_adds_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "bob")
+    assert get_engine({}).name == "postgres"
+    pg = get_engine({"engine": "POSTGRES"}).params
+    assert (pg["engine"], pg["user"], pg["dbname"]) == ("postgres", "bob", "bob")
+    assert get_engine({"engine": "sqlite"}).params["dbpath"] == "sqltrack.db"
+
+
+def test_driver_errors_are_recognised_by_class(client: Client) -> None:
+    """Each engine tells its driver's errors apart; a foreign error is none of them."""
+    engine = client.engine
+    statements = {
+        "foreign key": (
+            "INSERT INTO runs (experiment_id, time_created) "
+            "VALUES (424242, '2025-01-01 00:00:00+00:00')"
+        ),
+        "unique": "INSERT INTO experiments (id, name) VALUES (1, 'a'), (2, 'a')",
+        "missing table": "SELECT * FROM no_such_table",
+    }
+    checks = {
+        "foreign key": engine.is_foreign_key_violation,
+        "unique": engine.is_unique_violation,
+        "missing table": engine.is_missing_table,
+    }
+    for what, statement in statements.items():
+        with pytest.raises(engine.driver_errors) as info:
+            client.execute(statement)
+        assert [w for w, check in checks.items() if check(info.value)] == [what]
+        assert not engine.is_connection_lost(info.value)
+    other = ValueError("FOREIGN KEY constraint failed; UNIQUE; no such table")
+    assert not any(check(other) for check in checks.values())
+
+
+def test_in_array_selects_the_given_values(client: Client) -> None:
+    engine = client.engine
+    for name in ("a", "b", "c"):
+        st.Experiment(client, name=name)
+    query = f"SELECT name FROM experiments WHERE {engine.in_array('id', 'ids')} ORDER BY name"
+    ids = [row[0] for row in client.query("SELECT id FROM experiments WHERE name <> 'b'")]
+    assert client.query(query, {"ids": engine.adapt_array(ids)}) == [("a",), ("c",)]

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from conftest import json_column, q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
 
 from sqltrack import Client, Experiment, InvalidValue, Run, SQLTrackError
 from sqltrack.names import check_metric_name
+
+pytestmark = pytest.mark.slow  # many generated cases each
 
 SETTINGS = settings(
     max_examples=60,

@@ -44,6 +44,7 @@ def own_server(tmp_path: Path) -> Any:
     server.cleanup()
 
 
+@pytest.mark.slow
 def test_server_restart_during_a_run(own_server: Any) -> None:
     client, restart = own_server
     run = Experiment(client, name="restart").get_run()
@@ -63,6 +64,7 @@ def test_server_restart_during_a_run(own_server: Any) -> None:
     assert client.execute("SELECT status FROM runs") == [("COMPLETED",)]
 
 
+@pytest.mark.slow
 def test_buffered_writer_survives_a_server_restart(
     own_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +115,7 @@ def test_lost_connection_inside_a_block_is_a_clear_error(own_server: Any) -> Non
     run.add_metrics({"loss": 0.1}, step=3)  # and the client keeps working
 
 
+@pytest.mark.slow
 def test_unreachable_server_fails_within_the_connect_timeout() -> None:
     # A local socket that accepts connections but never answers: the client must give up
     # after connect_timeout instead of hanging, and must not retry at start-up.
@@ -183,6 +186,7 @@ def _client_of(server: FatalServer, **params: Any) -> Client:
     )
 
 
+@pytest.mark.slow
 def test_first_connect_retries_a_server_that_is_starting_up(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -198,6 +202,7 @@ def test_first_connect_retries_a_server_that_is_starting_up(
     server.listener.close()
 
 
+@pytest.mark.slow
 def test_first_connect_gives_up_on_a_missing_server_after_connect_timeout(tmp_path: Path) -> None:
     client = Client(
         {},
@@ -270,6 +275,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_no_connection_is_left_open(client: Client, db_params: dict[str, Any]) -> None:
     if db_params["engine"] != "postgres":
         pytest.skip("SQLite has no server-side connections to count")
@@ -372,6 +378,7 @@ with run.track():
 """
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_running_and_stale(client: Client, db_params: dict[str, Any]) -> None:
     run = Experiment(client, name="killed").get_run()
     child = subprocess.Popen(
@@ -399,6 +406,7 @@ def test_sigkill_leaves_running_and_stale(client: Client, db_params: dict[str, A
 COLUMN_LIMIT = {"postgres": 1600, "sqlite": 2000}
 
 
+@pytest.mark.slow
 def test_column_limit_is_a_clear_error(client: Client, engine: str) -> None:
     run = Experiment(client, name="wide").get_run()
     free = COLUMN_LIMIT[engine] - 3 - 1  # key columns, and one left

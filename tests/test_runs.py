@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import json_column, q
+from conftest import ROOT, json_column, q
 
 import sqltrack as st
 from sqltrack import Client, Experiment, InvalidValue, NotFound, Run
 from sqltrack.env import REDACTED
-from sqltrack.runs import FIRST_GENERATED_RUN_ID, MAX_EXPLICIT_RUN_ID
+from sqltrack.runs import FIRST_GENERATED_RUN_ID, MAX_EXPLICIT_RUN_ID, RUN_STATUSES
+from sqltrack.schema import sql_dir
 
 
 @pytest.fixture
@@ -314,3 +316,17 @@ def test_module_functions_directly(client: Client, run: Run) -> None:
     assert json_column(client, "runs", "extras", run.id) == {"e": 1, "g": 3}
     run.add_env({"W": "4"})
     assert json_column(client, "runs", "env", run.id) == {"Y": "2", "Z": "3", "W": "4"}
+
+
+def test_statuses_are_written_once_and_checked_against_the_schema(client: Client, run: Run) -> None:
+    """RUN_STATUSES is the one list in Python; the released schema scripts (which may never
+    be edited) and the README must say the same."""
+    for engine in ("postgres", "sqlite"):
+        script = (sql_dir() / engine / "v001_base.sql").read_text()
+        assert set(re.findall(r"'([A-Z_]+)'", script)) == set(RUN_STATUSES), engine
+    readme = (ROOT / "README.md").read_text()
+    listed = re.search(r"\*\*Statuses\*\* are Slurm's job states: `([A-Z_ \n]+)`", readme)
+    assert listed is not None and listed.group(1).split() == list(RUN_STATUSES)
+    for status in RUN_STATUSES:  # and the database takes each of them
+        st.run_set_status(client, run.id, status)
+        assert q(client, "SELECT status FROM runs WHERE id = ?", run.id) == [(status,)]
