@@ -25,7 +25,7 @@ from common import NAMES, open_databases, record
 
 import sqltrack as st
 
-TARGETS = {"postgres": 1.3, "sqlite": 1.5}
+TARGETS = {"postgres": 1.3, "sqlite": 1.4}
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Read from the source with ``ast``, so imports inside functions (lazy imports) co
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -142,3 +143,29 @@ def test_import_sqltrack_does_not_import_a_driver() -> None:
     code = "import sys, sqltrack; print(sorted({'psycopg', 'sqlite3'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _code_map() -> dict[str, int]:
+    """Module -> row of the README's code map (top row 0); ``engines/`` stands for all."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    table = readme.split("### Code map", 1)[1].split("\n\n", 2)[2]
+    rows: dict[str, int] = {}
+    for i, line in enumerate(table.splitlines()[2:]):
+        if not line.startswith("|"):
+            break
+        for cell in re.findall(r"`([\w/]+?)(?:\.py|/)`", line.split("|")[1]):
+            rows["sqltrack" if cell == "__init__" else f"sqltrack.{cell}"] = i
+    return rows
+
+
+def test_the_readme_code_map_lists_every_module_and_each_imports_only_below() -> None:
+    rows = _code_map()
+
+    def row(name: str) -> int:
+        key = "sqltrack.engines" if name.startswith("sqltrack.engines") else name
+        assert key in rows, f"{name} is missing from the README's code map"
+        return rows[key]
+
+    for name, targets in GRAPH.items():
+        for target in targets:
+            assert row(target) >= row(name), f"{name} imports {target}, which the map puts above"
