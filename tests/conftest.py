@@ -178,3 +178,50 @@ def metric_columns(client: Client) -> dict[str, str]:
 def metric_count(client: Client) -> int:
     """The number of rows in the metrics table."""
     return int(q(client, "SELECT count(*) FROM metrics")[0][0])
+
+
+@pytest.fixture
+def exp(client: Client) -> Any:
+    """An experiment named ``exp``."""
+    from sqltrack import Experiment
+
+    return Experiment(client, name="exp")
+
+
+@pytest.fixture
+def run(exp: Any) -> Any:
+    """A new run of :func:`exp`."""
+    return exp.get_run()
+
+
+def run_row(client: Client, run_id: int, columns: str) -> tuple[Any, ...]:
+    """Columns of one row of ``runs``, e.g. ``run_row(client, 1, "status, time_updated")``."""
+    return tuple(q(client, f"SELECT {columns} FROM runs WHERE id = ?", run_id)[0])
+
+
+def run_time(client: Client, run_id: int, column: str) -> Any:
+    """A timestamp column of ``runs`` as a datetime on either engine (or None)."""
+    from datetime import datetime
+
+    value = run_row(client, run_id, column)[0]
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+#: the tables that ``setup`` creates
+TABLES = {"experiments", "experiment_links", "runs", "run_links", "metrics", "sqltrack_scripts"}
+
+
+def applied_scripts(client: Client) -> list[str]:
+    """The names recorded in ``sqltrack_scripts``."""
+    return [r[0] for r in client.execute("SELECT name FROM sqltrack_scripts ORDER BY name")]
+
+
+def tables(client: Client) -> set[str]:
+    """The tables of the test's database (schema on PostgreSQL)."""
+    if client.engine.name == "sqlite":
+        rows = client.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = client.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return {r[0] for r in rows} - {"sqlite_sequence"}

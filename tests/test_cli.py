@@ -10,25 +10,7 @@ from typing import Any
 import pytest
 from conftest import env_for
 
-from sqltrack import Client
 from sqltrack.cli import main
-
-
-def _applied(client: Client) -> list[str]:
-    return [r[0] for r in client.execute("SELECT name FROM sqltrack_scripts ORDER BY name")]
-
-
-TABLES = {"experiments", "experiment_links", "runs", "run_links", "metrics", "sqltrack_scripts"}
-
-
-def _tables(client: Client) -> set[str]:
-    if client.engine.name == "sqlite":
-        rows = client.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    else:
-        rows = client.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        )
-    return {r[0] for r in rows} - {"sqlite_sequence"}
 
 
 def test_cli_main(

@@ -8,17 +8,7 @@ from typing import Any
 import pytest
 
 import sqltrack as st
-from sqltrack import Client, Experiment, InvalidValue, NotFound, Run
-
-
-@pytest.fixture
-def exp(client: Client) -> Experiment:
-    return Experiment(client, name="exp")
-
-
-@pytest.fixture
-def run(exp: Experiment) -> Run:
-    return exp.get_run()
+from sqltrack import Client, Experiment, InvalidValue, NotFound
 
 
 def test_run_from_env(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ import pytest
 from conftest import metric_columns, metric_count, q
 
 import sqltrack as st
-from sqltrack import Client, Experiment, InvalidValue, Run, SQLTrackWarning
+from sqltrack import Client, InvalidValue, Run, SQLTrackWarning
 
 COLUMN_TYPES = {
     "postgres": {
@@ -23,11 +23,6 @@ COLUMN_TYPES = {
     },
     "sqlite": {"b": "BOOLEAN", "i": "INTEGER", "f": "REAL", "s": "TEXT", "t": "TIMESTAMP"},
 }
-
-
-@pytest.fixture
-def run(client: Client) -> Run:
-    return Experiment(client, name="m").get_run()
 
 
 def test_column_type_follows_the_value(client: Client, run: Run, engine: str) -> None:

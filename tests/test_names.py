@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import metric_columns, metric_count, q
 
-from sqltrack import Client, Experiment, InvalidMetricName, Run
+from sqltrack import Client, InvalidMetricName, Run
 from sqltrack.names import RESERVED_WORDS, check_metric_name, suggest_name
-
-
-@pytest.fixture
-def run(client: Client) -> Run:
-    return Experiment(client, name="m").get_run()
 
 
 @pytest.mark.parametrize("name", ["loss", "train_loss", "_private", "a1", "x" * 63, "top5_acc"])

@@ -11,13 +11,7 @@ from sqltrack import (
     Client,
     Experiment,
     InvalidValue,
-    Run,
 )
-
-
-@pytest.fixture
-def run(client: Client) -> Run:
-    return Experiment(client, name="m").get_run()
 
 
 def test_read_metrics_and_dataframe(client: Client) -> None:

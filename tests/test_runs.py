@@ -8,33 +8,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import ROOT, json_column, q
+from conftest import ROOT, json_column, q, run_row, run_time
 
 import sqltrack as st
 from sqltrack import Client, Experiment, InvalidValue, NotFound, Run
 from sqltrack.env import REDACTED
 from sqltrack.runs import FIRST_GENERATED_RUN_ID, MAX_EXPLICIT_RUN_ID, RUN_STATUSES
 from sqltrack.schema import sql_dir
-
-
-@pytest.fixture
-def exp(client: Client) -> Experiment:
-    return Experiment(client, name="exp")
-
-
-@pytest.fixture
-def run(exp: Experiment) -> Run:
-    return exp.get_run()
-
-
-def _row(client: Client, run_id: int, columns: str) -> tuple[Any, ...]:
-    return tuple(q(client, f"SELECT {columns} FROM runs WHERE id = ?", run_id)[0])
-
-
-def _time(client: Client, run_id: int, column: str) -> datetime | None:
-    value = _row(client, run_id, column)[0]
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
 
 # -- creation --------------------------------------------------------------------------
 
@@ -51,7 +31,7 @@ def test_generated_ids_never_collide_with_explicit_ones(client: Client, exp: Exp
 
 def test_new_run_defaults(client: Client, run: Run, exp: Experiment) -> None:
     assert run.experiment_id == exp.id
-    status, started, updated, comment, args, env, extras = _row(
+    status, started, updated, comment, args, env, extras = run_row(
         client, run.id, "status, time_started, time_updated, comment, args, env, extras"
     )
     assert (status, started, updated, comment, args, env, extras) == (
@@ -63,7 +43,7 @@ def test_new_run_defaults(client: Client, run: Run, exp: Experiment) -> None:
         None,
         None,
     )
-    created = _time(client, run.id, "time_created")
+    created = run_time(client, run.id, "time_created")
     assert created is not None and created.tzinfo is not None
     assert abs(datetime.now(timezone.utc) - created) < timedelta(minutes=1)
 
@@ -74,7 +54,7 @@ def test_explicit_id_is_created_then_resumed(client: Client, exp: Experiment) ->
     run.set_comment("first")
     again = Run(client, exp.id, 123)
     assert again.id == 123
-    assert _row(client, 123, "comment") == ("first",)
+    assert run_row(client, 123, "comment") == ("first",)
     assert Run(client, run_id=123).experiment_id == exp.id
     assert q(client, "SELECT count(*) FROM runs") == [(1,)]
 
@@ -118,9 +98,9 @@ def test_creation_errors(client: Client, exp: Experiment) -> None:
 def test_status(client: Client, run: Run) -> None:
     for status in st.RUN_STATUSES:
         run.set_status(status)
-        assert _row(client, run.id, "status") == (status,)
+        assert run_row(client, run.id, "status") == (status,)
     st.run_set_status(client, run.id, "preempted")  # any case
-    assert _row(client, run.id, "status") == ("PREEMPTED",)
+    assert run_row(client, run.id, "status") == ("PREEMPTED",)
     with pytest.raises(InvalidValue, match="unknown run status 'DONE'"):
         run.set_status("DONE")
     with pytest.raises(NotFound):
@@ -129,9 +109,9 @@ def test_status(client: Client, run: Run) -> None:
 
 def test_comment(client: Client, run: Run) -> None:
     assert run.set_comment('it\'s; a "comment" ✓') is run
-    assert _row(client, run.id, "comment") == ('it\'s; a "comment" ✓',)
+    assert run_row(client, run.id, "comment") == ('it\'s; a "comment" ✓',)
     st.run_set_comment(client, run.id, None)
-    assert _row(client, run.id, "comment") == (None,)
+    assert run_row(client, run.id, "comment") == (None,)
     with pytest.raises(InvalidValue, match="NUL"):
         run.set_comment("a\x00b")
 
@@ -141,13 +121,13 @@ def test_timestamps(client: Client, run: Run, column: str) -> None:
     setter = getattr(st, f"run_set_{column}")
     before = datetime.now(timezone.utc)
     setter(client, run.id)  # 'auto' = now
-    auto = _time(client, run.id, f"time_{column}")
+    auto = run_time(client, run.id, f"time_{column}")
     assert auto is not None and before - timedelta(seconds=1) <= auto <= datetime.now(timezone.utc)
     fixed = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
     getattr(run, f"set_{column}")(fixed)
-    assert _time(client, run.id, f"time_{column}") == fixed
+    assert run_time(client, run.id, f"time_{column}") == fixed
     setter(client, run.id, None)  # None: do nothing
-    assert _time(client, run.id, f"time_{column}") == fixed
+    assert run_time(client, run.id, f"time_{column}") == fixed
     with pytest.raises(InvalidValue, match="timezone-aware"):
         setter(client, run.id, datetime(2024, 1, 1))
     with pytest.raises(InvalidValue, match="expected 'auto'"):
@@ -211,7 +191,7 @@ def test_args(client: Client, run: Run, monkeypatch: pytest.MonkeyPatch) -> None
     run.set_args()  # 'auto' detects nothing: leaves args alone
     assert json_column(client, "runs", "args", run.id)["lr"] == 0.5
     run.set_args(None)
-    assert _row(client, run.id, "args") == (None,)
+    assert run_row(client, run.id, "args") == (None,)
 
 
 def test_env(client: Client, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,7 +210,7 @@ def test_env(client: Client, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     run.remove_env("A")
     assert json_column(client, "runs", "env", run.id) == {"MY_TOKEN": REDACTED, "B": "2"}
     run.set_env(None)
-    assert _row(client, run.id, "env") == (None,)
+    assert run_row(client, run.id, "env") == (None,)
 
 
 def test_extras(client: Client, run: Run) -> None:
@@ -246,7 +226,7 @@ def test_extras(client: Client, run: Run) -> None:
     st.run_remove_extras(client, run.id, "host")
     assert json_column(client, "runs", "extras", run.id) == {"git": "def"}
     st.run_set_extras(client, run.id, None)
-    assert _row(client, run.id, "extras") == (None,)
+    assert run_row(client, run.id, "extras") == (None,)
     with pytest.raises(InvalidValue, match="extras cannot be 'auto'"):
         run.set_extras("auto")  # type: ignore[arg-type]
 

@@ -9,25 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TABLES, applied_scripts, tables
 
 from sqltrack import Client, Run, SchemaError, setup
 from sqltrack.schema import builtin_scripts, sql_dir
-
-TABLES = {"experiments", "experiment_links", "runs", "run_links", "metrics", "sqltrack_scripts"}
-
-
-def _tables(client: Client) -> set[str]:
-    if client.engine.name == "sqlite":
-        rows = client.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    else:
-        rows = client.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        )
-    return {r[0] for r in rows} - {"sqlite_sequence"}
-
-
-def _applied(client: Client) -> list[str]:
-    return [r[0] for r in client.execute("SELECT name FROM sqltrack_scripts ORDER BY name")]
 
 
 def test_builtin_scripts_are_found() -> None:
@@ -45,10 +30,10 @@ def test_builtin_scripts_are_found() -> None:
 def test_setup_creates_the_schema_once(empty_client: Client) -> None:
     first = setup(empty_client)
     assert [(r.name, r.applied) for r in first] == [("sqltrack/v001_base.sql", True)]
-    assert _tables(empty_client) == TABLES
+    assert tables(empty_client) == TABLES
     again = setup(empty_client)
     assert [(r.name, r.applied) for r in again] == [("sqltrack/v001_base.sql", False)]
-    assert _applied(empty_client) == ["sqltrack/v001_base.sql"]
+    assert applied_scripts(empty_client) == ["sqltrack/v001_base.sql"]
 
 
 def test_user_scripts_in_order_each_once(empty_client: Client, tmp_path: Path) -> None:
@@ -74,8 +59,8 @@ def test_failing_script_is_rolled_back_and_not_recorded(
     bad.write_text("CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
     with pytest.raises(SchemaError, match="script bad.sql failed"):
         setup(empty_client, bad)
-    assert "half_done" not in _tables(empty_client)
-    assert _applied(empty_client) == ["sqltrack/v001_base.sql"]  # the built-in one landed
+    assert "half_done" not in tables(empty_client)
+    assert applied_scripts(empty_client) == ["sqltrack/v001_base.sql"]  # the built-in one landed
     assert not empty_client.connected
 
 

@@ -6,48 +6,29 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from conftest import q
+from conftest import q, run_row, run_time
 
-from sqltrack import Client, Experiment, InvalidValue, Run
-
-
-@pytest.fixture
-def exp(client: Client) -> Experiment:
-    return Experiment(client, name="exp")
-
-
-@pytest.fixture
-def run(exp: Experiment) -> Run:
-    return exp.get_run()
-
-
-def _row(client: Client, run_id: int, columns: str) -> tuple[Any, ...]:
-    return tuple(q(client, f"SELECT {columns} FROM runs WHERE id = ?", run_id)[0])
-
-
-def _time(client: Client, run_id: int, column: str) -> datetime | None:
-    value = _row(client, run_id, column)[0]
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
+from sqltrack import Client, InvalidValue, Run
 
 
 def test_start_and_stop(client: Client, run: Run) -> None:
     assert run.start() is run
-    status, started, updated = _row(client, run.id, "status, time_started, time_updated")
+    status, started, updated = run_row(client, run.id, "status, time_started, time_updated")
     assert status == "RUNNING" and started is not None and updated is not None
     assert run.stop() is run
-    assert _row(client, run.id, "status") == ("COMPLETED",)
+    assert run_row(client, run.id, "status") == ("COMPLETED",)
     run.start(started=None)
-    assert _row(client, run.id, "time_started") == (started,)  # None: kept
+    assert run_row(client, run.id, "time_started") == (started,)  # None: kept
     run.stop("TIMEOUT", updated=None)
-    assert _row(client, run.id, "status, time_updated")[0] == "TIMEOUT"
+    assert run_row(client, run.id, "status, time_updated")[0] == "TIMEOUT"
 
 
 def test_track_normal(client: Client, run: Run) -> None:
     with run.track() as tracked:
         assert tracked is run
-        assert _row(client, run.id, "status") == ("RUNNING",)
+        assert run_row(client, run.id, "status") == ("RUNNING",)
         run.add_metrics({"loss": 0.5}, step=1)
-    assert _row(client, run.id, "status") == ("COMPLETED",)
+    assert run_row(client, run.id, "status") == ("COMPLETED",)
     assert q(client, "SELECT step, loss FROM metrics") == [(1, 0.5)]
 
 
@@ -58,7 +39,7 @@ def test_track_error(client: Client, run: Run, error: type[BaseException], statu
     with pytest.raises(error), run.track():
         run.add_metrics({"loss": 0.5}, step=1)
         raise error()
-    assert _row(client, run.id, "status") == (status,)
+    assert run_row(client, run.id, "status") == (status,)
     assert q(client, "SELECT step, loss FROM metrics") == [(1, 0.5)]  # logged work is kept
 
 
@@ -67,10 +48,10 @@ def test_track_custom_statuses_and_outer_block(client: Client, run: Run) -> None
         run.add_metrics({"loss": 0.5}, step=1)
         raise RuntimeError
     # the outer block rolled back the pending work, but the status was committed
-    assert _row(client, run.id, "status") == ("NODE_FAIL",)
+    assert run_row(client, run.id, "status") == ("NODE_FAIL",)
     with run.track(normal="STOPPED"):
         pass
-    assert _row(client, run.id, "status") == ("STOPPED",)
+    assert run_row(client, run.id, "status") == ("STOPPED",)
     with pytest.raises(InvalidValue), run.track(normal="FINISHED"):
         pass
 
@@ -92,16 +73,16 @@ def test_track_holds_one_connection_and_commits_every_step(
 def test_heartbeat_is_throttled(client: Client, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Run, "heartbeat_seconds", 3600.0)
     run.add_metrics({"loss": 1.0}, step=0)
-    first = _row(client, run.id, "time_updated")[0]
+    first = run_row(client, run.id, "time_updated")[0]
     assert first is not None
     run.add_metrics({"loss": 0.5}, step=1)
-    assert _row(client, run.id, "time_updated")[0] == first  # within the interval: no update
+    assert run_row(client, run.id, "time_updated")[0] == first  # within the interval: no update
     fixed = datetime(2030, 1, 1, tzinfo=timezone.utc)
     run.add_metrics({"loss": 0.25}, step=2, updated=fixed)  # explicit: always written
-    assert _time(client, run.id, "time_updated") == fixed
+    assert run_time(client, run.id, "time_updated") == fixed
     monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
     run.add_metrics({"loss": 0.2}, step=4, updated=None)  # None: left alone
-    assert _time(client, run.id, "time_updated") == fixed
+    assert run_time(client, run.id, "time_updated") == fixed
     monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
     run.add_metrics({"loss": 0.1}, step=3)
-    assert _time(client, run.id, "time_updated") != fixed
+    assert run_time(client, run.id, "time_updated") != fixed
