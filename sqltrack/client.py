@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from .errors import ConnectionFailed, ConnectionLost, SchemaError
 __all__ = ["Client", "operation"]
 
 log = logging.getLogger("sqltrack")
+_MAX_BACKOFF = 2.0  # seconds between two attempts, at most (before jitter)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Connections inherited through fork() are parked here and never used or closed in the
@@ -71,6 +73,7 @@ class Client:
         self._held = 0
         self._pid = _process.pid
         self._ever_connected = False
+        self._warned_busy = False
         self._in_operation = False
         self._in_user_block = False  # the running operation is inside a user's block
         #: what :mod:`sqltrack.metrics` knows of the metrics table (its columns), or None
@@ -153,6 +156,7 @@ class Client:
         in_user_block = self._depth > 0
         started = time.monotonic()
         delay = 0.05
+        warned = False
         self._in_operation = True
         self._in_user_block = in_user_block
         try:
@@ -180,9 +184,21 @@ class Client:
                             f"lost the connection to {where} and could not reconnect within "
                             f"{window:g} s ({reason})"
                         ) from e
-                    log.warning("sqltrack: cannot reach %s (%s); retrying", where, reason)
-                    time.sleep(min(delay, deadline - now))
-                    delay = min(delay * 2, 2.0)
+                    busy = isinstance(e, ConnectionFailed) and e.kind == "busy"
+                    if busy and self._warned_busy:
+                        warned = True  # a full server is said once per client
+                    if not warned:  # one line per outage, not one per attempt
+                        log.warning(
+                            "sqltrack: cannot reach %s (%s); retrying for up to %g s",
+                            where,
+                            reason,
+                            window,
+                        )
+                        warned = True
+                        self._warned_busy = self._warned_busy or busy
+                    # jittered exponential backoff: jobs that failed together retry apart
+                    time.sleep(min(delay * random.uniform(0.5, 1.0), deadline - now))
+                    delay = min(delay * 2, _MAX_BACKOFF)
         finally:
             self._in_operation = self._in_user_block = False
 
@@ -191,7 +207,8 @@ class Client:
 
         After a successful connection: any lost connection, ``reconnect_timeout``. Before
         one: a server that is starting up or shutting down, ``reconnect_timeout``; no
-        server at all, ``connect_timeout`` (it may be restarting). Configuration errors
+        server at all, ``connect_timeout`` (it may be restarting). A full server or
+        pooler ("too many clients"), at any time: ``busy_timeout``. Configuration errors
         (authentication, unknown database, role or host), before or after, and all other
         errors: never.
         """
@@ -201,6 +218,8 @@ class Client:
             return self.engine.reconnect_timeout
         if exc.kind == "permanent":  # even after earlier successes: a rotated password...
             return None
+        if exc.kind == "busy":
+            return self.engine.busy_timeout
         if self._ever_connected or exc.kind == "transient":
             return self.engine.reconnect_timeout
         return min(
@@ -324,7 +343,9 @@ def operation(fn: F) -> F:
 
     Outside a ``with client:`` block a lost connection is replaced and the whole
     operation retried, for up to ``reconnect_timeout`` seconds (sqltrack's writes are
-    idempotent: upserts, set-this-value updates). Inside a block, where the transaction
+    idempotent: upserts, set-this-value updates); a server that is full ("too many
+    clients") is retried for up to ``busy_timeout`` seconds, with jittered exponential
+    backoff and one warning line. Inside a block, where the transaction
     cannot be replayed, :class:`ConnectionLost` is raised at once.
     """
 

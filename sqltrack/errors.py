@@ -32,6 +32,7 @@ class ConnectionFailed(SQLTrackError):
     """The database could not be reached. The message never contains a password."""
 
     #: ``"transient"``: the server answered that it is starting up or shutting down;
+    #: ``"busy"``: the server (or a pooler) is full: too many clients;
     #: ``"permanent"``: a configuration error (authentication, unknown database, role or
     #: host), never worth retrying; ``"unavailable"``: no server answered.
     kind: str = "unavailable"

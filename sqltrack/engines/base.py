@@ -105,13 +105,20 @@ class Engine:
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
+        #: seconds to keep reconnecting after a lost connection (outside client blocks)
+        self.reconnect_timeout = self._seconds("reconnect_timeout", 60)
+        #: seconds to keep trying while the server answers that it is full
+        self.busy_timeout = self._seconds("busy_timeout", 600)
+
+    def _seconds(self, param: str, default: float) -> float:
+        value = self.params.get(param, default)
         try:
-            #: seconds to keep reconnecting after a lost connection (outside client blocks)
-            self.reconnect_timeout = float(self.params.get("reconnect_timeout", 60))
-        except ValueError:
-            raise ConfigError(
-                f"invalid reconnect_timeout {self.params['reconnect_timeout']!r}"
-            ) from None
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not seconds >= 0:  # also NaN
+            raise ConfigError(f"invalid {param} {value!r}: give a number of seconds >= 0")
+        return seconds
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"

@@ -27,6 +27,15 @@ _TRANSIENT_SERVER_STATES = (
     "the database system is not yet accepting connections",
 )
 
+# A full server (SQLSTATE 53300 too_many_connections, reported as text while connecting)
+# or a full PgBouncer (max_client_conn): a retry a little later will get a slot.
+_BUSY_REASONS = (
+    "too many clients already",
+    "remaining connection slots are reserved",
+    "too many connections for",  # ... role "x" / database "y" (CONNECTION LIMIT)
+    "no more connections allowed",  # PgBouncer: max_client_conn
+)
+
 # Configuration errors while connecting: retrying cannot help.
 _PERMANENT_REASONS = (
     "authentication failed",
@@ -76,7 +85,7 @@ class PostgresEngine(Engine):
     driver_errors = (psycopg.Error,)
     ddl_lock_timeout = "500ms"
     # parameters that are sqltrack's own, not libpq's
-    _own = ("engine", "schema", "dbpath", "reconnect_timeout")
+    _own = ("engine", "schema", "dbpath", "reconnect_timeout", "busy_timeout")
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
@@ -108,6 +117,8 @@ class PostgresEngine(Engine):
             text = str(e)
             if any(state in text for state in _TRANSIENT_SERVER_STATES):
                 error.kind = "transient"
+            elif any(reason in text for reason in _BUSY_REASONS):
+                error.kind = "busy"
             elif any(reason in text for reason in _PERMANENT_REASONS):
                 error.kind = "permanent"
             raise error from None
