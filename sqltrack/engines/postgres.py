@@ -67,7 +67,14 @@ _LOCK_SETUP = (
 
 
 class PostgresEngine(Engine):
-    """PostgreSQL: any libpq parameter, plus ``schema`` (sets the ``search_path``).
+    """PostgreSQL: any libpq parameter, plus sqltrack's own:
+
+    - ``schema``: sets the ``search_path`` (a startup option);
+    - ``pgbouncer``: ``true`` when connecting through PgBouncer in transaction (or
+      statement) pooling: no prepared statements (psycopg's ``prepare_threshold=None``),
+      and ``schema`` is refused, since PgBouncer cannot pass startup options on;
+    - ``prepare_threshold``: psycopg's, an integer or ``none`` (default 5; ``none``
+      with ``pgbouncer=true``).
 
     Defaults: ``user`` is ``$USER``, ``dbname`` the user, ``connect_timeout`` 10 s,
     ``application_name`` ``sqltrack`` (visible in ``pg_stat_activity``).
@@ -85,13 +92,33 @@ class PostgresEngine(Engine):
     driver_errors = (psycopg.Error,)
     ddl_lock_timeout = "500ms"
     # parameters that are sqltrack's own, not libpq's
-    _own = ("engine", "schema", "dbpath", "reconnect_timeout", "busy_timeout")
+    _own = (
+        "engine",
+        "schema",
+        "dbpath",
+        "reconnect_timeout",
+        "busy_timeout",
+        "pgbouncer",
+        "prepare_threshold",
+    )
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
         schema = self.params.get("schema")
         if schema is not None:
             check_identifier(schema, what="schema name", error=ConfigError)
+        self.pgbouncer = _flag(self.params.get("pgbouncer", False), "pgbouncer")
+        if self.pgbouncer and schema is not None:
+            raise ConfigError(
+                f"schema={schema} cannot be used with pgbouncer=true: PgBouncer does not pass "
+                "the search_path option on to the server. Set it for the role instead "
+                f"(ALTER ROLE {self.params.get('user') or default_user()} SET search_path = "
+                f"{schema}), or use a database of its own"
+            )
+        #: psycopg's prepare_threshold (None: never prepare statements)
+        self.prepare_threshold = _threshold(
+            self.params.get("prepare_threshold", None if self.pgbouncer else 5)
+        )
         self.params.setdefault("user", default_user())
         self.params.setdefault("dbname", self.params["user"])
         self.params.setdefault("connect_timeout", 10)
@@ -100,6 +127,7 @@ class PostgresEngine(Engine):
     def connect_kwargs(self) -> dict[str, Any]:
         """The keyword arguments for ``psycopg.connect``."""
         kwargs = {k: v for k, v in self.params.items() if k not in self._own}
+        kwargs["prepare_threshold"] = self.prepare_threshold
         schema = self.params.get("schema")
         if schema is not None:
             # validated identifier: lowercase letters, digits, underscores only
@@ -221,6 +249,31 @@ class PostgresEngine(Engine):
                 "(dropped columns count too)"
             )
         return None
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A boolean parameter: a bool, or true/false, yes/no, on/off, 1/0 in any case."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"invalid {name} {value!r}: give true or false")
+
+
+def _threshold(value: Any) -> int | None:
+    """psycopg's prepare_threshold: a whole number >= 0, or None (never prepare)."""
+    if value is None or str(value).strip().lower() in ("none", "null", ""):
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"invalid prepare_threshold {value!r}: give a number >= 0 or none")
+    return number
 
 
 def quote_literal(text: str) -> str:
