@@ -18,6 +18,10 @@ leaves it alone), and commits.
   the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. A row that does
   not fit its column is left out; the rest of its batch is written.
 - A lost connection is replaced and the batch retried, like any operation.
+- Connections: the writer keeps its connection while batches come full; when it goes to
+  sleep for a whole ``flush_seconds`` it closes it (on a server, where connections are
+  scarce) and connects again for the next flush, so a job that logs slowly holds a
+  server connection only for a few milliseconds per flush.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class MetricsBuffer:
         self.pid = _process.pid
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client({}, **client.engine.params)  # a connection of its own
+        self.scarce = self._client.engine.scarce_connections
         # A deque: appending is atomic and cheap; the writer is woken only when a batch is
         # full (or by its timer), and the producer waits only when the queue is full.
         self._items: deque[Any] = deque()
@@ -134,6 +139,9 @@ class MetricsBuffer:
                     self._wakeup.clear()
                     if self._drain():
                         return
+                    if len(self._items) < self.batch_rows and self.scarce:
+                        # it sleeps a whole interval now: give the server connection back
+                        self._client.release()
         except BaseException as e:  # never let the thread die silently
             self._error = e
         finally:

@@ -56,7 +56,7 @@ class Client:
     never touches the parent's connection; it opens its own when it needs one.
 
     sqltrack's own modules use a few more members, documented each: :meth:`query`,
-    :meth:`hold`, :meth:`run_operation`, :meth:`discard`, :attr:`in_block`,
+    :meth:`hold`, :meth:`release`, :meth:`run_operation`, :meth:`discard`, :attr:`in_block`,
     :attr:`in_user_block` and :attr:`metrics_cache`.
 
     :param config: config dict, or path of a config file (see :mod:`sqltrack.config`).
@@ -225,6 +225,13 @@ class Client:
         return min(
             float(self.engine.params.get("connect_timeout", 10)), self.engine.reconnect_timeout
         )
+
+    def release(self) -> None:
+        """Close the connection unless a block is open, even while it is held (see
+        :meth:`hold`): the next block connects again. How a tracked run that logs
+        slowly gives its server connection back between steps."""
+        if self._depth == 0 and self._conn is not None and self._pid == _process.pid:
+            self._close()
 
     def discard(self) -> None:
         """Drop the connection without committing (it may be broken); the next block

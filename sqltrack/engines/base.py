@@ -96,6 +96,9 @@ class Engine:
     column_types: Mapping[str, str] = {}
     #: whether a float column keeps NaN (SQLite turns it into NULL)
     stores_nan: bool = True
+    #: whether an open connection takes one of a server's limited slots, so that idle
+    #: jobs should give theirs back
+    scarce_connections: bool = False
     #: the driver's base exception classes (for the command line's error messages)
     driver_errors: tuple[type[BaseException], ...] = ()
     #: PostgreSQL's ``ALTER TABLE`` may wait this long for its lock before stepping back

@@ -90,6 +90,7 @@ class PostgresEngine(Engine):
         "datetime": "TIMESTAMPTZ",
     }
     driver_errors = (psycopg.Error,)
+    scarce_connections = True
     ddl_lock_timeout = "500ms"
     # parameters that are sqltrack's own, not libpq's
     _own = (
