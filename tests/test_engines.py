@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import sqltrack as st
-from sqltrack import Client, ConfigError
+from sqltrack import Client, ConfigError, SQLTrackWarning
 from sqltrack.engines import get_engine
+from sqltrack.engines import sqlite as sqlite_engine
 from sqltrack.engines.postgres import PostgresEngine
-from sqltrack.engines.sqlite import SQLiteEngine, split_sqlite_script
+from sqltrack.engines.sqlite import SQLiteEngine, network_filesystem, split_sqlite_script
 
 
 @pytest.mark.parametrize(
@@ -102,3 +105,50 @@ def test_in_array_selects_the_given_values(client: Client) -> None:
     query = f"SELECT name FROM experiments WHERE {engine.in_array('id', 'ids')} ORDER BY name"
     ids = [row[0] for row in client.query("SELECT id FROM experiments WHERE name <> 'b'")]
     assert client.query(query, {"ids": engine.adapt_array(ids)}) == [("a",), ("c",)]
+
+
+MOUNTS = """\
+/dev/sda1 / ext4 rw 0 0
+nas:/export/home /home nfs4 rw,relatime 0 0
+/dev/sdb1 /home/alice/local\\040disk ext4 rw 0 0
+mds@tcp:/lustre /scratch lustre rw 0 0
+gluster:/vol /data fuse.glusterfs rw 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    "folder, fstype",
+    [
+        ("/home/alice/runs", "nfs4"),
+        ("/home/alice/local disk/runs", None),  # a local disk mounted inside the NFS home
+        ("/scratch/x", "lustre"),
+        ("/data", "fuse.glusterfs"),
+        ("/homework", None),  # a prefix of the name, not a folder inside /home
+        ("/tmp", None),
+    ],
+)
+def test_network_filesystems_are_recognised(
+    tmp_path: Path, folder: str, fstype: str | None
+) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(MOUNTS)
+    assert network_filesystem(Path(folder), str(mounts)) == fstype
+    assert network_filesystem(Path(folder), str(tmp_path / "none")) is None
+
+
+def test_wal_on_a_network_filesystem(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The default falls back to a rollback journal with a warning; WAL asked for is refused."""
+    monkeypatch.setattr(sqlite_engine, "network_filesystem", lambda folder: "nfs4")
+    client = Client({}, engine="sqlite", dbpath=str(tmp_path / "x.db"))
+    with pytest.warns(SQLTrackWarning, match="nfs4 network filesystem: using journal_mode=delete"):
+        assert client.execute("PRAGMA journal_mode") == [("delete",)]
+    with pytest.raises(ConfigError, match="journal_mode=wal is unsafe .* nfs4"):
+        Client({}, engine="sqlite", dbpath=str(tmp_path / "y.db"), journal_mode="wal").execute(
+            "SELECT 1"
+        )
+    local = Client({}, engine="sqlite", dbpath=str(tmp_path / "z.db"), journal_mode="delete")
+    assert local.execute("PRAGMA journal_mode") == [("delete",)]  # no warning when chosen
+    monkeypatch.setattr(sqlite_engine, "network_filesystem", lambda folder: None)
+    assert Client({}, engine="sqlite", dbpath=str(tmp_path / "w.db")).execute(
+        "PRAGMA journal_mode"
+    ) == [("wal",)]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ConnectionFailed
+from ..errors import ConfigError, ConnectionFailed, SQLTrackWarning
 from .base import Engine, convert_placeholders, kind_of_type, quote_identifier
 
 __all__ = ["ENGINE", "SQLiteEngine", "split_sqlite_script"]
@@ -50,6 +52,8 @@ class SQLiteEngine(Engine):
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
         self.params.setdefault("dbpath", "sqltrack.db")
+        self._wal_asked = "journal_mode" in self.params
+        self._journal_checked = False
         for pragma, allowed in self._pragma_values.items():
             value = str(self.params.get(pragma, "wal" if pragma == "journal_mode" else "normal"))
             if value.lower() not in allowed:
@@ -71,6 +75,8 @@ class SQLiteEngine(Engine):
             error = ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}")
             error.kind = "permanent"
             raise error from None
+        if not self._journal_checked:
+            self._check_filesystem()
         try:
             # values checked against _pragma_values above
             conn.execute(f"PRAGMA journal_mode = {self.params['journal_mode']}")
@@ -80,6 +86,29 @@ class SQLiteEngine(Engine):
             conn.close()
             raise ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}") from None
         return conn
+
+    def _check_filesystem(self) -> None:
+        """WAL keeps an index in shared memory, which hosts of a network filesystem do
+        not share: refuse WAL asked for there; fall back from the default with a warning."""
+        self._journal_checked = True
+        if self.params["journal_mode"] != "wal":
+            return
+        fstype = network_filesystem(Path(str(self.params["dbpath"])).resolve().parent)
+        if fstype is None:
+            return
+        if self._wal_asked:
+            raise ConfigError(
+                f"journal_mode=wal is unsafe for {self.describe()}: it is on a {fstype} "
+                "network filesystem, where WAL's shared memory is not shared between "
+                "hosts; use journal_mode=delete, or a database on a local disk"
+            )
+        warnings.warn(
+            f"{self.describe()} is on a {fstype} network filesystem: using "
+            "journal_mode=delete instead of WAL (set journal_mode to silence this)",
+            SQLTrackWarning,
+            stacklevel=2,
+        )
+        self.params["journal_mode"] = "delete"
 
     def describe(self) -> str:
         return f"dbpath={self.params['dbpath']}"
@@ -164,6 +193,34 @@ class SQLiteEngine(Engine):
         if isinstance(exc, sqlite3.OperationalError) and "too many columns" in str(exc):
             return "the metrics table has reached SQLite's limit of 2000 columns"
         return None
+
+
+#: filesystem types (as in /proc/self/mounts) whose hosts do not share memory maps
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "beegfs"}
+)
+
+
+def network_filesystem(folder: Path, mounts: str = "/proc/self/mounts") -> str | None:
+    """The type of the network filesystem ``folder`` is on (the longest mount point that
+    contains it), or None: a local one, or no mount table to read (not Linux)."""
+    try:
+        table = Path(mounts).read_text()
+    except OSError:
+        return None
+    best, fstype = "", None
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = str(folder) == point or str(folder).startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, fstype = point, fields[2]
+    if fstype is None:
+        return None
+    base = fstype.split(".")[-1]  # fuse.glusterfs, fuse.ceph ...
+    return fstype if fstype in NETWORK_FILESYSTEMS or base in NETWORK_FILESYSTEMS else None
 
 
 def _constraint(exc: BaseException, errorname: str, message: str) -> bool:
