@@ -68,7 +68,6 @@ class MetricsBuffer:
         self.pid = _process.pid
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client({}, **client.engine.params)  # a connection of its own
-        self.scarce = self._client.engine.scarce_connections
         # A deque: appending is atomic and cheap; the writer is woken only when a batch is
         # full (or by its timer), and the producer waits only when the queue is full.
         self._items: deque[Any] = deque()
@@ -139,7 +138,7 @@ class MetricsBuffer:
                     self._wakeup.clear()
                     if self._drain():
                         return
-                    if len(self._items) < self.batch_rows and self.scarce:
+                    if len(self._items) < self.batch_rows:
                         # it sleeps a whole interval now: give the server connection back
                         self._client.release()
         except BaseException as e:  # never let the thread die silently

@@ -136,7 +136,8 @@ class Client:
     def hold(self) -> Iterator[None]:
         """Keep the connection open across outermost blocks (each still commits at its end).
 
-        ``run.track()`` holds its client's connection for the whole run.
+        ``run.track()`` holds its client's connection while the run logs fast; see
+        :meth:`release`.
         """
         self._held += 1
         try:
@@ -184,18 +185,17 @@ class Client:
                             f"lost the connection to {where} and could not reconnect within "
                             f"{window:g} s ({reason})"
                         ) from e
+                    # one line per outage, not one per attempt; a full server once per client
                     busy = isinstance(e, ConnectionFailed) and e.kind == "busy"
-                    if busy and self._warned_busy:
-                        warned = True  # a full server is said once per client
-                    if not warned:  # one line per outage, not one per attempt
+                    if not warned and not (busy and self._warned_busy):
                         log.warning(
                             "sqltrack: cannot reach %s (%s); retrying for up to %g s",
                             where,
                             reason,
                             window,
                         )
-                        warned = True
                         self._warned_busy = self._warned_busy or busy
+                    warned = True
                     # jittered exponential backoff: jobs that failed together retry apart
                     time.sleep(min(delay * random.uniform(0.5, 1.0), deadline - now))
                     delay = min(delay * 2, _MAX_BACKOFF)
@@ -227,10 +227,16 @@ class Client:
         )
 
     def release(self) -> None:
-        """Close the connection unless a block is open, even while it is held (see
-        :meth:`hold`): the next block connects again. How a tracked run that logs
-        slowly gives its server connection back between steps."""
-        if self._depth == 0 and self._conn is not None and self._pid == _process.pid:
+        """Give a server connection back: close it unless a block is open, even while it
+        is held (see :meth:`hold`); the next block connects again. Does nothing where
+        connections are not scarce (``engine.scarce_connections``: SQLite keeps its
+        file open). How a tracked run that logs slowly frees its slot between steps."""
+        if (
+            self._depth == 0
+            and self._conn is not None
+            and self._pid == _process.pid
+            and self.engine.scarce_connections
+        ):
             self._close()
 
     def discard(self) -> None:

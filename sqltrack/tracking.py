@@ -100,7 +100,7 @@ class Tracking:
             if updated is not None:
                 timestamp(updated, "time_updated")  # bad input: nothing is written
             self.client.run_operation(self._write, row, updated)
-        if gap > self.release_seconds and self.client.engine.scarce_connections:
+        if gap > self.release_seconds:
             self.client.release()  # a slow loop: the connection is not worth holding
         return self
 
@@ -239,14 +239,14 @@ class Tracking:
             check_status(status)
         self._tracking = True
         try:
-            # One connection for the whole run; each call still commits: psql sees every step.
+            # One connection while the run logs fast (see release_seconds); each call still
+            # commits: psql sees every step.
             with self.client.hold():
                 self.start(terminated, started, updated)
                 if buffered:
                     self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds)
-                    if self.client.engine.scarce_connections:
-                        # the writer has its own; this one is needed again at the end only
-                        self.client.release()
+                    # the writer has its own; this one is needed again at the end only
+                    self.client.release()
                 try:
                     yield self
                 except sigterm.Terminated:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import q, run_row, run_time
 
-from sqltrack import Client, InvalidValue, Run
+from sqltrack import Client, InvalidValue, NotFound, Run
 
 
 def test_start_and_stop(client: Client, run: Run) -> None:
@@ -119,3 +119,13 @@ def test_the_buffered_writer_gives_its_connection_back_when_idle(client: Client,
         assert buffer._client.connected is keeps_idle
         run.add_metrics({"loss": 2.0}, step=1)
     assert q(client, "SELECT count(*) FROM metrics WHERE run_id = ?", run.id) == [(2,)]
+
+
+def test_a_run_deleted_while_it_logs_is_not_found(client: Client, run: Run) -> None:
+    """The synchronous path's ready statement (used from the second step with the same
+    names on) reports a missing run like the first step does."""
+    with pytest.raises(NotFound, match=f"run {run.id} does not exist"), run.track():
+        run.add_metrics({"loss": 1.0}, step=0)
+        run.add_metrics({"loss": 0.5}, step=1)  # the ready statement, from here on
+        q(client, "DELETE FROM runs WHERE id = ?", run.id)
+        run.add_metrics({"loss": 0.25}, step=2)

@@ -188,10 +188,6 @@ class Engine:
     def prepare_setup(self, cursor: Any) -> None:
         """Create what must exist before the first script (PostgreSQL: the schema)."""
 
-    def table_exists(self, cursor: Any, table: str) -> bool:
-        """Whether ``table`` exists (in the configured schema)."""
-        raise NotImplementedError
-
     # -- metric columns -----------------------------------------------------------------------
 
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:

@@ -50,10 +50,6 @@ _PERMANENT_REASONS = (
 # server is shutting down, crashed or is starting up.
 _LOST_STATES = ("57P01", "57P02", "57P03")
 
-_TABLE_EXISTS = (
-    "SELECT 1 FROM information_schema.tables "
-    "WHERE table_schema = current_schema() AND table_name = :table"
-)
 _METRIC_COLUMNS = (
     "SELECT column_name, data_type FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = 'metrics'"
@@ -197,10 +193,6 @@ class PostgresEngine(Engine):
         if schema is not None:
             self.lock_setup(cursor)  # concurrent CREATE SCHEMAs would collide
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
-
-    def table_exists(self, cursor: Any, table: str) -> bool:
-        cursor.execute(self.sql(_TABLE_EXISTS), {"table": table})
-        return cursor.fetchone() is not None
 
     # -- metric columns -----------------------------------------------------------------------
 

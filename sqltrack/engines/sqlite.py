@@ -22,7 +22,6 @@ from .base import Engine, convert_placeholders, kind_of_type, quote_identifier
 __all__ = ["ENGINE", "SQLiteEngine", "split_sqlite_script"]
 
 _METRIC_COLUMNS = "SELECT name, type FROM pragma_table_info('metrics')"
-_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :table"
 
 
 class SQLiteEngine(Engine):
@@ -160,10 +159,6 @@ class SQLiteEngine(Engine):
 
     def lock_setup(self, cursor: Any) -> None:
         self.begin(cursor)  # the database write lock serializes setup
-
-    def table_exists(self, cursor: Any, table: str) -> bool:
-        cursor.execute(_TABLE_EXISTS, {"table": table})
-        return cursor.fetchone() is not None
 
     # -- metric columns -----------------------------------------------------------------------
 
