@@ -4,7 +4,9 @@
   metrics), while the writer thread works in the background;
 - throughput: steps per second from the first ``add_metrics`` until everything is
   committed, against the raw driver's ``executemany`` of the same rows into the same
-  table (batches of 1000, commit per batch), in the same process.
+  table (batches of 1000, commit per batch), in the same process. Targets: at least as
+  fast as raw on PostgreSQL (where the writer uses binary COPY), half of it on SQLite
+  (whose raw INSERT has no upsert, no validation and no queue to pay for).
 
     python bench/bench_buffered.py --engine postgres --steps 100000
     python bench/bench_buffered.py --engine sqlite --steps 100000
@@ -67,7 +69,8 @@ def main() -> None:
 
     median_us = statistics.median(calls) * 1e6
     record("buffered: caller's time per add_metrics, median (us)", median_us, "<= 10")
-    record("buffered: throughput, share of raw executemany", ours_rate / raw_rate, ">= 0.5")
+    target = ">= 1.0" if args.engine == "postgres" else ">= 0.5"
+    record("buffered: throughput, share of raw executemany", ours_rate / raw_rate, target)
     print(f"{args.engine}, {args.steps} steps of {len(NAMES)} float metrics, buffered:")
     print(
         f"  caller time per add_metrics: median {statistics.median(calls) * 1e6:.1f} us, "
@@ -76,7 +79,7 @@ def main() -> None:
     print(f"  raw executemany, batches of 1000: {raw_rate:,.0f} steps/s")
     print(
         f"  sqltrack buffered, until committed: {ours_rate:,.0f} steps/s, "
-        f"{ours_rate / raw_rate:.0%} of raw (target >= 50%)"
+        f"{ours_rate / raw_rate:.0%} of raw (target {target})"
     )
     raw.close()
 

@@ -42,6 +42,7 @@ _UPSERT = (
     "ON CONFLICT (run_id, step, progress) DO UPDATE SET {updates}"
 )
 _MAX_ROWS = 128  # rows per multi-row statement; more gains nothing measurable
+_MIN_COPY = 32  # fewer rows than this are upserted: a COPY that fails costs a round trip
 
 
 @lru_cache(maxsize=1024)
@@ -166,7 +167,9 @@ def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[
         if not params:
             continue
         try:
-            _execute_rows(engine, conn, names, params)
+            kinds = tuple(map(table.columns.get, names))
+            if len(params) < _MIN_COPY or not engine.copy_rows(conn, names, kinds, params):
+                _execute_rows(engine, conn, names, params)
         except Exception as e:
             _raise_not_found(client, e, run_id)
             raise

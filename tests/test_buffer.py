@@ -301,3 +301,36 @@ def test_time_updated_follows_the_updated_argument(
         run.add_metrics({"loss": 1.0}, step=10)
         run.flush()
         assert not str(updated()).startswith("2030")
+
+
+def test_bulk_rows_of_every_kind(client: Client, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big batches take the engine's bulk path (binary COPY on PostgreSQL) for every
+    column kind; a batch whose steps exist already falls back to upserts and merges."""
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 60.0)
+    engine = type(client.engine)
+    copy_rows = engine.copy_rows
+    outcomes: list[bool] = []
+
+    def spy(self: Any, *args: Any) -> bool:
+        outcomes.append(copy_rows(self, *args))
+        return outcomes[-1]
+
+    monkeypatch.setattr(engine, "copy_rows", spy)
+    when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    with run.track(buffered=True):
+        run.add_metrics({"f": 0.5, "i": 1, "b": True, "s": "x", "t": when}, step=-1)
+        run.flush()  # the columns exist now
+        for step in range(100):
+            run.add_metrics({"f": step / 2, "i": step, "b": step % 2 == 0, "s": f"s{step}",
+                             "t": when}, step=step)  # fmt: skip
+        run.flush()
+        for step in range(100):  # the same steps again, another metric: merged
+            run.add_metrics({"g": float(step)}, step=step)
+    assert outcomes[0] is (client.engine.name == "postgres")  # bulk path on PostgreSQL
+    assert outcomes[-1] is False  # the steps existed: upserted
+    rows = q(client, "SELECT step, f, i, b, s, g FROM metrics WHERE step >= 0 ORDER BY step")
+    assert [(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows] == [
+        (s, s / 2, s, s % 2 == 0, f"s{s}", float(s)) for s in range(100)
+    ]
+    t = q(client, "SELECT t FROM metrics WHERE step = 99")[0][0]
+    assert str(t).replace("T", " ").startswith("2030-01-02 03:04:05")

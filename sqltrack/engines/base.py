@@ -168,6 +168,14 @@ class Engine:
         """Parameters allowed in one multi-row INSERT; 0: write many rows with executemany."""
         return 0
 
+    def copy_rows(
+        self, conn: Any, names: Sequence[str], kinds: Sequence[str | None], rows: list[Any]
+    ) -> bool:
+        """Append new metric rows ``(run_id, step, progress, *values)`` in bulk, if the
+        engine has a faster way than INSERT; False: it has none, or one of the rows exists
+        already (nothing was written then, and the transaction is still usable)."""
+        return False
+
     def lock_row_sql(self, table: str, column: str) -> str:
         """A statement (parameter ``:id``) that locks one row for the rest of the current
         transaction and returns ``column``; no row if it does not exist."""

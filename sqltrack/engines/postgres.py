@@ -50,6 +50,15 @@ _PERMANENT_REASONS = (
 # server is shutting down, crashed or is starting up.
 _LOST_STATES = ("57P01", "57P02", "57P03")
 
+# Binary COPY types of the metric column kinds.
+_COPY_TYPES = {
+    "float": "float8",
+    "int": "int8",
+    "bool": "bool",
+    "str": "text",
+    "datetime": "timestamptz",
+}
+
 _METRIC_COLUMNS = (
     "SELECT column_name, data_type FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = 'metrics'"
@@ -174,6 +183,27 @@ class PostgresEngine(Engine):
 
     def bulk_cursor(self, conn: Any) -> Any:
         return conn.cursor(binary=True)
+
+    def copy_rows(
+        self, conn: Any, names: Sequence[str], kinds: Sequence[str | None], rows: list[Any]
+    ) -> bool:
+        # Binary COPY straight into metrics: no statement per row, no text formatting. A
+        # step that exists already (a metric added to it later, a batch replayed after a
+        # lost commit) violates the primary key: then the savepoint undoes the COPY and
+        # the caller upserts instead.
+        types = [_COPY_TYPES.get(kind) for kind in kinds]  # type: ignore[arg-type]
+        if None in types:
+            return False
+        columns = ", ".join(map(quote_identifier, ("run_id", "step", "progress", *names)))
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(f"COPY metrics ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int8", "int8", "float8", *types])
+                    for row in rows:
+                        copy.write_row(row)
+        except pg_errors.UniqueViolation:
+            return False
+        return True
 
     def lock_row_sql(self, table: str, column: str) -> str:
         table, column = quote_identifier(table), quote_identifier(column)
