@@ -13,11 +13,16 @@ leaves it alone), and commits.
 - Back-pressure: at most :attr:`MetricsBuffer.max_pending` calls wait in the queue; when
   the database is slower than the training loop, ``add_metrics`` blocks instead of
   growing memory.
-- Errors: a write that fails in the background (a value that does not fit its column,
-  the run deleted, the server gone for longer than ``reconnect_timeout``) is raised from
-  the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. A row that does
-  not fit its column is left out; the rest of its batch is written.
-- A lost connection is replaced and the batch retried, like any operation.
+- Errors about input (a value that does not fit its column, the run deleted) are raised
+  from the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. A row that
+  does not fit its column is left out; the rest of its batch is written.
+- Outages never are: a lost connection is replaced and the batch retried, like any
+  operation, for up to :attr:`MetricsBuffer.spool_after` seconds; then the batch and
+  everything after it go to the run's spool file (:mod:`sqltrack.spool`) and the job goes
+  on. The writer tries the database again now and then (backing off up to
+  :attr:`MetricsBuffer.max_retry_seconds`), pushes the spool in order as soon as it
+  answers, and writes directly again. What is still spooled when the run ends is left
+  for ``sqltrack sync`` (one warning line says where).
 - Connections: the writer keeps its connection while batches come full; when it goes to
   sleep for a whole ``flush_seconds`` it closes it (on a server, where connections are
   scarce) and connects again for the next flush, so a job that logs slowly holds a
@@ -26,7 +31,9 @@ leaves it alone), and commits.
 
 from __future__ import annotations
 
+import logging
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -36,12 +43,17 @@ from typing import Any
 
 from . import _process
 from .client import Client
+from .engines import first_line
 from .errors import SQLTrackError
 from .metric_values import Row
 from .metrics import write_rows
-from .runs import run_set_updated
+from .runs import run_set_updated, set_state
+from .spool import Spool, SpoolBusy
+from .values import timestamp
 
-__all__ = ["MetricsBuffer"]
+__all__ = ["MetricsBuffer", "SetState", "SetUpdated"]
+
+log = logging.getLogger("sqltrack")
 
 _STOP = object()
 
@@ -53,6 +65,19 @@ class SetUpdated:
     when: datetime
 
 
+@dataclass(frozen=True)
+class SetState:
+    """A queued status change, with its ``time_started`` and ``time_updated`` (None:
+    leave it alone)."""
+
+    status: str
+    started: datetime | None
+    when: datetime | None
+
+
+_WRITTEN = (tuple, SetUpdated, SetState)  # rows, and the markers written in call order
+
+
 class MetricsBuffer:
     """The queue and writer thread of one run's buffered metrics."""
 
@@ -62,12 +87,25 @@ class MetricsBuffer:
     batch_rows: int = 1000
     #: at most this many calls wait; then add_metrics blocks (back-pressure)
     max_pending: int = 100_000
+    #: a write the database has not taken after this many seconds goes to the spool
+    spool_after: float = 10.0
+    #: while spooling, the database is tried again after 1 s, then less and less often,
+    #: up to this many seconds apart (jittered, so that many jobs do not come at once)
+    max_retry_seconds: float = 30.0
 
-    def __init__(self, client: Client, run_id: int, heartbeat_seconds: float) -> None:
+    def __init__(
+        self, client: Client, run_id: int, heartbeat_seconds: float, offline: bool = False
+    ) -> None:
+        """:param offline: the database is known to be unreachable: spool at once"""
         self.run_id = run_id
         self.pid = _process.pid
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client({}, **client.engine.params)  # a connection of its own
+        self._spool: Spool | None = None  # while the database cannot be reached
+        self._offline = offline
+        self._reason: BaseException | None = None  # why it went offline
+        self._retry_delay = 1.0
+        self._next_try = time.monotonic() + self._retry_delay
         # A deque: appending is atomic and cheap; the writer is woken only when a batch is
         # full (or by its timer), and the producer waits only when the queue is full.
         self._items: deque[Any] = deque()
@@ -82,11 +120,12 @@ class MetricsBuffer:
         )
         self._thread.start()
 
-    def put(self, item: Row | SetUpdated) -> None:
-        """Queue a validated call; raises a background error first, if there is one.
+    def put(self, item: Row | SetUpdated | SetState, check: bool = True) -> None:
+        """Queue a validated call; raises a background error first, if there is one
+        (unless ``check`` is false: the error then waits for :meth:`close`).
 
         Blocks while :attr:`max_pending` calls are waiting (back-pressure)."""
-        if self._error is not None:
+        if self._error is not None and check:
             self._raise()
         items = self._items
         if len(items) >= self.max_pending:
@@ -137,12 +176,17 @@ class MetricsBuffer:
                     self._wakeup.wait(self.flush_seconds)
                     self._wakeup.clear()
                     if self._drain():
+                        self._last_push()
                         return
+                    if self._offline:  # also when nothing new came: push what waits
+                        self._push()
                     if len(self._items) < self.batch_rows:
                         # it sleeps a whole interval now: give the server connection back
                         self._client.release()
         except BaseException as e:  # never let the thread die silently
             self._error = e
+            if self._spool is not None:
+                self._spool.close()
         finally:
             for item in self._items:  # nobody waits forever on a flush
                 if isinstance(item, threading.Event):
@@ -162,10 +206,10 @@ class MetricsBuffer:
             if set(map(type, popped)) == {tuple}:
                 batch, markers = popped, []
             else:
-                batch = [i for i in popped if type(i) is tuple or type(i) is SetUpdated]
+                batch = [i for i in popped if type(i) in _WRITTEN]
                 markers = [i for i in popped if type(i) is not tuple]
             if batch:
-                self._write(batch, any(type(m) is SetUpdated for m in markers), beat)
+                self._write(batch, any(type(m) in _WRITTEN for m in markers), beat)
             with self._space:
                 self._space.notify_all()
             for marker in markers:  # a flush waits for what was queued before it, at least
@@ -177,6 +221,9 @@ class MetricsBuffer:
 
     def _write(self, batch: list[Any], updates: bool, beat: bool) -> None:
         client, run_id = self._client, self.run_id
+        if self._offline and not self._push():
+            self._to_spool(batch, beat)
+            return
 
         def write(client: Client) -> list[Any]:
             errors: list[Any]
@@ -184,15 +231,18 @@ class MetricsBuffer:
             with client as conn:
                 if not updates:
                     errors = write_rows(client, conn, run_id, batch)
-                else:  # in call order around each explicit time_updated
+                else:  # in call order around each explicit time_updated or status
                     errors, rows = [], []
                     for item in batch:
+                        if type(item) is tuple:
+                            rows.append(item)
+                            continue
+                        errors += write_rows(client, conn, run_id, rows)
+                        rows = []
                         if type(item) is SetUpdated:
-                            errors += write_rows(client, conn, run_id, rows)
-                            rows = []
                             run_set_updated(client, run_id, item.when)
                         else:
-                            rows.append(item)
+                            set_state(client, run_id, item.status, item.started, item.when)
                     errors += write_rows(client, conn, run_id, rows)
                 now = time.monotonic()
                 if beat and now - self._last_beat >= self.heartbeat_seconds:
@@ -201,10 +251,102 @@ class MetricsBuffer:
             return errors
 
         try:
-            errors = client.run_operation(write, client)
-        except BaseException as e:
-            self._error = e
+            errors = client.run_operation(write, client, within=self.spool_after)
+        except Exception as e:
+            if not client.is_outage(e):
+                self._error = e
+                return
+            self._offline, self._reason = True, e
+            self._schedule_retry()
+            self._to_spool(batch, beat)
             return
         if errors:
             more = f" ({len(errors) - 1} more rows left out likewise)" if len(errors) > 1 else ""
             self._error = type(errors[0])(f"{errors[0]}; the row was left out{more}")
+
+    # -- offline ----------------------------------------------------------------------------
+
+    def _to_spool(self, batch: list[Any], beat: bool) -> None:
+        """Append a batch to the spool (created on first use), in call order."""
+        rows: list[Any] = []
+        events: list[tuple[str, Any]] = []
+        spool = self._spool
+        for item in batch:
+            if type(item) is tuple:
+                if events:  # keep the order: rows before the event, then the event
+                    spool = self._append(spool, rows, events)
+                    rows, events = [], []
+                rows.append(item)
+            elif type(item) is SetUpdated:
+                events.append(("updated", item.when))
+            else:
+                events.append(("state", (item.status, item.started, item.when)))
+        now = time.monotonic()
+        if beat and now - self._last_beat >= self.heartbeat_seconds:
+            events.append(("updated", timestamp("auto", "time_updated")))
+            self._last_beat = now
+        self._append(spool, rows, events)
+
+    def _append(self, spool: Spool | None, rows: list[Any], events: list[Any]) -> Spool:
+        if spool is None:
+            spool = self._spool = Spool.create(self._client, self.run_id)
+            reason = f" ({first_line(self._reason)})" if self._reason is not None else ""
+            log.warning(
+                "sqltrack: run %s: cannot write to %s%s; writing to %s meanwhile, and trying "
+                "again in the background",
+                self.run_id,
+                self._client.engine.describe(),
+                reason,
+                spool.path,
+            )
+        spool.append(rows, events)
+        return spool
+
+    def _schedule_retry(self) -> None:
+        self._next_try = time.monotonic() + self._retry_delay * random.uniform(0.5, 1.0)
+        self._retry_delay = min(self._retry_delay * 2, self.max_retry_seconds)
+
+    def _push(self, final: bool = False) -> bool:
+        """Try the database (when due, or ``final``ly): push the spool; True when it is
+        empty and the writer is back online."""
+        if not final and time.monotonic() < self._next_try:
+            return False
+        spool = self._spool
+        try:
+            pushed = 0 if spool is None else spool.push(self._client, within=0.0)
+        except SpoolBusy:
+            self._schedule_retry()
+            return False
+        except Exception as e:
+            self._client.discard()
+            if not self._client.is_outage(e):
+                self._error = e
+            self._schedule_retry()
+            return False
+        if spool is not None:
+            spool.remove()
+            self._spool = None
+            log.warning(
+                "sqltrack: run %s: back online, %d spooled entries written", *[self.run_id, pushed]
+            )
+        self._offline = False
+        self._retry_delay = 1.0
+        return True
+
+    def _last_push(self) -> None:
+        """At the end of the run: one last try, else leave the spool to ``sqltrack sync``."""
+        if not self._offline or self._spool is None:
+            return
+        if not self._push(final=True):
+            spool, self._spool = self._spool, None
+            if spool is not None:
+                pending = spool.pending()
+                spool.close()
+                log.warning(
+                    "sqltrack: run %s ended while %s could not be reached; %d entries wait in "
+                    "%s for the next track() of this run or `sqltrack sync`",
+                    self.run_id,
+                    self._client.engine.describe(),
+                    pending,
+                    spool.path,
+                )

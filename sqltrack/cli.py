@@ -11,6 +11,7 @@ from .client import Client
 from .engines import DEFAULT_ENGINE, ENGINE_NAMES
 from .errors import SQLTrackError
 from .schema import setup
+from .spool import spool_dir, sync_spools
 
 __all__ = ["main"]
 
@@ -59,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SCRIPT",
         help="your own .sql scripts to apply after sqltrack's",
     )
+    sync_cmd = commands.add_parser(
+        "sync",
+        parents=[_connection_options()],
+        help="push what jobs wrote to their spool while the database was unreachable",
+        description="Push spool files into the database, in order, and remove them. "
+        "Without FILEs: every spool file in $SQLTRACK_SPOOL_DIR (default "
+        "~/.cache/sqltrack/spool) that is meant for this database. The spool of a job "
+        "that is still running is skipped: the job pushes it itself. Running it twice "
+        "adds nothing.",
+    )
+    sync_cmd.add_argument("files", nargs="*", metavar="FILE", help="spool files to push")
     return parser
 
 
@@ -79,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         *client.engine.driver_errors,
     )
     try:
+        if args.command == "sync":
+            return _sync(client, args.files)
         setup(
             client,
             *args.scripts,
@@ -89,6 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except handled as e:
         return _error(e)
     return 0
+
+
+def _sync(client: Client, files: list[str]) -> int:
+    results = sync_spools(client, files or None)
+    for result in results:
+        print(result, file=sys.stderr if result.outcome == "failed" else sys.stdout, flush=True)
+    if not results:
+        print(f"nothing to push: no spool files for this database in {spool_dir()}")
+    return 1 if any(r.outcome == "failed" for r in results) else 0
 
 
 def _error(exc: BaseException) -> int:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from . import _process
 from .config import load_config
 from .engines import Engine, get_engine
-from .errors import ConnectionFailed, ConnectionLost, SchemaError
+from .errors import ConnectionFailed, ConnectionLost, SchemaError, SQLTrackError
 
 __all__ = ["Client", "operation"]
 
@@ -147,10 +147,16 @@ class Client:
             if not self._held and not self._depth and self._pid == _process.pid:
                 self._close()
 
-    def run_operation(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run_operation(
+        self, fn: Callable[..., Any], *args: Any, within: float | None = None, **kwargs: Any
+    ) -> Any:
         """Call ``fn(*args, **kwargs)`` as one sqltrack operation; see :func:`operation`.
 
         Nested in another operation it is simply called (the outer one retries).
+
+        :param within: retry for at most this many seconds (the engine's windows are the
+            limit otherwise); how ``track()`` hands a step over to its background writer
+            instead of making the training loop wait
         """
         if self._in_operation:  # nested in another operation: that one retries
             return fn(*args, **kwargs)
@@ -168,6 +174,8 @@ class Client:
                     window = self._retry_window(e)
                     if window is None:
                         raise
+                    if within is not None:
+                        window = min(window, within)
                     reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
                     where = self.engine.describe()
                     if in_user_block:
@@ -225,6 +233,16 @@ class Client:
         return min(
             float(self.engine.params.get("connect_timeout", 10)), self.engine.reconnect_timeout
         )
+
+    def is_outage(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is trouble of the database rather than of the caller's input: a
+        connection that failed or broke (:class:`ConnectionFailed`), or any other error
+        of the driver that sqltrack has not classified (a full disk, a read-only
+        server...). sqltrack's own errors about input (:class:`InvalidValue`,
+        :class:`NotFound`, :class:`SchemaError`) are not. ``track()`` spools on outages."""
+        if isinstance(exc, ConnectionFailed):
+            return True
+        return not isinstance(exc, SQLTrackError) and isinstance(exc, self.engine.driver_errors)
 
     def release(self) -> None:
         """Give a server connection back: close it unless a block is open, even while it

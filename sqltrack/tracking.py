@@ -16,11 +16,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from . import _process, sigterm
-from .buffer import MetricsBuffer, SetUpdated
+from .buffer import MetricsBuffer, SetState, SetUpdated
 from .client import Client
+from .engines import first_line
 from .metric_values import Row, validate
 from .metrics import write_row
 from .runs import check_status, run_set_updated, set_state
+from .spool import Spool, spool_files
 from .values import Auto, timestamp
 
 __all__ = ["Tracking"]
@@ -44,10 +46,15 @@ class Tracking:
     #: (seconds apart); after a slower step it gives the server connection back until
     #: the next step, so that many slow jobs need few connections (PostgreSQL only)
     release_seconds: float = 0.5
+    #: inside ``track()`` a step or status that the database has not taken after this
+    #: many seconds (no server, a full one, a restart) is handed to a background writer
+    #: (:mod:`sqltrack.buffer`), which spools it if it must; the run goes on buffered
+    handover_seconds: float = 2.0
 
     def __init__(self, client: Client, run_id: int) -> None:
         self.client = client
         self.id = run_id
+        self._within: float | None = None  # handover_seconds inside track()
         self._last_heartbeat = -math.inf
         self._last_step = -math.inf
         self._buffer: MetricsBuffer | None = None
@@ -89,20 +96,51 @@ class Tracking:
             return self
         now = time.monotonic()
         gap, self._last_step = now - self._last_step, now
-        if updated == "auto":
-            if now - self._last_heartbeat < self.heartbeat_seconds:
-                if row is not None:
-                    self.client.run_operation(self._write, row, None)
+        run_operation, within = self.client.run_operation, self._within
+        try:
+            if updated == "auto":
+                if now - self._last_heartbeat < self.heartbeat_seconds:
+                    if row is not None:
+                        run_operation(self._write, row, None, within=within)
+                else:
+                    run_operation(self._write, row, updated, within=within)
+                    self._last_heartbeat = now
             else:
-                self.client.run_operation(self._write, row, updated)
-                self._last_heartbeat = now
-        else:
-            if updated is not None:
-                timestamp(updated, "time_updated")  # bad input: nothing is written
-            self.client.run_operation(self._write, row, updated)
+                if updated is not None:
+                    timestamp(updated, "time_updated")  # bad input: nothing is written
+                run_operation(self._write, row, updated, within=within)
+        except Exception as e:
+            if not self._may_hand_over(e):
+                raise
+            buffer = self._hand_over(e)
+            if updated == "auto":
+                buffer.beat_wanted = True
+            if row is not None:
+                buffer.put(row)
+            if updated is not None and updated != "auto":
+                buffer.put(SetUpdated(updated))
+            return self
         if gap > self.release_seconds:
             self.client.release()  # a slow loop: the connection is not worth holding
         return self
+
+    def _may_hand_over(self, exc: BaseException) -> bool:
+        """Whether a failed write goes to a background writer instead of raising: inside
+        ``track()``, outside a user's ``with client:`` block, and an outage."""
+        return self._within is not None and not self.client.in_block and self.client.is_outage(exc)
+
+    def _hand_over(self, reason: BaseException) -> MetricsBuffer:
+        """Go on buffered, with a writer that spools until the database answers again."""
+        self.client.discard()
+        log.warning(
+            "sqltrack: run %s: %s did not answer within %g s (%s); the run goes on buffered",
+            self.id,
+            self.client.engine.describe(),
+            self.handover_seconds,
+            first_line(reason),
+        )
+        self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds, offline=True)
+        return self._buffer
 
     def _write(self, row: Row | None, updated: Auto | datetime | None) -> None:
         """One operation: the row, and time_updated unless ``updated`` is None."""
@@ -141,7 +179,17 @@ class Tracking:
         """
         if terminated is not None:
             check_status(terminated)
-        set_state(self.client, self.id, "RUNNING", started, updated)
+        try:
+            self.client.run_operation(
+                set_state, self.client, self.id, "RUNNING", started, updated, within=self._within
+            )
+        except Exception as e:
+            if not self._may_hand_over(e):
+                raise
+            state = SetState(
+                "RUNNING", timestamp(started, "time_started"), timestamp(updated, "time_updated")
+            )
+            self._hand_over(e).put(state)
         self._last_step = time.monotonic()  # a loop that starts at once keeps the connection
         self._sigterm_received = False
         if terminated is not None and self._restore_sigterm is None:
@@ -156,10 +204,26 @@ class Tracking:
         :param status: the final status
         :param updated: what to do about time_updated; see :func:`~sqltrack.runs.run_set_updated`
         """
-        self._close_buffer()
-        set_state(self.client, self.id, status, None, updated)
+        check_status(status)
+        buffer = self._live_buffer()
+        if buffer is None:
+            try:
+                self.client.run_operation(
+                    set_state, self.client, self.id, status, None, updated, within=self._within
+                )
+            except Exception as e:
+                if not self._may_hand_over(e):
+                    raise
+                buffer = self._hand_over(e)
+        if buffer is not None:  # after the metrics queued before it
+            buffer.put(SetState(status, None, timestamp(updated, "time_updated")), check=False)
+            self._close_buffer()
         self._uninstall_sigterm()
         return self
+
+    def _live_buffer(self) -> MetricsBuffer | None:
+        buffer = self._buffer
+        return buffer if buffer is not None and buffer.pid == _process.pid else None
 
     def _close_buffer(self, quietly: bool = False) -> None:
         """Write what is buffered and stop the writer; raise (or log) its error."""
@@ -186,7 +250,12 @@ class Tracking:
     def _record_final(self, status: str) -> None:
         """Record a final status after a failure, never raising (the original error wins)."""
         client = self.client
+        buffer = self._live_buffer()
         for attempt in range(2):
+            if buffer is not None:  # after the metrics queued before it, or spooled
+                buffer.put(SetState(status, None, timestamp("auto", "time_updated")), check=False)
+                self._close_buffer(quietly=True)
+                return
             try:
                 if client.in_block:
                     client.rollback()  # the failed block's work is rolled back anyway
@@ -195,12 +264,29 @@ class Tracking:
                     client.commit()  # or the enclosing block would roll the status back
                 return
             except Exception as e:
-                if attempt:
+                if self._may_hand_over(e):
+                    buffer = self._hand_over(e)
+                elif attempt:
                     log.warning(
                         "sqltrack: could not record status %s of run %s: %s", status, self.id, e
                     )
                 else:
                     client.discard()  # the connection may be broken: try a fresh one
+
+    def _push_leftovers(self) -> None:
+        """Push what earlier processes of this run left in the spool (a requeued job),
+        before this one writes anything; never raises."""
+        for path in spool_files(self.client, self.id):
+            try:
+                spool = Spool(path)
+                if spool.lock():
+                    pushed = spool.push(self.client, within=self.handover_seconds)
+                    spool.remove()
+                    log.warning(
+                        "sqltrack: run %s: %d entries left in %s written", self.id, pushed, path
+                    )
+            except Exception as e:
+                log.warning("sqltrack: run %s: could not push %s: %s", self.id, path, e)
 
     @contextmanager
     def track(
@@ -238,6 +324,8 @@ class Tracking:
         for status in (normal, exception, interrupt, terminated):
             check_status(status)
         self._tracking = True
+        self._within = self.handover_seconds
+        self._push_leftovers()
         try:
             # One connection while the run logs fast (see release_seconds); each call still
             # commits: psql sees every step.
@@ -251,26 +339,23 @@ class Tracking:
                     yield self
                 except sigterm.Terminated:
                     self._uninstall_sigterm()
-                    self._close_buffer(quietly=True)
                     self._record_final(terminated)
                     sigterm.terminate()
                     raise  # only reached if terminate() is patched out
                 except KeyboardInterrupt:
-                    self._close_buffer(quietly=True)
                     self._record_final(terminated if self._sigterm_received else interrupt)
                     raise
                 except BaseException:
-                    self._close_buffer(quietly=True)
                     self._record_final(terminated if self._sigterm_received else exception)
                     raise
                 else:
                     try:
-                        self._close_buffer()
+                        self.stop(terminated if self._sigterm_received else normal, updated)
                     except BaseException:
                         self._record_final(exception)  # metrics were lost: not COMPLETED
                         raise
-                    self.stop(terminated if self._sigterm_received else normal, updated)
         finally:
             self._tracking = False
+            self._within = None
             self._uninstall_sigterm()
             self._close_buffer(quietly=True)  # e.g. start() failed

@@ -89,6 +89,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             "SQLTRACK_TEST_ENGINES",
         ):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("SQLTRACK_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.chdir(tmp_path)
 
 

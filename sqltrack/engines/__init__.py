@@ -12,12 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Engine, quote_identifier
+from .base import Engine, first_line, quote_identifier
 
-__all__ = ["DEFAULT_ENGINE", "ENGINE_NAMES", "Engine", "get_engine", "quote_identifier"]
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINE_NAMES",
+    "LOCAL_ENGINE",
+    "Engine",
+    "first_line",
+    "get_engine",
+    "quote_identifier",
+]
 
 #: the engine used when the configuration names none
 DEFAULT_ENGINE = "postgres"
+#: the engine of sqltrack's own local files (the offline spool)
+LOCAL_ENGINE = "sqlite"
 #: the valid values of the ``engine`` configuration key (each a module of this package)
 ENGINE_NAMES = ("postgres", "sqlite")
 

@@ -136,6 +136,11 @@ class Engine:
         """Where this engine connects to, for messages (never contains a password)."""
         raise NotImplementedError
 
+    def identity(self) -> str:
+        """What tells this database apart from others, the same in every process that
+        uses it (no password): :meth:`describe` unless that depends on the directory."""
+        return self.describe()
+
     # -- statements -----------------------------------------------------------------------
 
     def sql(self, query: str) -> str:

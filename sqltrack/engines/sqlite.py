@@ -112,6 +112,9 @@ class SQLiteEngine(Engine):
     def describe(self) -> str:
         return f"dbpath={self.params['dbpath']}"
 
+    def identity(self) -> str:
+        return f"dbpath={Path(self.params['dbpath']).resolve()}"
+
     # -- statements -----------------------------------------------------------------------
 
     def sql(self, query: str) -> str:

@@ -1,0 +1,278 @@
+"""Outages inside track(): hand-over, the offline spool, pushing it back, `sqltrack sync`.
+
+The outage is injected (every new connection fails, connections in use break) so that
+it happens at a chosen step on both engines; tests/test_reliability.py and
+bench/stress.py stop a real PostgreSQL server instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import q
+
+from sqltrack import Client, ConnectionFailed, Experiment, InvalidValue, Run, SQLTrackWarning
+from sqltrack.buffer import MetricsBuffer
+from sqltrack.cli import main
+from sqltrack.spool import Spool, spool_dir, spool_files, sync_spools
+from sqltrack.tracking import Tracking
+
+
+class Outage:
+    """While ``on``, connecting fails and every connection in use breaks."""
+
+    def __init__(self, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.on = False
+        engine = type(client.engine)
+        connect = engine.connect
+        outage = self
+
+        class Flaky:
+            def __init__(self, conn: Any) -> None:
+                self._conn = conn
+
+            def __getattr__(self, name: str) -> Any:
+                attr = getattr(self._conn, name)
+                if outage.on and name in ("execute", "cursor", "commit", "transaction"):
+                    raise ConnectionFailed("injected outage: the server closed the connection")
+                return attr
+
+        def flaky_connect(self: Any) -> Any:
+            if str(self.params.get("dbpath", "")).endswith(".spool"):
+                return connect(self)  # the spool is a local file: it stays
+            if outage.on:
+                raise ConnectionFailed("injected outage: connection refused")
+            return Flaky(connect(self))
+
+        monkeypatch.setattr(engine, "connect", flaky_connect)
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand over, flush, spool and retry within a test's patience."""
+    monkeypatch.setattr(Tracking, "handover_seconds", 0.1)
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 0.02)
+    monkeypatch.setattr(MetricsBuffer, "spool_after", 0.1)
+    monkeypatch.setattr(MetricsBuffer, "max_retry_seconds", 0.2)
+
+
+@pytest.fixture
+def run(client: Client) -> Run:
+    return Experiment(client, name="outage").get_run()
+
+
+def _steps(client: Client, run_id: int) -> list[int]:
+    return [
+        s for (s,) in q(client, "SELECT step FROM metrics WHERE run_id = ? ORDER BY step", run_id)
+    ]
+
+
+def _status(client: Client, run_id: int) -> str:
+    return str(q(client, "SELECT status FROM runs WHERE id = ?", run_id)[0][0])
+
+
+def _wait_for(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["sync", "buffered"])
+def test_an_outage_mid_run_loses_nothing(
+    client: Client,
+    run: Run,
+    fast: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    buffered: bool,
+) -> None:
+    """The loop never sees the outage; its steps wait in the spool and arrive, in order,
+    once the database is back; the run ends COMPLETED; the spool file is gone."""
+    outage = Outage(client, monkeypatch)
+    caplog.set_level(logging.WARNING, "sqltrack")
+    with run.track(buffered=buffered):
+        for step in range(40):
+            if step == 10:
+                outage.on = True
+            run.add_metrics({"loss": 1.0 / (step + 1), "n": step}, step=step)
+            if step == 20:  # the spool holds what the loop logged meanwhile
+                _wait_for(lambda: any(spool_dir().glob("*.spool")))
+            time.sleep(0.01)
+        outage.on = False
+        for step in range(40, 50):
+            run.add_metrics({"loss": 1.0 / (step + 1), "n": step}, step=step)
+    assert _steps(client, run.id) == list(range(50))
+    assert q(client, "SELECT sum(n) FROM metrics") == [(sum(range(50)),)]
+    assert _status(client, run.id) == "COMPLETED"
+    assert list(spool_dir().glob("*")) == []  # pushed and removed, lock file included
+    text = caplog.text
+    assert "injected outage" in text and ".spool" in text  # said once, with the file
+
+
+def test_a_job_that_ends_offline_leaves_its_spool_for_sync(
+    client: Client,
+    run: Run,
+    fast: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The job ends on time with the database still down; `sqltrack sync` pushes the
+    rest later (status and times included); a second sync adds nothing."""
+    outage = Outage(client, monkeypatch)
+    with run.track():
+        for step in range(20):
+            if step == 5:
+                outage.on = True
+            run.add_metrics({"loss": float(step)}, step=step)
+    ended = datetime.now(timezone.utc)
+    outage.on = False
+    assert _steps(client, run.id) == list(range(5))
+    assert _status(client, run.id) == "RUNNING"
+    [path] = spool_files(client, run.id)
+    assert "sqltrack sync" in caplog.text and str(path) in caplog.text
+    assert Spool(path).pending() > 0
+
+    options = _cli_options(client)
+    assert main(["sync", *options]) == 0
+    assert f"pushed: {path}" in capsys.readouterr().out
+    assert _steps(client, run.id) == list(range(20))
+    assert _status(client, run.id) == "COMPLETED"
+    updated = q(client, "SELECT time_updated FROM runs WHERE id = ?", run.id)[0][0]
+    assert abs(_as_datetime(updated) - ended) < timedelta(seconds=5)  # when it ended
+    assert not path.exists()
+    assert main(["sync", *options]) == 0
+    assert "nothing to push" in capsys.readouterr().out
+    assert _steps(client, run.id) == list(range(20))
+
+
+def test_the_next_track_of_the_run_pushes_what_was_left(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requeued job: its first track() pushes the earlier process's spool first."""
+    outage = Outage(client, monkeypatch)
+    with run.track():
+        run.add_metrics({"loss": 0.0}, step=0)
+        outage.on = True
+        run.add_metrics({"loss": 1.0}, step=1)
+    outage.on = False
+    assert _steps(client, run.id) == [0]
+    again = Run(client, run_id=run.id)
+    with again.track():
+        assert _steps(client, run.id) == [0, 1]  # before the new process logs anything
+        again.add_metrics({"loss": 2.0}, step=2)
+    assert _steps(client, run.id) == [0, 1, 2]
+    assert spool_files(client) == []
+
+
+def test_a_late_spool_never_undoes_a_newer_state(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outage = Outage(client, monkeypatch)
+    with run.track():
+        outage.on = True
+    outage.on = False
+    [path] = spool_files(client, run.id)
+    time.sleep(0.01)
+    run.start()  # the job was requeued meanwhile and is running again
+    assert [r.outcome for r in sync_spools(client)] == ["pushed"]
+    assert _status(client, run.id) == "RUNNING"
+    assert not path.exists()
+
+
+def test_bad_input_still_raises_during_an_outage(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outage = Outage(client, monkeypatch)
+    with run.track():
+        outage.on = True
+        run.add_metrics({"loss": 1.0}, step=0)
+        with pytest.raises(InvalidValue, match="step must be an integer"):
+            run.add_metrics({"loss": 1.0}, step="three")  # type: ignore[arg-type]
+        with pytest.raises(InvalidValue, match="cannot be stored"):
+            run.add_metrics({"loss": object()}, step=1)
+        outage.on = False
+    assert _steps(client, run.id) == [0]
+
+
+def test_every_kind_of_value_survives_the_spool(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outage = Outage(client, monkeypatch)
+    when = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+    with run.track():
+        run.add_metrics({"f": 0.5, "i": 1, "b": True, "s": "x", "t": when, "nan": 1.0}, step=0)
+        outage.on = True
+        run.add_metrics({"f": 1.5, "i": 2**62, "b": False, "s": "ü\n'\"", "t": when}, step=1)
+        run.add_metrics({"f": None, "nan": math.nan, "new": 3}, step=2, progress=0.25)
+    outage.on = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SQLTrackWarning)  # NaN on SQLite
+        assert [r.outcome for r in sync_spools(client)] == ["pushed"]
+    rows = q(client, "SELECT step, progress, f, i, b, s, t, nan, new FROM metrics ORDER BY step")
+    assert [(r[0], r[2], r[3], r[4] if r[4] is None else bool(r[4]), r[5]) for r in rows] == [
+        (0, 0.5, 1, True, "x"),
+        (1, 1.5, 2**62, False, "ü\n'\""),
+        (2, None, None, None, None),
+    ]
+    assert _as_datetime(rows[1][6]) == when
+    assert rows[2][1] == 0.25 and rows[2][8] == 3
+    assert rows[2][7] is None or math.isnan(rows[2][7])  # NULL on SQLite, as always
+
+
+def test_sync_skips_the_spool_of_a_running_job(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool.create(client, run.id)  # locked by its writer, as in a running job
+    spool.append([], [("state", ("FAILED", None, None))])
+    [result] = sync_spools(client)
+    assert result.outcome == "busy"
+    assert _status(client, run.id) == "PENDING" and spool.path.exists()
+    spool.close()  # the job ended
+    assert [r.outcome for r in sync_spools(client)] == ["pushed"]
+    assert _status(client, run.id) == "FAILED"
+
+
+def test_sync_reports_files_it_cannot_use(
+    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_spool = tmp_path / "notes.txt"
+    not_a_spool.write_text("hello")
+    missing = tmp_path / "missing.spool"
+    assert main(["sync", *_cli_options(client), str(not_a_spool), str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"failed: {not_a_spool}" in err and f"failed: {missing}" in err
+    assert not missing.exists()  # never created by looking at it
+    assert len(err.splitlines()) == 2
+
+
+def test_spool_files_are_private(client: Client, run: Run) -> None:
+    spool = Spool.create(client, run.id)
+    assert oct(spool_dir().stat().st_mode & 0o777) == "0o700"
+    assert f"-run-{run.id}-" in spool.path.name and str(os.getpid()) in spool.path.name
+    spool.remove()
+    assert not spool.path.exists()
+
+
+def _cli_options(client: Client) -> list[str]:
+    p = client.engine.params
+    if client.engine.name == "sqlite":
+        return ["--engine", "sqlite", "--dbpath", p["dbpath"]]
+    options = ["--engine", "postgres", "-u", p["user"], "-a", p["host"], "-d", p["dbname"]]
+    options += ["-s", p["schema"]] + (["-p", str(p["port"])] if "port" in p else [])
+    return options
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
