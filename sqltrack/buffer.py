@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from . import _process
@@ -49,7 +49,6 @@ from .metric_values import Row
 from .metrics import write_rows
 from .runs import run_set_updated, set_state
 from .spool import Spool, SpoolBusy
-from .values import timestamp
 
 __all__ = ["MetricsBuffer", "SetState", "SetUpdated"]
 
@@ -92,6 +91,9 @@ class MetricsBuffer:
     #: while spooling, the database is tried again after 1 s, then less and less often,
     #: up to this many seconds apart (jittered, so that many jobs do not come at once)
     max_retry_seconds: float = 30.0
+    #: at the end of the run, what is spooled is pushed if the database takes it within
+    #: this many seconds; else it is left for ``sqltrack sync``
+    final_push_seconds: float = 10.0
 
     def __init__(
         self, client: Client, run_id: int, heartbeat_seconds: float, offline: bool = False
@@ -113,6 +115,7 @@ class MetricsBuffer:
         self._space = threading.Condition()
         self._error: BaseException | None = None
         self._last_beat = -math.inf
+        self._latest: datetime | None = None  # the latest time_updated written or spooled
         #: set by a call with ``updated='auto'``: refresh time_updated when it is due
         self.beat_wanted = False
         self._thread = threading.Thread(
@@ -240,13 +243,14 @@ class MetricsBuffer:
                         errors += write_rows(client, conn, run_id, rows)
                         rows = []
                         if type(item) is SetUpdated:
-                            run_set_updated(client, run_id, item.when)
+                            run_set_updated(client, run_id, self._noted(item.when))
                         else:
-                            set_state(client, run_id, item.status, item.started, item.when)
+                            when = self._status_time(item.when)
+                            set_state(client, run_id, item.status, item.started, when)
                     errors += write_rows(client, conn, run_id, rows)
                 now = time.monotonic()
                 if beat and now - self._last_beat >= self.heartbeat_seconds:
-                    run_set_updated(client, run_id)
+                    run_set_updated(client, run_id, self._noted(datetime.now(timezone.utc)))
                     self._last_beat = now
             return errors
 
@@ -264,6 +268,19 @@ class MetricsBuffer:
             more = f" ({len(errors) - 1} more rows left out likewise)" if len(errors) > 1 else ""
             self._error = type(errors[0])(f"{errors[0]}; the row was left out{more}")
 
+    def _noted(self, when: datetime | None) -> datetime | None:
+        """``when``, noted as the latest time_updated this writer has written."""
+        if when is not None and (self._latest is None or when > self._latest):
+            self._latest = when
+        return when
+
+    def _status_time(self, when: datetime | None) -> datetime | None:
+        """A status's time_updated: never older than one this writer wrote before it (a
+        heartbeat written late), or the spool would take the status for a stale one."""
+        if when is not None and self._latest is not None and when < self._latest:
+            when = self._latest
+        return self._noted(when)
+
     # -- offline ----------------------------------------------------------------------------
 
     def _to_spool(self, batch: list[Any], beat: bool) -> None:
@@ -278,12 +295,13 @@ class MetricsBuffer:
                     rows, events = [], []
                 rows.append(item)
             elif type(item) is SetUpdated:
-                events.append(("updated", item.when))
+                events.append(("updated", self._noted(item.when)))
             else:
-                events.append(("state", (item.status, item.started, item.when)))
+                when = self._status_time(item.when)
+                events.append(("state", (item.status, item.started, when)))
         now = time.monotonic()
         if beat and now - self._last_beat >= self.heartbeat_seconds:
-            events.append(("updated", timestamp("auto", "time_updated")))
+            events.append(("updated", self._noted(datetime.now(timezone.utc))))
             self._last_beat = now
         self._append(spool, rows, events)
 
@@ -312,8 +330,9 @@ class MetricsBuffer:
         if not final and time.monotonic() < self._next_try:
             return False
         spool = self._spool
+        within = self.final_push_seconds if final else 0.0
         try:
-            pushed = 0 if spool is None else spool.push(self._client, within=0.0)
+            pushed = 0 if spool is None else spool.push(self._client, within=within)
         except SpoolBusy:
             self._schedule_retry()
             return False
@@ -334,7 +353,8 @@ class MetricsBuffer:
         return True
 
     def _last_push(self) -> None:
-        """At the end of the run: one last try, else leave the spool to ``sqltrack sync``."""
+        """At the end of the run: a last try (for up to :attr:`final_push_seconds`), else
+        leave the spool to ``sqltrack sync``."""
         if not self._offline or self._spool is None:
             return
         if not self._push(final=True):

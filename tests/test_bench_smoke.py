@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ENGINES, ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+from servers import PGBOUNCER
 
 pytestmark = pytest.mark.slow  # every test here starts the bench scripts
 
@@ -50,7 +54,48 @@ def test_all_benchmarks_run(db_params: dict[str, Any]) -> None:
         assert f"| {figure}" in summary, figure
 
 
-def test_stress_runs(db_params: dict[str, Any]) -> None:
-    done = _run("stress.py", "--processes", "3", "--rows", "20", *_dsn(db_params))
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "lost 0, doubled 0" in done.stdout
+def test_stress_runs(engine: str) -> None:
+    done = _run("stress.py", "--engine", engine, "--processes", "3", "--rows", "20")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "jobs failed 0; acknowledged 60; lost 0 before sync, 0 after; doubled 0" in done.stdout
+
+
+# CI-sized versions of the cluster figures in the README (bench/stress.py, full size):
+# more jobs than the server takes, PgBouncer, restarts of both, an outage.
+SCENARIOS = {
+    "crowd-sync-postgres-restart": [
+        "--processes", "60", "--max-connections", "15", "--rows", "60",
+        "--step-seconds", "0.02", "--restart-postgres", "3",
+    ],
+    "crowd-buffered-pgbouncer-restarts": [
+        "--processes", "60", "--max-connections", "15", "--pgbouncer", "--pool-size", "5",
+        "--buffered", "--rows", "60", "--step-seconds", "0.02",
+        "--restart-pgbouncer", "3", "--restart-postgres", "5",
+    ],
+    "crowd-sync-pgbouncer": [
+        "--processes", "60", "--max-connections", "15", "--pgbouncer", "--pool-size", "5",
+        "--rows", "60", "--step-seconds", "0.02",
+    ],
+    "outage": [
+        "--processes", "12", "--max-connections", "15", "--rows", "100",
+        "--step-seconds", "0.05", "--outage-at", "2", "--outage", "6",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_stress_cluster_scenarios(scenario: str) -> None:
+    if "postgres" not in ENGINES:
+        pytest.skip("these scenarios need PostgreSQL (SQLTRACK_TEST_ENGINES)")
+    args = SCENARIOS[scenario]
+    if "--pgbouncer" in args and not os.path.exists(PGBOUNCER):
+        reason = "PgBouncer is not installed (Debian package pgbouncer; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    done = _run("stress.py", *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "jobs failed 0;" in done.stdout and "doubled 0;" in done.stdout
+    assert ", 0 after;" in done.stdout  # nothing lost once the spools are pushed
+    if "--restart-postgres" in args or "--outage" in args:
+        assert "events: none" not in done.stdout  # the restart or outage did happen

@@ -9,46 +9,22 @@ package is missing, these tests are skipped by name; under CI they fail instead.
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ENGINES, env_for, pg_admin, pg_conninfo
+from conftest import ENGINES, ROOT, env_for, pg_admin, pg_conninfo
 
 import sqltrack as st
 from sqltrack import Client, ConfigError
 
 pytestmark = pytest.mark.slow  # each test starts a PgBouncer and real processes
 
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _unprivileged_user() -> str | None:
-    """Who PgBouncer runs as when we are root: the test server's user, else nobody."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("embedded_postgres", "postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    return None
+sys.path.insert(0, str(ROOT / "bench"))
+from servers import PGBOUNCER, PgBouncer  # noqa: E402
 
 
 @pytest.fixture
@@ -62,56 +38,19 @@ def pgbouncer() -> Iterator[dict[str, Any]]:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    server = pg_conninfo()
     dbname = f"bouncer_{uuid.uuid4().hex[:10]}"
     with pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{dbname}"')
-    folder = Path(tempfile.mkdtemp(prefix="sqltrack-pgbouncer-"))
-    user = _unprivileged_user()
-    port = _free_port()
-    target = " ".join(
-        f"{k}={server[k]}" for k in ("host", "port", "user", "password") if server.get(k)
-    )
-    (folder / "users.txt").write_text(f'"{server["user"]}" ""\n')
-    (folder / "pgbouncer.ini").write_text(
-        f"[databases]\n{dbname} = {target} dbname={dbname}\n\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder}/users.txt\n"
-        "pool_mode = transaction\ndefault_pool_size = 4\nmax_client_conn = 500\n"
-        f"logfile = {folder}/pgbouncer.log\npidfile = {folder}/pgbouncer.pid\n"
-    )
-    if user is not None:
-        shutil.chown(folder, user)
-        for path in folder.iterdir():
-            shutil.chown(path, user)
-    command = [PGBOUNCER, *(["-u", user] if user else []), str(folder / "pgbouncer.ini")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = (folder / "pgbouncer.log").read_text(errors="replace")
-                    pytest.fail(f"PgBouncer did not start: {log[-2000:]}")
-                time.sleep(0.05)
-        yield {
-            "engine": "postgres",
-            "host": "127.0.0.1",
-            "port": port,
-            "dbname": dbname,
-            "user": server["user"],
-            "pgbouncer": "true",
-        }
+        bouncer = PgBouncer(pg_conninfo(), dbname, pool_size=4)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield bouncer.params
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        bouncer.cleanup()
         with pg_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 JOB = """

