@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 from . import __version__
 from .client import Client
-from .engines import DEFAULT_ENGINE, ENGINE_NAMES
+from .engines import DEFAULT_ENGINE, ENGINE_NAMES, first_line
 from .errors import SQLTrackError
+from .merge import merge_database
 from .schema import setup
-from .spool import spool_dir, sync_spools
+from .spool import is_spool, spool_dir, sync_spools
 
 __all__ = ["main"]
 
@@ -63,14 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     sync_cmd = commands.add_parser(
         "sync",
         parents=[_connection_options()],
-        help="push what jobs wrote to their spool while the database was unreachable",
-        description="Push spool files into the database, in order, and remove them. "
-        "Without FILEs: every spool file in $SQLTRACK_SPOOL_DIR (default "
-        "~/.cache/sqltrack/spool) that is meant for this database. The spool of a job "
-        "that is still running is skipped: the job pushes it itself. Running it twice "
-        "adds nothing.",
+        help="push spooled writes, or merge a SQLite database, into the database",
+        description="Push spool files (what jobs wrote while the database was unreachable) "
+        "into the database, in order, and remove them; merge sqltrack SQLite databases "
+        "(jobs that ran with engine=sqlite) into it. Without FILEs: every spool file in "
+        "$SQLTRACK_SPOOL_DIR (default ~/.cache/sqltrack/spool) that is meant for this "
+        "database. The spool of a job that is still running is skipped: the job pushes "
+        "it itself. Running it twice adds nothing.",
     )
-    sync_cmd.add_argument("files", nargs="*", metavar="FILE", help="spool files to push")
+    sync_cmd.add_argument(
+        "files", nargs="*", metavar="FILE", help="spool files or sqltrack SQLite databases"
+    )
     return parser
 
 
@@ -106,12 +110,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sync(client: Client, files: list[str]) -> int:
-    results = sync_spools(client, files or None)
+    databases = [f for f in files if not is_spool(f)]
+    results = sync_spools(client, [f for f in files if f not in databases] if files else None)
+    failed = False
     for result in results:
+        failed = failed or result.outcome == "failed"
         print(result, file=sys.stderr if result.outcome == "failed" else sys.stdout, flush=True)
-    if not results:
+    for database in databases:
+        try:
+            print(merge_database(client, database), flush=True)
+        except Exception as e:
+            failed = True
+            print(f"failed: {database} ({first_line(e)})", file=sys.stderr, flush=True)
+    if not files and not results:
         print(f"nothing to push: no spool files for this database in {spool_dir()}")
-    return 1 if any(r.outcome == "failed" for r in results) else 0
+    return 1 if failed else 0
 
 
 def _error(exc: BaseException) -> int:

@@ -56,6 +56,7 @@ __all__ = [
     "Spool",
     "SpoolBusy",
     "SyncResult",
+    "is_spool",
     "spool_dir",
     "spool_files",
     "sync_spools",
@@ -117,6 +118,15 @@ def spool_files(client: Client | None = None, run_id: int | None = None) -> list
     except FileNotFoundError:
         return []
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def is_spool(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a spool file (not, say, a whole sqltrack SQLite database)."""
+    try:
+        Spool(path).close()
+    except Exception:
+        return False
+    return True
 
 
 def _open(path: Path) -> Client:

@@ -212,6 +212,10 @@ def run_time(client: Client, run_id: int, column: str) -> Any:
 TABLES = {"experiments", "experiment_links", "runs", "run_links", "metrics", "sqltrack_scripts"}
 
 
+#: the names under which setup() records sqltrack's own scripts, in order
+BUILTIN = ["sqltrack/v001_base.sql", "sqltrack/v002_run_uid.sql"]
+
+
 def applied_scripts(client: Client) -> list[str]:
     """The names recorded in ``sqltrack_scripts``."""
     return [r[0] for r in client.execute("SELECT name FROM sqltrack_scripts ORDER BY name")]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import env_for
+from conftest import BUILTIN, env_for
 
 from sqltrack.cli import main
 
@@ -33,12 +33,12 @@ def test_cli_main(
         if "port" in db_params:
             options += ["-p", str(db_params["port"])]
     assert main(["setup", *options]) == 0
-    assert capsys.readouterr().out == "applied: sqltrack/v001_base.sql\n"
+    assert capsys.readouterr().out == "".join(f"applied: {name}\n" for name in BUILTIN)
     bad = tmp_path / "bad.sql"
     bad.write_text("SELEC 1;")
     assert main(["setup", *options, str(bad)]) == 1
     captured = capsys.readouterr()
-    assert captured.out == "already applied: sqltrack/v001_base.sql\n"
+    assert captured.out == "".join(f"already applied: {name}\n" for name in BUILTIN)
     assert captured.err.startswith("sqltrack: error: script bad.sql failed: ")
     assert len(captured.err.strip().splitlines()) == 1
 
@@ -59,12 +59,9 @@ def test_cli_in_a_subprocess(db_params: dict[str, Any], tmp_path: Path) -> None:
 
     done = cli("setup", str(script))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["applied: sqltrack/v001_base.sql", "applied: views.sql"]
+    assert done.stdout.splitlines() == [f"applied: {n}" for n in [*BUILTIN, "views.sql"]]
     done = cli("setup", str(script))
-    assert done.stdout.splitlines() == [
-        "already applied: sqltrack/v001_base.sql",
-        "already applied: views.sql",
-    ]
+    assert done.stdout.splitlines() == [f"already applied: {n}" for n in [*BUILTIN, "views.sql"]]
     broken = tmp_path / "broken.sql"
     broken.write_text("CREATE TABLE broken (;")
     done = cli("setup", str(broken))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import env_for, json_column, pg_admin, q
+from conftest import BUILTIN, env_for, json_column, pg_admin, q
 
 import sqltrack as st
 from sqltrack import Client
@@ -111,10 +111,10 @@ def test_concurrent_setup_applies_each_script_once(
     results = [child.communicate(timeout=120) for child in children]
     assert all(child.returncode == 0 for child in children), [err for _, err in results]
     lines = [line for out, _ in results for line in out.splitlines()]
-    assert lines.count("applied: sqltrack/v001_base.sql") == 1
+    assert all(lines.count(f"applied: {name}") == 1 for name in BUILTIN)
     assert lines.count("applied: user.sql") == 1
     assert lines.count("already applied: user.sql") == SETUP_PROCESSES - 1
-    assert q(empty_client, "SELECT count(*) FROM sqltrack_scripts") == [(2,)]
+    assert q(empty_client, "SELECT count(*) FROM sqltrack_scripts") == [(len(BUILTIN) + 1,)]
     if new_schema:
         with pg_admin() as conn:
             conn.execute(f'DROP SCHEMA "{db_params["schema"]}" CASCADE')

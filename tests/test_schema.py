@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TABLES, applied_scripts, tables
+from conftest import BUILTIN, TABLES, applied_scripts, tables
 
 from sqltrack import Client, Run, SchemaError, setup
 from sqltrack.schema import builtin_scripts, sql_dir
@@ -29,11 +29,11 @@ def test_builtin_scripts_are_found() -> None:
 
 def test_setup_creates_the_schema_once(empty_client: Client) -> None:
     first = setup(empty_client)
-    assert [(r.name, r.applied) for r in first] == [("sqltrack/v001_base.sql", True)]
+    assert [(r.name, r.applied) for r in first] == [(name, True) for name in BUILTIN]
     assert tables(empty_client) == TABLES
     again = setup(empty_client)
-    assert [(r.name, r.applied) for r in again] == [("sqltrack/v001_base.sql", False)]
-    assert applied_scripts(empty_client) == ["sqltrack/v001_base.sql"]
+    assert [(r.name, r.applied) for r in again] == [(name, False) for name in BUILTIN]
+    assert applied_scripts(empty_client) == BUILTIN
 
 
 def test_user_scripts_in_order_each_once(empty_client: Client, tmp_path: Path) -> None:
@@ -42,10 +42,10 @@ def test_user_scripts_in_order_each_once(empty_client: Client, tmp_path: Path) -
     b = tmp_path / "b_more.sql"
     b.write_text("-- depends on a\nCREATE VIEW finished2 AS SELECT id FROM finished;\n")
     results = setup(empty_client, a)
-    assert [r.applied for r in results] == [True, True]
+    assert [r.applied for r in results] == [True] * (len(BUILTIN) + 1)
     results = setup(empty_client, a, b)  # upgrade: only the new script is applied
     assert [(r.name, r.applied) for r in results] == [
-        ("sqltrack/v001_base.sql", False),
+        *[(name, False) for name in BUILTIN],
         ("a_view.sql", False),
         ("b_more.sql", True),
     ]
@@ -60,7 +60,7 @@ def test_failing_script_is_rolled_back_and_not_recorded(
     with pytest.raises(SchemaError, match="script bad.sql failed"):
         setup(empty_client, bad)
     assert "half_done" not in tables(empty_client)
-    assert applied_scripts(empty_client) == ["sqltrack/v001_base.sql"]  # the built-in one landed
+    assert applied_scripts(empty_client) == BUILTIN  # the built-in ones landed
     assert not empty_client.connected
 
 

@@ -93,14 +93,16 @@ def test_a_slow_loop_gives_its_server_connection_back(client: Client, run: Run) 
     """Steps further apart than release_seconds: between them no connection is held on
     a server (SQLite keeps its file open); fast steps keep the connection."""
     keeps_slow = {"sqlite": True, "postgres": False}[client.engine.name]
-    run.release_seconds = 0.05
+    run.release_seconds = 5.0  # (a loaded machine may take 50 ms between two steps)
     with run.track():
         run.add_metrics({"loss": 1.0}, step=0)
         run.add_metrics({"loss": 1.0}, step=1)
         assert client.connected  # fast: held from start() on
+        run.release_seconds = 0.05
         time.sleep(0.1)
         run.add_metrics({"loss": 1.0}, step=2)
         assert client.connected is keeps_slow
+        run.release_seconds = 5.0
         run.add_metrics({"loss": 1.0}, step=3)  # connects again, and keeps it
         assert client.connected
     assert q(client, "SELECT count(*) FROM metrics WHERE run_id = ?", run.id) == [(4,)]

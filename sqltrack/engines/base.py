@@ -156,6 +156,12 @@ class Engine:
         """An aware datetime as the driver should store it."""
         return dt
 
+    def python_value(self, value: Any, kind: str | None) -> Any:
+        """A value as the driver read it, as Python holds it: for ``kind`` ``"datetime"``
+        an aware datetime, ``"bool"`` a bool, ``"json"`` the decoded JSON value; other
+        kinds (and NULL) as they are."""
+        return value
+
     def in_array(self, column: str, param: str) -> str:
         """A condition: ``column`` is one of the values of parameter ``:param``, given as
         :meth:`adapt_array` makes it."""

@@ -127,6 +127,18 @@ class SQLiteEngine(Engine):
         # UTC text sorts in time order and is understood by SQLite's date functions.
         return dt.astimezone(timezone.utc).isoformat(sep=" ")
 
+    def python_value(self, value: Any, kind: str | None) -> Any:
+        if value is None:
+            return None
+        if kind == "datetime" and isinstance(value, str):
+            dt = datetime.fromisoformat(value)
+            return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+        if kind == "bool" and isinstance(value, int):
+            return bool(value)
+        if kind == "json" and isinstance(value, str):
+            return json.loads(value)
+        return value
+
     def in_array(self, column: str, param: str) -> str:
         # column and param are sqltrack's own names, never a caller's
         return f"{column} IN (SELECT value FROM json_each(:{param}))"  # noqa: S608

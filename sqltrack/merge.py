@@ -1,0 +1,233 @@
+"""Merging a whole sqltrack SQLite database into another database: ``sqltrack sync FILE.db``.
+
+For a job that ran with ``engine=sqlite`` on a node without network (or a laptop): its
+database file is merged into the lab's database (PostgreSQL, or another SQLite file).
+
+- **Experiments** are matched by name; missing ones are created with their comment and
+  tags.
+- **Runs** are matched by ``uid`` (a random id every run gets, schema version 2), else,
+  for an explicit run id (1 … 9,999,999,999, e.g. a Slurm job id), by that id: the
+  same job. A run that is not there yet is created, keeping an explicit id and getting a
+  new generated id otherwise (generated ids of two databases collide). A run that is
+  there takes the file's status, times, comment, tags, args, env and extras unless its
+  own ``time_updated`` is newer.
+- **Metrics**: missing columns are created with the file's types; rows are upserted
+  (only the values a row holds: NULLs never overwrite values the target has). A value
+  that does not fit the target's column is left out and counted.
+- **Links** between runs and between experiments are kept, with the new ids.
+
+Merging is idempotent: running it again finds every run by its uid and adds nothing.
+The file is upgraded to the current schema first (that gives its runs their uids).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .client import Client
+from .engines import LOCAL_ENGINE, quote_identifier
+from .errors import SchemaError, SQLTrackError
+from .metric_values import Row
+from .metrics import write_rows
+from .runs import MAX_EXPLICIT_RUN_ID
+from .schema import setup
+from .values import json_dumps
+
+__all__ = ["MergeResult", "merge_database"]
+
+_ROWS_PER_TRANSACTION = 5000
+_RUN_FIELDS = ("status", "time_created", "time_started", "time_updated", "comment")
+_RUN_JSON = ("tags", "args", "env", "extras")
+_SELECT_RUNS = (
+    "SELECT id, experiment_id, uid, status, time_created, time_started, time_updated, "
+    "comment, tags, args, env, extras FROM runs ORDER BY id"
+)
+_FIND_BY_UID = "SELECT id, time_updated FROM runs WHERE uid = :uid"
+_FIND_BY_ID = "SELECT id, time_updated FROM runs WHERE id = :id"
+_SETS = ", ".join(f"{c} = :{c}" for c in (*_RUN_FIELDS, *_RUN_JSON))
+_UPDATE_RUN = f"UPDATE runs SET {_SETS} WHERE id = :target"  # noqa: S608 (fixed names)
+_INSERT_COLUMNS = ("experiment_id", "uid", *_RUN_FIELDS, *_RUN_JSON)
+
+
+def _insert_run(explicit_id: bool) -> str:
+    columns = ("id", *_INSERT_COLUMNS) if explicit_id else _INSERT_COLUMNS
+    marks = ", ".join(f":{c}" for c in columns)
+    return f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks}) RETURNING id"  # noqa: S608
+
+
+@dataclass
+class MergeResult:
+    """What merging one database file did."""
+
+    path: Path
+    experiments_created: int = 0
+    runs_created: int = 0
+    runs_updated: int = 0
+    #: runs the target had with a newer time_updated: their fields were left alone
+    runs_kept: int = 0
+    rows: int = 0
+    rows_left_out: int = 0
+    #: source run id -> target run id
+    run_ids: dict[int, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        moved = {s: t for s, t in self.run_ids.items() if s != t}
+        renumbered = f"; {len(moved)} run ids renumbered" if moved else ""
+        left_out = f", {self.rows_left_out} left out" if self.rows_left_out else ""
+        return (
+            f"merged: {self.path} ({self.experiments_created} experiments and "
+            f"{self.runs_created} runs new, {self.runs_updated} runs updated, "
+            f"{self.runs_kept} kept; {self.rows} metric rows{left_out}{renumbered})"
+        )
+
+
+def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
+    """Merge the sqltrack SQLite database at ``path`` into ``target``'s database.
+
+    :raises SchemaError: ``path`` is not a sqltrack database, or the target has no schema
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SQLTrackError(f"no such file: {path}")
+    source = Client({}, engine=LOCAL_ENGINE, dbpath=str(path))
+    try:
+        source.query("SELECT count(*) FROM sqltrack_scripts")
+    except SchemaError:
+        raise SchemaError(f"{path} is not a sqltrack database (no sqltrack_scripts)") from None
+    setup(source)  # the uids of schema version 2
+    result = MergeResult(path)
+    experiments = _merge_experiments(source, target, result)
+    _merge_runs(source, target, experiments, result)
+    _merge_links(source, target, "experiment_links", experiments)
+    _merge_links(source, target, "run_links", result.run_ids)
+    _merge_metrics(source, target, result)
+    return result
+
+
+def _merge_experiments(source: Client, target: Client, result: MergeResult) -> dict[int, int]:
+    ids = {}
+    for source_id, name, comment, tags, created in source.query(
+        "SELECT id, name, comment, tags, time_created FROM experiments ORDER BY id"
+    ):
+        with target:
+            rows = target.query("SELECT id FROM experiments WHERE name = :name", {"name": name})
+            if rows:
+                ids[source_id] = int(rows[0][0])
+                continue
+            params = {
+                "name": name,
+                "comment": comment,
+                "tags": json_dumps(source.engine.python_value(tags, "json"), "tags"),
+                "created": _time(source, target, created),
+            }
+            rows = target.query(
+                "INSERT INTO experiments (name, comment, tags, time_created) "
+                "VALUES (:name, :comment, :tags, :created) ON CONFLICT (name) DO NOTHING "
+                "RETURNING id",
+                params,
+            )
+            if rows:
+                result.experiments_created += 1
+            else:  # created by someone else meanwhile
+                rows = target.query("SELECT id FROM experiments WHERE name = :name", params)
+            ids[source_id] = int(rows[0][0])
+    return ids
+
+
+def _time(source: Client, target: Client, value: Any) -> Any:
+    dt = source.engine.python_value(value, "datetime")
+    return None if dt is None else target.engine.adapt_datetime(dt)
+
+
+def _merge_runs(
+    source: Client, target: Client, experiments: dict[int, int], result: MergeResult
+) -> None:
+    for row in source.query(_SELECT_RUNS):
+        source_id, experiment_id, uid = row[0], row[1], row[2]
+        values = dict(zip(("status", *_RUN_FIELDS[1:]), row[3:8], strict=True))
+        for column in _RUN_FIELDS[1:4]:
+            values[column] = _time(source, target, values[column])
+        for column, value in zip(_RUN_JSON, row[8:], strict=True):
+            decoded = source.engine.python_value(value, "json")
+            values[column] = None if decoded is None else json_dumps(decoded, column)
+        updated = source.engine.python_value(row[6], "datetime")
+        with target:
+            found = target.query(_FIND_BY_UID, {"uid": uid})
+            if not found and source_id <= MAX_EXPLICIT_RUN_ID:
+                found = target.query(_FIND_BY_ID, {"id": source_id})  # the same job
+            if found:
+                target_id = int(found[0][0])
+                theirs = target.engine.python_value(found[0][1], "datetime")
+                if theirs is None or (updated is not None and updated >= theirs):
+                    target.query(_UPDATE_RUN, {**values, "target": target_id})
+                    result.runs_updated += 1
+                else:
+                    result.runs_kept += 1
+            else:
+                sql = _insert_run(explicit_id=source_id <= MAX_EXPLICIT_RUN_ID)
+                params = {**values, "id": source_id, "uid": uid}
+                params["experiment_id"] = experiments[experiment_id]
+                target_id = int(target.query(sql, params)[0][0])
+                result.runs_created += 1
+        result.run_ids[source_id] = target_id
+
+
+def _merge_links(source: Client, target: Client, table: str, ids: dict[int, int]) -> None:
+    links = source.query(f"SELECT from_id, kind, to_id FROM {table}")  # noqa: S608 (fixed)
+    with target:
+        for from_id, kind, to_id in links:
+            target.query(
+                f"INSERT INTO {table} (from_id, kind, to_id) "  # noqa: S608 (fixed names)
+                "VALUES (:from_id, :kind, :to_id) ON CONFLICT DO NOTHING",
+                {"from_id": ids[from_id], "kind": kind, "to_id": ids[to_id]},
+            )
+
+
+def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
+    with source as conn:
+        cur = conn.cursor()
+        try:
+            columns = {
+                name: kind
+                for name, kind in source.engine.metric_columns(cur).items()
+                if name not in ("run_id", "step", "progress") and kind is not None
+            }
+        finally:
+            cur.close()
+    names = tuple(columns)
+    kinds = tuple(columns.values())
+    selected = ", ".join(map(quote_identifier, ("step", "progress", *names)))
+    query = f"SELECT {selected} FROM metrics WHERE run_id = :id ORDER BY step, progress"  # noqa: S608
+    convert = source.engine.python_value
+    for source_id, target_id in result.run_ids.items():
+        with source.cursor() as cur:  # streamed: memory stays flat for long runs
+            cur.execute(source.engine.sql(query), {"id": source_id})
+            while chunk := cur.fetchmany(_ROWS_PER_TRANSACTION):
+                batch: list[Row] = []
+                for row in chunk:
+                    present = [i for i in range(len(names)) if row[2 + i] is not None]
+                    if present:
+                        batch.append(
+                            (
+                                tuple(names[i] for i in present),
+                                tuple(convert(row[2 + i], kinds[i]) for i in present),
+                                tuple(kinds[i] for i in present),
+                                int(row[0]),
+                                float(row[1]),
+                            )
+                        )
+                if batch:
+                    _write(target, target_id, batch, result)
+
+
+def _write(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> None:
+    def write() -> list[Any]:
+        with target as conn:
+            return write_rows(target, conn, run_id, batch)
+
+    errors = target.run_operation(write)
+    result.rows += len(batch) - len(errors)
+    result.rows_left_out += len(errors)
