@@ -225,8 +225,12 @@ def _stress(
         f"job time median {sorted(durations)[len(durations) // 2] if durations else 0:.1f} s, "
         f"max {max(durations, default=0):.1f} s; wall {elapsed:.1f} s"
     )
-    for err in failed[:3]:
-        print(err[-2000:], file=sys.stderr)
+    if failed:
+        report = tmp.parent / f"{tmp.name}-failed-jobs.txt"
+        report.write_text("\n\n".join(failed))
+        print(f"stderr of the failed jobs: {report}", file=sys.stderr)
+        for err in failed[:3]:
+            print(err[-2000:], file=sys.stderr)
     ok = not failed and not lost(after) and not doubled and total == args.processes * args.rows
     return 0 if ok and statuses == {"COMPLETED": args.processes} else 1
 

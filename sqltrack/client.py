@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from . import _process
 from .config import load_config
 from .engines import Engine, get_engine
-from .errors import ConnectionFailed, ConnectionLost, SchemaError, SQLTrackError
+from .errors import ConnectionFailed, ConnectionLost, LockTimeout, SchemaError, SQLTrackError
 
 __all__ = ["Client", "operation"]
 
@@ -236,11 +236,12 @@ class Client:
 
     def is_outage(self, exc: BaseException) -> bool:
         """Whether ``exc`` is trouble of the database rather than of the caller's input: a
-        connection that failed or broke (:class:`ConnectionFailed`), or any other error
+        connection that failed or broke (:class:`ConnectionFailed`), a lock held too long
+        (:class:`LockTimeout`), or any other error
         of the driver that sqltrack has not classified (a full disk, a read-only
         server...). sqltrack's own errors about input (:class:`InvalidValue`,
         :class:`NotFound`, :class:`SchemaError`) are not. ``track()`` spools on outages."""
-        if isinstance(exc, ConnectionFailed):
+        if isinstance(exc, (ConnectionFailed, LockTimeout)):
             return True
         return not isinstance(exc, SQLTrackError) and isinstance(exc, self.engine.driver_errors)
 

@@ -13,6 +13,7 @@ __all__ = [
     "ConnectionLost",
     "InvalidMetricName",
     "InvalidValue",
+    "LockTimeout",
     "NotFound",
     "SQLTrackError",
     "SQLTrackWarning",
@@ -45,6 +46,12 @@ class ConnectionLost(ConnectionFailed):
     ``reconnect_timeout`` seconds first. Inside one it raises this at once: the block's
     transaction is gone and cannot be replayed.
     """
+
+
+class LockTimeout(SQLTrackError):
+    """The database kept a lock sqltrack needs for too long (e.g. the metrics table,
+    to add a column, while a long query or transaction holds it). Worth retrying later:
+    inside ``track()`` it is treated like an outage."""
 
 
 class SchemaError(SQLTrackError):

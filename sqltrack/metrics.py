@@ -32,7 +32,7 @@ from typing import Any
 
 from .client import Client, operation
 from .engines import Engine, quote_identifier
-from .errors import InvalidValue, NotFound, SchemaError, SQLTrackError
+from .errors import InvalidValue, LockTimeout, NotFound, SchemaError
 from .metric_values import Row, fit_row, validate
 
 __all__ = ["MetricsTable", "known_columns", "run_add_metrics", "write_row", "write_rows"]
@@ -249,7 +249,7 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
                     raise
                 conn.rollback()
             if time.monotonic() > deadline:
-                raise SQLTrackError(
+                raise LockTimeout(
                     f"could not add metric columns {', '.join(missing)}: the metrics table "
                     f"stayed locked for {engine.ddl_retry_seconds:g} s (a long query or "
                     "transaction on it?)"

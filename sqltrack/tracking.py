@@ -332,7 +332,8 @@ class Tracking:
             with self.client.hold():
                 self.start(terminated, started, updated)
                 if buffered:
-                    self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds)
+                    if self._buffer is None:  # (start() may have handed over already)
+                        self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds)
                     # the writer has its own; this one is needed again at the end only
                     self.client.release()
                 try:

@@ -298,3 +298,31 @@ def test_a_status_is_never_older_than_a_heartbeat_written_before_it(
     assert [r.outcome for r in sync_spools(client)] == ["pushed"]
     assert _status(client, run.id) == "COMPLETED"
     assert _steps(client, run.id) == [0]
+
+
+def test_a_locked_metrics_table_never_reaches_the_loop(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long transaction holds the metrics table while a new column is needed: the step
+    is handed over, waits in the spool, and lands once the lock is gone."""
+    if client.engine.name != "postgres":
+        pytest.skip("SQLite adds columns under the writer's own database lock: no wait")
+    import psycopg
+
+    monkeypatch.setattr(type(client.engine), "ddl_retry_seconds", 0.3)
+    p = client.engine.params
+    blocker = psycopg.connect(
+        **{k: p[k] for k in ("host", "port", "user", "dbname") if k in p},
+        options=f"-c search_path={p['schema']}",
+    )
+    blocker.execute("SELECT count(*) FROM metrics")  # holds a lock until it commits
+    try:
+        with run.track():
+            run.add_metrics({"loss": 1.0}, step=0)  # needs ALTER TABLE: waits, hands over
+            assert run._buffer is not None
+            blocker.commit()
+            run.add_metrics({"loss": 0.5}, step=1)
+    finally:
+        blocker.close()
+    assert _steps(client, run.id) == [0, 1]
+    assert _status(client, run.id) == "COMPLETED"
