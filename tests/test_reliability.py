@@ -242,6 +242,36 @@ def test_first_connect_retries_a_server_that_is_starting_up(
     server.listener.close()
 
 
+def test_a_full_listen_queue_is_a_busy_server(tmp_path: Path) -> None:
+    """More jobs connecting at once than a local server's listen queue holds: connect()
+    on its Unix socket says EAGAIN. That is a busy server, waited out like a full one."""
+    path = tmp_path / ".s.PGSQL.5999"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(0)  # never accepts
+    queued = []
+    for _ in range(64):  # fill the queue
+        filler = socket.socket(socket.AF_UNIX)
+        filler.setblocking(False)
+        try:
+            filler.connect(str(path))
+        except BlockingIOError:
+            filler.close()
+            break
+        queued.append(filler)
+    client = Client(
+        {}, host=str(tmp_path), port=5999, dbname="db", user="u", busy_timeout=0.5,
+        connect_timeout=0, reconnect_timeout=0,
+    )  # fmt: skip
+    start = time.monotonic()
+    with pytest.raises(ConnectionFailed, match="Resource temporarily unavailable") as info:
+        Experiment(client, name="x")
+    assert info.value.kind == "busy"
+    assert 0.45 < time.monotonic() - start < 3  # busy_timeout
+    for s in [*queued, listener]:
+        s.close()
+
+
 def test_a_full_server_is_retried_for_busy_timeout_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -34,6 +34,9 @@ _BUSY_REASONS = (
     "remaining connection slots are reserved",
     "too many connections for",  # ... role "x" / database "y" (CONNECTION LIMIT)
     "no more connections allowed",  # PgBouncer: max_client_conn
+    # a local socket whose listen queue is full: more jobs connect at once than the
+    # server accepts (connect() says EAGAIN on a Unix socket where TCP would wait)
+    "resource temporarily unavailable",
 )
 
 # Configuration errors while connecting: retrying cannot help.
@@ -148,7 +151,7 @@ class PostgresEngine(Engine):
             error = ConnectionFailed(
                 f"cannot connect to PostgreSQL at {self.describe()}: {first_line(e)}"
             )
-            text = str(e)
+            text = str(e).lower()  # the reasons below are lowercase
             if any(state in text for state in _TRANSIENT_SERVER_STATES):
                 error.kind = "transient"
             elif any(reason in text for reason in _BUSY_REASONS):
