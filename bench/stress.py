@@ -206,8 +206,8 @@ def _stress(
         return sum(max(0, n - stored.get(run, (0, 0))[0]) for run, n in acknowledged.items())
 
     before = counts()
-    left = spool_files(client)
-    synced = sync_spools(client)
+    left = spool_files()  # all of them: jobs behind PgBouncer recorded another target
+    synced = sync_spools(client, left)
     after = counts()
     doubled = sum(count - distinct for count, distinct in after.values())
     statuses = dict(client.execute("SELECT status, count(*) FROM runs GROUP BY status"))
@@ -225,10 +225,11 @@ def _stress(
         f"job time median {sorted(durations)[len(durations) // 2] if durations else 0:.1f} s, "
         f"max {max(durations, default=0):.1f} s; wall {elapsed:.1f} s"
     )
-    if failed:
-        report = tmp.parent / f"{tmp.name}-failed-jobs.txt"
-        report.write_text("\n\n".join(failed))
-        print(f"stderr of the failed jobs: {report}", file=sys.stderr)
+    said = [err for _, err in results if err.strip()]
+    if said:
+        report = tmp.parent / f"{tmp.name}-stderr.txt"
+        report.write_text("\n\n".join(said))
+        print(f"what the jobs wrote to stderr: {report}", file=sys.stderr)
         for err in failed[:3]:
             print(err[-2000:], file=sys.stderr)
     ok = not failed and not lost(after) and not doubled and total == args.processes * args.rows

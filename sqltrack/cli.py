@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .client import Client
@@ -12,7 +13,7 @@ from .engines import DEFAULT_ENGINE, ENGINE_NAMES, first_line
 from .errors import SQLTrackError
 from .merge import merge_database
 from .schema import setup
-from .spool import is_spool, spool_dir, sync_spools
+from .spool import is_spool, spool_dir, spool_files, sync_spools
 
 __all__ = ["main"]
 
@@ -75,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     sync_cmd.add_argument(
         "files", nargs="*", metavar="FILE", help="spool files or sqltrack SQLite databases"
     )
+    sync_cmd.add_argument(
+        "--all",
+        action="store_true",
+        help="without FILEs: every spool file in the spool directory, whatever connection "
+        "it was recorded for (e.g. jobs that went through PgBouncer while you connect "
+        "directly)",
+    )
     return parser
 
 
@@ -96,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "sync":
-            return _sync(client, args.files)
+            return _sync(client, args.files, args.all)
         setup(
             client,
             *args.scripts,
@@ -109,9 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _sync(client: Client, files: list[str]) -> int:
+def _sync(client: Client, files: list[str], every: bool) -> int:
     databases = [f for f in files if not is_spool(f)]
-    results = sync_spools(client, [f for f in files if f not in databases] if files else None)
+    if files:
+        spools: list[Any] | None = [f for f in files if f not in databases]
+    else:
+        spools = spool_files() if every else None
+    results = sync_spools(client, spools)
     failed = False
     for result in results:
         failed = failed or result.outcome == "failed"

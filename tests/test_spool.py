@@ -326,3 +326,23 @@ def test_a_locked_metrics_table_never_reaches_the_loop(
         blocker.close()
     assert _steps(client, run.id) == [0, 1]
     assert _status(client, run.id) == "COMPLETED"
+
+
+def test_sync_all_pushes_spools_recorded_for_another_connection(
+    client: Client, run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Jobs that went through PgBouncer record another target than a direct connection:
+    plain `sqltrack sync` leaves their spools alone, `--all` pushes them."""
+    elsewhere = Client({}, **{**client.engine.params, "dbpath": str(tmp_path / "other.db")})
+    if client.engine.name == "postgres":
+        elsewhere = Client({}, **{**client.engine.params, "port": 6432})  # "a PgBouncer"
+    spool = Spool.create(elsewhere, run.id)
+    spool.append([], [("state", ("FAILED", None, None))])
+    spool.close()
+    options = _cli_options(client)
+    assert main(["sync", *options]) == 0
+    assert "nothing to push" in capsys.readouterr().out
+    assert main(["sync", "--all", *options]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"pushed: {spool.path}") and "recorded for" in out
+    assert _status(client, run.id) == "FAILED"
