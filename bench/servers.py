@@ -119,7 +119,7 @@ class PgBouncer:
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.folder}/users.txt\n"
             f"pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n"
-            f"max_client_conn = {max_client_conn}\n"
+            f"max_client_conn = {max_client_conn}\nlisten_backlog = 1024\n"
             f"logfile = {self.folder}/pgbouncer.log\npidfile = {self.folder}/pgbouncer.pid\n"
         )
         if user is not None:

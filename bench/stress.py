@@ -137,8 +137,9 @@ def _stress(
     def at(seconds: float, what: str, action: Any) -> None:
         if done.wait(max(0.0, start + seconds - time.monotonic())):
             return
+        began = time.monotonic() - start
         action()
-        events.append(f"{what} at {time.monotonic() - start:.0f} s")
+        events.append(f"{what} at {began:.0f} s")
 
     threads = []
     if server is not None:
