@@ -8,6 +8,14 @@ Precedence, highest first:
    else by ``$SQLTRACK_CONFIG_PATH``, else ``./sqltrack.conf`` if it exists,
 4. the engine's defaults, which the engine adds (see :mod:`sqltrack.engines`).
 
+A database URL (``url``: ``postgresql://user:password@host:port/dbname?param=value``,
+``postgres://…``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``; also
+``SQLTRACK_URL``) names the engine and the database. Parameters given separately at the
+same or a higher level override its parts (``SQLTRACK_DSN_PASSWORD`` with a URL in the
+config file); a URL replaces what lower levels said about which database to use (engine,
+host, port, dbname, user, password, dbpath), not their other options. ``conninfo`` (a
+libpq connection string or URI) and a ``dbname`` that holds one are read the same way.
+
 Keys in a config file are parameter names (``dbname=experiments``); the environment
 variable spelling (``SQLTRACK_DSN_DBNAME=experiments``) is accepted there too, so one file
 can serve both as config file and as a sourced shell env file. Keys are case-insensitive.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import stat
 import warnings
 from collections.abc import Mapping
@@ -30,7 +39,15 @@ __all__ = ["ENV_PREFIX", "load_config"]
 
 ENV_PREFIX = "SQLTRACK_DSN_"
 CONFIG_PATH_VAR = "SQLTRACK_CONFIG_PATH"
+URL_VAR = "SQLTRACK_URL"
 DEFAULT_CONFIG_FILE = "sqltrack.conf"
+
+
+# What a URL says: given at one level, it replaces these from the levels below it.
+_NAMES_THE_DATABASE = frozenset(
+    {"engine", "url", "conninfo", "host", "hostaddr", "port", "dbname", "user", "password",
+     "dbpath"}
+)  # fmt: skip
 
 
 def _normalize(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,7 +73,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     values = _normalize(dotenv_values(p))
-    if "password" in values and os.name == "posix":
+    if _holds_password(values) and os.name == "posix":
         mode = p.stat().st_mode
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             warnings.warn(
@@ -67,10 +84,24 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return values
 
 
+def _holds_password(values: Mapping[str, Any]) -> bool:
+    """A password, or a URL or conninfo with one in it."""
+    if "password" in values:
+        return True
+    return any(
+        re.search(r"://[^/@\s]*:[^@\s]*@|password\s*=", str(values.get(k, "")), re.IGNORECASE)
+        for k in ("url", "conninfo", "dbname")
+    )
+
+
 def env_params(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Return the parameters given as ``SQLTRACK_DSN_<PARAM>`` environment variables."""
+    """Return the parameters given as ``SQLTRACK_DSN_<PARAM>`` environment variables, and
+    ``SQLTRACK_URL`` as ``url``."""
     environ = os.environ if environ is None else environ
-    return _normalize({k: v for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)})
+    params = {k: v for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)}
+    if environ.get(URL_VAR):
+        params["url"] = environ[URL_VAR]
+    return _normalize(params)
 
 
 def _config_params(config: Mapping[str, Any] | str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -105,4 +136,9 @@ def load_config(
     :return: the parameters as given, names lower-case, empty values dropped.
     :raises ConfigError: a config file named explicitly does not exist.
     """
-    return {**_config_params(config), **env_params(), **_normalize(kwargs)}
+    merged: dict[str, Any] = {}
+    for level in (_config_params(config), env_params(), _normalize(kwargs)):
+        if "url" in level or "conninfo" in level:  # names the database anew
+            merged = {k: v for k, v in merged.items() if k not in _NAMES_THE_DATABASE}
+        merged.update(level)
+    return merged

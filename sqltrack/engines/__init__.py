@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Engine, first_line, quote_identifier
+from .base import Engine, first_line, quote_identifier, redact
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -22,6 +22,7 @@ __all__ = [
     "first_line",
     "get_engine",
     "quote_identifier",
+    "redact",
 ]
 
 #: the engine used when the configuration names none
@@ -30,6 +31,8 @@ DEFAULT_ENGINE = "postgres"
 LOCAL_ENGINE = "sqlite"
 #: the valid values of the ``engine`` configuration key (each a module of this package)
 ENGINE_NAMES = ("postgres", "sqlite")
+#: the engine of each URL scheme (``url`` parameter, ``SQLTRACK_URL``)
+URL_SCHEMES = {"postgresql": "postgres", "postgres": "postgres", "sqlite": "sqlite"}
 
 
 def get_engine(params: Mapping[str, Any]) -> Engine:
@@ -37,9 +40,26 @@ def get_engine(params: Mapping[str, Any]) -> Engine:
 
     :raises ConfigError: the engine name is unknown, or a parameter is invalid.
     """
-    name = str(params.get("engine", DEFAULT_ENGINE)).lower()
+    of_url = _engine_of_url(params.get("url"))
+    name = str(params.get("engine", of_url)).lower()
+    if params.get("url") is not None and name != of_url:
+        raise ConfigError(
+            f"url {redact(str(params['url']))!r} is for {of_url}, but engine={name} was given"
+        )
     if name not in ENGINE_NAMES:
         raise ConfigError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINE_NAMES)}")
     module = importlib.import_module(f"{__name__}.{name}")
     engine: Engine = module.ENGINE({**params, "engine": name})
     return engine
+
+
+def _engine_of_url(url: Any) -> str:
+    """The engine a ``url`` names by its scheme (the default engine without one)."""
+    if url is None:
+        return DEFAULT_ENGINE
+    scheme = str(url).partition(":")[0].lower()
+    if "://" not in str(url) or scheme not in URL_SCHEMES:
+        raise ConfigError(
+            f"invalid url {redact(str(url))!r}: give postgresql://…, postgres://… or sqlite:///path"
+        )
+    return URL_SCHEMES[scheme]

@@ -58,9 +58,20 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@?#\s]*:)[^@\s]*@")
+_CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with every password in a URL (``scheme://user:secret@``) or conninfo
+    (``password=secret``) replaced by ``***``."""
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    return _CONNINFO_PASSWORD.sub(r"\1***", text)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an error's message (drivers add hints and context lines)."""
-    text = str(exc).strip()
+    text = redact(str(exc).strip())
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import conninfo
 from psycopg import errors as pg_errors
 
 from ..config import default_user
@@ -112,7 +113,7 @@ class PostgresEngine(Engine):
     )
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        super().__init__(params)
+        super().__init__(_expand_urls(params))
         schema = self.params.get("schema")
         if schema is not None:
             check_identifier(schema, what="schema name", error=ConfigError)
@@ -275,6 +276,30 @@ class PostgresEngine(Engine):
                 "(dropped columns count too)"
             )
         return None
+
+
+def _is_conninfo(value: Any) -> bool:
+    """Whether a dbname is really a connection string, as libpq would read it."""
+    text = str(value)
+    return "=" in text or text.startswith(("postgresql://", "postgres://"))
+
+
+def _expand_urls(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``url``, ``conninfo`` and a ``dbname`` that holds a connection string, taken apart
+    into parameters; parameters given separately win over their parts."""
+    given = dict(params)
+    parts: dict[str, Any] = {}
+    for key in ("url", "conninfo", "dbname"):
+        value = given.get(key)
+        if value is None or (key == "dbname" and not _is_conninfo(value)):
+            continue
+        del given[key]
+        try:
+            parsed = conninfo.conninfo_to_dict(str(value))
+        except psycopg.ProgrammingError as e:
+            raise ConfigError(f"invalid PostgreSQL {key}: {first_line(e)}") from None
+        parts.update((k, v) for k, v in parsed.items() if v is not None and v != "")
+    return {**parts, **given}
 
 
 def _flag(value: Any, name: str) -> bool:

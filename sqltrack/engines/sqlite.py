@@ -15,11 +15,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import ConfigError, ConnectionFailed, SQLTrackWarning
-from .base import Engine, convert_placeholders, kind_of_type, quote_identifier
+from .base import Engine, convert_placeholders, kind_of_type, quote_identifier, redact
 
 __all__ = ["ENGINE", "SQLiteEngine", "split_sqlite_script"]
+
+_URL_PREFIX = "sqlite:///"
 
 _METRIC_COLUMNS = "SELECT name, type FROM pragma_table_info('metrics')"
 
@@ -50,6 +53,9 @@ class SQLiteEngine(Engine):
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
+        url = self.params.pop("url", None)
+        if url is not None:
+            self.params.setdefault("dbpath", _dbpath_of_url(str(url)))
         self.params.setdefault("dbpath", "sqltrack.db")
         self._wal_asked = "journal_mode" in self.params
         self._journal_checked = False
@@ -242,6 +248,16 @@ def _constraint(exc: BaseException, errorname: str, message: str) -> bool:
     if name is not None:
         return bool(name == f"SQLITE_CONSTRAINT_{errorname}")
     return message in str(exc)
+
+
+def _dbpath_of_url(url: str) -> str:
+    """``sqlite:///relative.db`` -> ``relative.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    if not url.lower().startswith(_URL_PREFIX) or len(url) == len(_URL_PREFIX) or "?" in url:
+        raise ConfigError(
+            f"invalid SQLite url {redact(url)!r}: give sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    return unquote(url[len(_URL_PREFIX) :])
 
 
 def split_sqlite_script(script: str) -> Iterator[str]:
