@@ -18,7 +18,7 @@ from typing import Any
 from . import _rows
 from .args import as_dict, detect_args
 from .client import Client, operation
-from .env import detect_env, redact_env
+from .env import detect_env, redact_args, redact_env
 from .errors import InvalidValue, NotFound
 from .values import Auto, json_dumps, timestamp
 
@@ -280,10 +280,11 @@ def run_remove_link(client: Client, from_id: int, kind: str, to_id: int) -> None
 
 
 def _resolve(column: str, value: Any) -> dict[str, Any] | None:
-    """'auto' → detected; dict/Namespace → dict; None → None. Env is always redacted."""
+    """'auto' → detected; dict/Namespace → dict; None → None. Args and env are always
+    redacted (see :mod:`sqltrack.env`)."""
     if isinstance(value, str) and value == "auto":
         if column == "args":
-            return detect_args()
+            return redact_args(detect_args())
         if column == "env":
             return detect_env()
         raise InvalidValue("extras cannot be 'auto'; pass a dict")
@@ -296,7 +297,9 @@ def _resolve(column: str, value: Any) -> dict[str, Any] | None:
     if not isinstance(data, Mapping):
         allowed = "a dict or None" if column == "extras" else "'auto', a dict or None"
         raise InvalidValue(f"{column} must be {allowed}, got {type(value).__name__}")
-    return redact_env(data) if column == "env" else dict(data)
+    if column == "env":
+        return redact_env(data)
+    return redact_args(data) if column == "args" else dict(data)
 
 
 def _set_object(client: Client, run_id: int, column: str, value: Any) -> None:

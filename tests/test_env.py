@@ -1,10 +1,14 @@
-"""Capturing the environment without its secrets (sqltrack.env); no database needed."""
+"""Capturing the environment and arguments without their secrets (sqltrack.env)."""
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import pytest
 
-from sqltrack.env import REDACTED, is_secret_name, redact_env
+from sqltrack.args import detect_args
+from sqltrack.env import REDACTED, is_secret_name, redact_args, redact_env
 
 
 @pytest.mark.parametrize(
@@ -77,3 +81,47 @@ def test_redact_env_values() -> None:
     assert out["HF_TOKEN"] == REDACTED
     assert out["HOME"] == "/home/me"
     assert "pw%40x" not in str(out) and "onlypass" not in str(out) and "s3 cret" not in str(out)
+
+
+def test_webhook_urls_are_secrets() -> None:
+    env = {
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/xyz",
+        "NOTIFY_URL": "https://example.org/hook?token=abc&channel=ml",
+    }
+    assert redact_env(env) == {
+        "SLACK_WEBHOOK_URL": REDACTED,
+        "NOTIFY_URL": f"https://example.org/hook?token={REDACTED}&channel=ml",
+    }
+
+
+def test_command_line_secrets_are_redacted_like_the_environment() -> None:
+    argv = [
+        "--db-password", "S3cretPW!",
+        "--api_key=sk-123",
+        "--dsn", "postgres://a:S3cretPW!@h/d",
+        "--num-passes", "3",  # a number is never a credential
+        "--lr", "0.1",
+        "--tokens", "a", "b",
+    ]  # fmt: skip
+    assert redact_args(detect_args(argv)) == {
+        "db_password": REDACTED,
+        "api_key": REDACTED,
+        "dsn": f"postgres://a:{REDACTED}@h/d",
+        "num_passes": 3,
+        "lr": 0.1,
+        "tokens": [REDACTED, REDACTED],
+    }
+
+
+@pytest.mark.usefixtures("client")
+def test_set_args_stores_no_secret(run: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'auto' and an explicit Namespace alike: what the database holds is redacted."""
+    import argparse
+
+    from conftest import json_column
+
+    monkeypatch.setattr(sys, "argv", ["train.py", "--api-key", "sk-123", "--lr", "0.1"])
+    run.set_args("auto")
+    assert json_column(client, "runs", "args", run.id) == {"api_key": REDACTED, "lr": 0.1}
+    run.set_args(argparse.Namespace(hf_token="hf_abc", epochs=3))
+    assert json_column(client, "runs", "args", run.id) == {"hf_token": REDACTED, "epochs": 3}

@@ -142,7 +142,10 @@ def test_a_password_never_shows(
 
 
 def test_redact() -> None:
-    assert redact(f"postgresql://a:{SECRET}@h/d and x") == "postgresql://a:***@h/d and x"
-    assert redact(f"host=h password={SECRET} port=1") == "host=h password=*** port=1"
-    assert redact(f"password = '{SECRET} x' port=1") == "password = *** port=1"
+    r = "<redacted>"
+    assert redact(f"postgresql://a:{SECRET}@h/d and x") == f"postgresql://a:{r}@h/d and x"
+    assert redact(f"host=h password={SECRET} port=1") == f"host=h password={r} port=1"
+    assert redact(f"password = '{SECRET} x' port=1") == f"password = {r} port=1"
     assert redact("postgresql://a@h/d") == "postgresql://a@h/d"
+    hook = "https://hooks.example/x?sig=abc&token=t0k&page=2"
+    assert redact(hook) == f"https://hooks.example/x?sig={r}&token={r}&page=2"

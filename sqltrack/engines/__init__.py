@@ -11,8 +11,9 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from ..env import redact_text as redact
 from ..errors import ConfigError
-from .base import Engine, first_line, quote_identifier, redact
+from .base import Engine, first_line, quote_identifier
 
 __all__ = [
     "DEFAULT_ENGINE",

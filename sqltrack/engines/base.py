@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from ..env import redact_text
 from ..errors import ConfigError
 
 __all__ = ["KINDS", "Engine", "convert_placeholders", "first_line", "quote_identifier"]
@@ -58,20 +59,9 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@?#\s]*:)[^@\s]*@")
-_CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` with every password in a URL (``scheme://user:secret@``) or conninfo
-    (``password=secret``) replaced by ``***``."""
-    text = _URL_PASSWORD.sub(r"\1***@", text)
-    return _CONNINFO_PASSWORD.sub(r"\1***", text)
-
-
 def first_line(exc: BaseException) -> str:
     """The first line of an error's message (drivers add hints and context lines)."""
-    text = redact(str(exc).strip())
+    text = redact_text(str(exc).strip())
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from ..env import redact_text as redact
 from ..errors import ConfigError, ConnectionFailed, SQLTrackWarning
-from .base import Engine, convert_placeholders, kind_of_type, quote_identifier, redact
+from .base import Engine, convert_placeholders, kind_of_type, quote_identifier
 
 __all__ = ["ENGINE", "SQLiteEngine", "split_sqlite_script"]
 
