@@ -28,12 +28,11 @@ import getpass
 import os
 import re
 import stat
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, warn
 
 __all__ = ["ENV_PREFIX", "load_config"]
 
@@ -76,10 +75,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if _holds_password(values) and os.name == "posix":
         mode = p.stat().st_mode
         if mode & (stat.S_IRGRP | stat.S_IROTH):
-            warnings.warn(
+            warn(
                 f"config file {p} contains a password and is readable by other users; "
-                f"run: chmod 600 {p}",
-                stacklevel=3,
+                f"run: chmod 600 {p}"
             )
     return values
 

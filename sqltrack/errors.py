@@ -7,6 +7,10 @@ code that already catches those keeps working.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 __all__ = [
     "ConfigError",
     "ConnectionFailed",
@@ -71,4 +75,19 @@ class InvalidMetricName(InvalidValue):
 
 
 class SQLTrackWarning(UserWarning):
-    """Warnings about data that was stored differently than given (e.g. NaN on SQLite)."""
+    """Warnings about data that was stored differently than given (e.g. NaN on SQLite),
+    or about the configuration (a readable file with a password, WAL on NFS)."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str) -> None:
+    """Warn with :class:`SQLTrackWarning`, pointing at the first line outside sqltrack
+    (the user's call), however deep inside sqltrack the cause was found."""
+    frame = sys._getframe(1)
+    level = 2  # the caller of warn()
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, SQLTrackWarning, stacklevel=level)

@@ -10,14 +10,13 @@ the columns that exist.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from .engines import Engine
-from .errors import InvalidValue, SQLTrackWarning
+from .errors import InvalidValue, warn
 from .names import check_metric_name
 from .values import check_text
 
@@ -124,20 +123,15 @@ def fit_row(engine: Engine, columns: Mapping[str, str | None], row: Row) -> list
     values = list(row_values)
     for i, name in enumerate(names):
         kind, value = kinds[i], values[i]
-        if name not in columns:
-            if kind is None:
-                raise InvalidValue(
-                    f"metric {name!r}: cannot create a column from None; log a value first"
-                )
-            continue
-        if kind != columns[name]:
-            values[i] = value = _fit(value, kind, columns[name], name)
+        if name not in columns and kind is None:
+            raise InvalidValue(
+                f"metric {name!r}: cannot create a column from None; log a value first"
+            )
+        column_kind = columns.get(name, kind)  # a new column: the value's own kind
+        if kind != column_kind:
+            values[i] = value = _fit(value, kind, column_kind, name)
         if kind == "datetime":
             values[i] = engine.adapt_datetime(value)
         elif kind == "float" and value != value and not engine.stores_nan:
-            warnings.warn(
-                f"metric {name!r}: {engine.label} stores NaN as NULL",
-                SQLTrackWarning,
-                stacklevel=4,
-            )
+            warn(f"metric {name!r}: {engine.label} stores NaN as NULL")
     return values

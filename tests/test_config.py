@@ -93,8 +93,9 @@ def test_password_not_in_repr_and_readable_file_warns(tmp_path: Path) -> None:
     conf = tmp_path / "secret.conf"
     conf.write_text("password=hunter2\nhost=h\n")
     os.chmod(conf, 0o644)
-    with pytest.warns(UserWarning, match="readable by other users"):
+    with pytest.warns(UserWarning, match="readable by other users") as record:
         client = Client(conf)
+    assert record[0].filename == __file__  # the caller's line, not sqltrack's
     assert "hunter2" not in repr(client)
     assert "hunter2" not in client.engine.describe()
     os.chmod(conf, 0o600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -125,6 +126,29 @@ def test_nan_and_infinity(client: Client, run: Run, engine: str) -> None:
     values = [r[0] for r in q(client, "SELECT loss FROM metrics ORDER BY step")]
     assert values[:3] == [1.0, math.inf, -math.inf]
     assert values[3] is None if engine == "sqlite" else math.isnan(values[3])
+
+
+@pytest.mark.parametrize("tracked", [False, True], ids=["plain", "in track()"])
+def test_nan_warns_even_where_it_creates_the_column(
+    client: Client, run: Run, engine: str, tracked: bool
+) -> None:
+    """On SQLite a NaN is stored as NULL with a warning, also when its column is new;
+    the warning names the caller's line, not sqltrack's."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if tracked:
+            with run.track():
+                run.add_metrics({"fresh": float("nan")}, step=0)
+        else:
+            run.add_metrics({"fresh": float("nan")}, step=0)
+    nan = [w for w in caught if issubclass(w.category, SQLTrackWarning)]
+    if engine == "sqlite":
+        assert [str(w.message) for w in nan] == ["metric 'fresh': SQLite stores NaN as NULL"]
+        assert nan[0].filename == __file__
+    else:
+        assert nan == []
+    value = q(client, "SELECT fresh FROM metrics")[0][0]
+    assert value is None if engine == "sqlite" else math.isnan(value)
 
 
 def test_missing_run(client: Client) -> None:

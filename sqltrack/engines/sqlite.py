@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..env import redact_text as redact
-from ..errors import ConfigError, ConnectionFailed, SQLTrackWarning
+from ..errors import ConfigError, ConnectionFailed, warn
 from .base import Engine, convert_placeholders, kind_of_type, quote_identifier
 
 __all__ = ["ENGINE", "SQLiteEngine", "split_sqlite_script"]
@@ -108,11 +107,9 @@ class SQLiteEngine(Engine):
                 "network filesystem, where WAL's shared memory is not shared between "
                 "hosts; use journal_mode=delete, or a database on a local disk"
             )
-        warnings.warn(
+        warn(
             f"{self.describe()} is on a {fstype} network filesystem: using "
-            "journal_mode=delete instead of WAL (set journal_mode to silence this)",
-            SQLTrackWarning,
-            stacklevel=2,
+            "journal_mode=delete instead of WAL (set journal_mode to silence this)"
         )
         self.params["journal_mode"] = "delete"
 
