@@ -77,6 +77,10 @@ def get_or_create_experiment(
                 raise NotFound(
                     f"experiment {experiment_id} does not exist; give a name to create it"
                 )
+        if experiment_id is None:  # look up first: a failed insert burns an identity value
+            rows = client.query(_ID_OF, {"name": name})
+            if rows:
+                return int(rows[0][0])
         return _create(client, experiment_id, name)  # type: ignore[arg-type]
 
 

@@ -112,3 +112,9 @@ def test_deleting_an_experiment_cascades(client: Client) -> None:
     q(client, "DELETE FROM experiments WHERE id = ?", exp.id)
     for table in ("runs", "metrics", "experiment_links"):
         assert q(client, f"SELECT count(*) FROM {table}") == [(0,)]
+
+
+def test_finding_an_experiment_by_name_burns_no_id(client: Client) -> None:
+    """Looked up before it is inserted: ids stay 1, 2, 3 however often names are used."""
+    ids = [Experiment(client, name=name).id for name in ["a", "b", "a", "a", "b", "c"]]
+    assert ids == [1, 2, 1, 1, 2, 3]
