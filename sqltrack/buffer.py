@@ -102,7 +102,7 @@ class MetricsBuffer:
         self.run_id = run_id
         self.pid = _process.pid
         self.heartbeat_seconds = heartbeat_seconds
-        self._client = Client({}, **client.engine.params)  # a connection of its own
+        self._client = Client.of(**client.engine.params)  # a connection of its own
         self._spool: Spool | None = None  # while the database cannot be reached
         self._offline = offline
         self._reason: BaseException | None = None  # why it went offline

@@ -67,7 +67,23 @@ class Client:
     def __init__(
         self, config: Mapping[str, Any] | str | os.PathLike[str] | None = None, **kwargs: Any
     ) -> None:
-        self.engine: Engine = get_engine(load_config(config, **kwargs))
+        self._setup(get_engine(load_config(config, **kwargs)))
+
+    @classmethod
+    def of(cls, **params: Any) -> Client:
+        """A client of exactly these parameters: no config file, no ``SQLTRACK_*``
+        environment variables (what sqltrack uses for its own second connections).
+
+        Example::
+
+            spare = Client.of(**client.engine.params)
+        """
+        client = cls.__new__(cls)
+        client._setup(get_engine({k: v for k, v in params.items() if v is not None}))
+        return client
+
+    def _setup(self, engine: Engine) -> None:
+        self.engine: Engine = engine
         self._conn: Any = None
         self._depth = 0
         self._held = 0

@@ -92,7 +92,7 @@ def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
     path = Path(path)
     if not path.is_file():
         raise SQLTrackError(f"no such file: {path}")
-    source = Client({}, engine=LOCAL_ENGINE, dbpath=str(path))
+    source = Client.of(engine=LOCAL_ENGINE, dbpath=str(path))
     try:
         source.query("SELECT count(*) FROM sqltrack_scripts")
     except SchemaError:

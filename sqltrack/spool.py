@@ -131,8 +131,8 @@ def is_spool(path: str | os.PathLike[str]) -> bool:
 
 def _open(path: Path) -> Client:
     # a rollback journal: safe on network filesystems, and one writer per file anyway
-    return Client(
-        {}, engine=LOCAL_ENGINE, dbpath=str(path), journal_mode="delete", synchronous="full"
+    return Client.of(
+        engine=LOCAL_ENGINE, dbpath=str(path), journal_mode="delete", synchronous="full"
     )
 
 

@@ -115,3 +115,32 @@ def test_client_connects_with_config_from_env(
     for key, value in db_params.items():
         monkeypatch.setenv(f"SQLTRACK_DSN_{key.upper()}", str(value))
     assert Client().execute("SELECT 2") == [(2,)]
+
+
+@pytest.mark.parametrize(
+    ("params", "env", "message"),
+    [
+        ({"engine": "sqlite"}, {"SQLTRACK_DSN_DB_PATH": "t.db"}, "'db_path'; did you mean 'dbpath'"),
+        ({"engine": "sqlite", "host": "x"}, {}, "'host'; SQLite takes busy_timeout, dbpath"),
+        ({"engine": "sqlite", "journalmode": "wal"}, {}, "did you mean 'journal_mode'"),
+        ({"hots": "db.lab"}, {}, "unknown PostgreSQL parameter 'hots'; did you mean 'host'"),
+        ({"dbpath": "x.db", "sslmod": "require"}, {}, "did you mean 'sslmode'"),
+        ({"reconect_timeout": "5"}, {}, "did you mean 'reconnect_timeout'"),
+    ],
+)  # fmt: skip
+def test_an_unknown_parameter_is_an_error_with_a_suggestion(
+    params: dict[str, str], env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=message):
+        Client({}, **params)
+
+
+def test_client_of_takes_exactly_its_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No environment, no config file: how sqltrack opens its own second connections."""
+    monkeypatch.setenv("SQLTRACK_DSN_HOST", "from-env")
+    Path("sqltrack.conf").write_text("dbname=from-file\n")
+    params = Client.of(engine="postgres", user="u").engine.params
+    assert "host" not in params and params["dbname"] == "u"
+    assert Client.of(engine="sqlite", dbpath="a.db").engine.params["dbpath"] == "a.db"

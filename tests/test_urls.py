@@ -63,7 +63,12 @@ def test_separate_parameters_override_the_url_and_defaults_do_not(
     assert (params["host"], params["dbname"], params["user"]) == ("new", "newdb", "bob")
     assert params["schema"] == "proj"  # its other options stay
     monkeypatch.setenv("SQLTRACK_URL", "sqlite:///lab.db")
-    assert Client(conf).engine.params["dbpath"] == "lab.db"
+    with pytest.raises(ConfigError, match="unknown SQLite parameter 'password'"):
+        Client(conf)  # the password, given beside the URL, does not fit it
+    monkeypatch.delenv("SQLTRACK_DSN_PASSWORD")
+    conf.write_text("host=old\ndbname=old\ntimeout=5\n")  # (SQLite has no schema)
+    params = Client(conf).engine.params
+    assert (params["dbpath"], params["timeout"], "host" in params) == ("lab.db", "5", False)
 
 
 def test_conninfo_and_a_dbname_that_holds_one(monkeypatch: pytest.MonkeyPatch) -> None:

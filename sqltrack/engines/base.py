@@ -8,6 +8,7 @@ into its driver's style: :meth:`Engine.sql` for named parameters (a dict),
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -107,12 +108,36 @@ class Engine:
     #: for how long a step-back-and-retry of ``ALTER TABLE`` is repeated
     ddl_retry_seconds: float = 120.0
 
+    #: parameters every engine takes
+    common_params = frozenset({"engine", "url", "reconnect_timeout", "busy_timeout"})
+
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
+        self._check_names()
         #: seconds to keep reconnecting after a lost connection (outside client blocks)
         self.reconnect_timeout = self._seconds("reconnect_timeout", 60)
         #: seconds to keep trying while the server answers that it is full
         self.busy_timeout = self._seconds("busy_timeout", 600)
+
+    def known_params(self) -> frozenset[str]:
+        """The parameter names this engine takes."""
+        return self.common_params
+
+    def _check_names(self) -> None:
+        """A parameter this engine does not take is an error, with a suggestion."""
+        known = self.known_params()
+        for name in sorted(set(self.params) - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+            elif len(known) <= 12:
+                hint = f"; {self.label} takes {', '.join(sorted(known))}"
+            else:
+                hint = ""
+            raise ConfigError(
+                f"unknown {self.label} parameter {name!r}{hint} (parameters come from "
+                "Client(...) arguments, SQLTRACK_DSN_* variables and the config file)"
+            )
 
     def _seconds(self, param: str, default: float) -> float:
         value = self.params.get(param, default)

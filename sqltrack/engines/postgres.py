@@ -5,6 +5,7 @@ It is imported when the first PostgreSQL client is created, not with ``import sq
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -111,6 +112,9 @@ class PostgresEngine(Engine):
         "pgbouncer",
         "prepare_threshold",
     )
+
+    def known_params(self) -> frozenset[str]:
+        return self.common_params | _libpq_keywords() | frozenset(self._own)
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(_expand_urls(params))
@@ -276,6 +280,12 @@ class PostgresEngine(Engine):
                 "(dropped columns count too)"
             )
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _libpq_keywords() -> frozenset[str]:
+    """Every connection parameter this libpq knows."""
+    return frozenset(option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults())
 
 
 def _is_conninfo(value: Any) -> bool:

@@ -51,6 +51,9 @@ class SQLiteEngine(Engine):
         "synchronous": ("off", "normal", "full", "extra", "0", "1", "2", "3"),
     }
 
+    def known_params(self) -> frozenset[str]:
+        return self.common_params | {"dbpath", "journal_mode", "synchronous", "timeout"}
+
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
         url = self.params.pop("url", None)
