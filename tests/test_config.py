@@ -120,7 +120,7 @@ def test_client_connects_with_config_from_env(
 @pytest.mark.parametrize(
     ("params", "env", "message"),
     [
-        ({"engine": "sqlite"}, {"SQLTRACK_DSN_DB_PATH": "t.db"}, "'db_path'; did you mean 'dbpath'"),
+        ({"engine": "sqlite"}, {"SQLTRACK_DSN_DB_PATH": "t.db"}, "did you mean 'dbpath'"),
         ({"engine": "sqlite", "host": "x"}, {}, "'host'; SQLite takes busy_timeout, dbpath"),
         ({"engine": "sqlite", "journalmode": "wal"}, {}, "did you mean 'journal_mode'"),
         ({"hots": "db.lab"}, {}, "unknown PostgreSQL parameter 'hots'; did you mean 'host'"),
