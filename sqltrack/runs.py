@@ -11,6 +11,7 @@ from :data:`FIRST_GENERATED_RUN_ID` upwards, so explicit and generated ids never
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,13 @@ _CREATE_WITH_ID = (
     "INSERT INTO runs (id, experiment_id, time_created) VALUES (:id, :experiment_id, :now) "
     "ON CONFLICT (id) DO NOTHING RETURNING id, experiment_id"
 )
+_CREATE_WITH_UID = (
+    "INSERT INTO runs (experiment_id, time_created, uid) VALUES (:experiment_id, :now, :uid) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id, experiment_id"
+)
+_CREATED_AS = "SELECT id, experiment_id FROM runs WHERE uid = :uid"
+_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
+_UID_SCRIPT = "sqltrack/v002_run_uid.sql"
 _IDS_OF = "SELECT id, experiment_id FROM runs WHERE id = :id"
 _SET_STATE = (
     "UPDATE runs SET status = :status, "
@@ -134,7 +142,6 @@ def resolve_run_id(run_id: int | str | None) -> int | None:
     return _rows.check_id(run_id, "run")
 
 
-@operation
 def get_or_create_run(
     client: Client, experiment_id: int | None = None, run_id: int | None = None
 ) -> tuple[int, int]:
@@ -149,6 +156,16 @@ def get_or_create_run(
         experiment was given.
     :raises InvalidValue: the run belongs to another experiment, or the id is out of range.
     """
+    # One operation, retried as a whole after a lost connection. A new run gets its uid
+    # here, before the first try: a retry after a commit whose answer was lost finds
+    # the run it made instead of making a second one.
+    uid = uuid.uuid4().hex
+    return client.run_operation(_get_or_create_run, client, experiment_id, run_id, uid)  # type: ignore[no-any-return]
+
+
+def _get_or_create_run(
+    client: Client, experiment_id: int | None, run_id: int | None, uid: str
+) -> tuple[int, int]:
     if experiment_id is not None:
         _rows.check_id(experiment_id, "experiment")
     if run_id is not None:
@@ -171,9 +188,20 @@ def get_or_create_run(
             "id": run_id,
             "experiment_id": experiment_id,
             "now": db_time(client, "auto", "time_created"),
+            "uid": uid,
         }
+        if run_id is None:
+            if client.query(_APPLIED, {"name": _UID_SCRIPT}):
+                rows = client.query(_CREATED_AS, params)  # made by an earlier try?
+                if rows:
+                    return int(rows[0][0]), int(rows[0][1])
+                create = _CREATE_WITH_UID
+            else:  # a database set up before runs had uids: `sqltrack setup` adds them
+                create = _CREATE
+        else:
+            create = _CREATE_WITH_ID
         try:
-            rows = client.query(_CREATE if run_id is None else _CREATE_WITH_ID, params)
+            rows = client.query(create, params)
         except Exception as e:
             if client.engine.is_foreign_key_violation(e):
                 raise NotFound(f"experiment {experiment_id} does not exist") from None

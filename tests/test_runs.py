@@ -310,3 +310,53 @@ def test_statuses_are_written_once_and_checked_against_the_schema(client: Client
     for status in RUN_STATUSES:  # and the database takes each of them
         st.run_set_status(client, run.id, status)
         assert q(client, "SELECT status FROM runs WHERE id = ?", run.id) == [(status,)]
+
+
+def test_a_retry_after_a_lost_commit_answer_creates_no_second_run(
+    client: Client, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server committed the new run but the answer never came (a restart, a pooler):
+    the retried operation finds the run by the uid it made before the first try."""
+    if engine != "postgres":
+        pytest.skip("SQLite has no server connection to lose: nothing is retried")
+    import psycopg
+
+    exp = Experiment(client, name="lost-answer")
+    engine_class = type(client.engine)
+    connect = engine_class.connect
+    lost = {"left": 1}
+
+    class AnswerLost:
+        def __init__(self, conn: Any) -> None:
+            self._conn = conn
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+        def commit(self) -> None:
+            self._conn.commit()
+            if lost["left"]:
+                lost["left"] -= 1
+                self._conn.close()
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(engine_class, "connect", lambda self: AnswerLost(connect(self)))
+    run = exp.get_run()
+    assert lost["left"] == 0  # the answer was lost once
+    assert q(client, "SELECT id FROM runs") == [(run.id,)]
+
+
+def test_runs_are_created_on_a_database_set_up_before_uids(
+    empty_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at schema version 1 (no runs.uid) still gets new runs."""
+    from sqltrack import schema
+
+    builtin = schema.builtin_scripts
+    monkeypatch.setattr(schema, "builtin_scripts", lambda engine: builtin(engine)[:1])
+    st.setup(empty_client)
+    run = Experiment(empty_client, name="old").get_run()
+    assert q(empty_client, "SELECT id FROM runs") == [(run.id,)]
+    monkeypatch.undo()
+    st.setup(empty_client)  # the upgrade gives the existing run a uid
+    assert q(empty_client, "SELECT count(*) FROM runs WHERE uid IS NOT NULL") == [(1,)]

@@ -256,6 +256,10 @@ class PostgresEngine(Engine):
     def is_connection_lost(self, exc: BaseException) -> bool:
         if isinstance(exc, ConnectionFailed):
             return True
+        if isinstance(exc, psycopg.InternalError) and exc.sqlstate is None:
+            # the client lost step with the server (e.g. "received 2 results from command
+            # 'COMMIT'" when PgBouncer's server restarts mid-transaction): a new one is needed
+            return True
         if not isinstance(exc, psycopg.OperationalError):
             return False
         state = exc.sqlstate  # None: the client lost the server
