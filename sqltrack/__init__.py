@@ -30,23 +30,25 @@ from .experiments import (
 from .handles import Experiment, Run, run_from_env
 from .metrics import run_add_metrics
 from .read import metrics_dataframe, read_metrics, stale_runs
-from .runs import (
-    RUN_STATUSES,
+from .run_json import (
     run_add_args,
     run_add_env,
     run_add_extras,
-    run_add_link,
-    run_add_tags,
     run_remove_args,
     run_remove_env,
     run_remove_extras,
-    run_remove_link,
-    run_remove_tags,
     run_set_args,
-    run_set_comment,
-    run_set_created,
     run_set_env,
     run_set_extras,
+)
+from .runs import (
+    RUN_STATUSES,
+    run_add_link,
+    run_add_tags,
+    run_remove_link,
+    run_remove_tags,
+    run_set_comment,
+    run_set_created,
     run_set_started,
     run_set_status,
     run_set_tags,
