@@ -27,10 +27,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from servers import PGBOUNCER, PgBouncer  # noqa: E402
 
 
-@pytest.fixture
-def pgbouncer() -> Iterator[dict[str, Any]]:
-    """Client parameters of a PgBouncer (pool_mode=transaction, 4 server connections)
-    in front of a fresh database; the database is dropped afterwards."""
+@pytest.fixture(params=["transaction"])
+def pgbouncer(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Client parameters of a PgBouncer (pool_mode=transaction unless parametrized
+    otherwise, 4 server connections) in front of a fresh database; the database is
+    dropped afterwards."""
     if "postgres" not in ENGINES:
         pytest.skip("PgBouncer needs the PostgreSQL half of the suite (SQLTRACK_TEST_ENGINES)")
     if not os.path.exists(PGBOUNCER):
@@ -42,7 +43,7 @@ def pgbouncer() -> Iterator[dict[str, Any]]:
     with pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{dbname}"')
     try:
-        bouncer = PgBouncer(pg_conninfo(), dbname, pool_size=4)
+        bouncer = PgBouncer(pg_conninfo(), dbname, pool_size=4, pool_mode=request.param)
     except RuntimeError as e:
         pytest.fail(str(e))
     try:
@@ -117,3 +118,31 @@ def test_schema_is_refused_behind_pgbouncer() -> None:
         Client({}, engine="postgres", pgbouncer="maybe")
     with pytest.raises(ConfigError, match="invalid prepare_threshold"):
         Client({}, engine="postgres", prepare_threshold="-2")
+
+
+@pytest.mark.parametrize("pgbouncer", ["session"], indirect=True)
+def test_session_pooling_needs_no_setting(pgbouncer: dict[str, Any]) -> None:
+    """Session pooling: prepared statements are fine (pgbouncer=false); jobs beyond the
+    pool's 4 server connections wait for one and all finish."""
+    params = {**pgbouncer, "pgbouncer": "false"}
+    st.setup(Client({}, **params))
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", JOB, mode, "40"],
+            env=env_for(params),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mode in ("sync", "buffered")
+        for _ in range(5)
+    ]
+    results = [job.communicate(timeout=120) for job in jobs]
+    for job, (_, err) in zip(jobs, results, strict=True):
+        assert job.returncode == 0, err
+    client = Client({}, **params)
+    assert client.execute("SELECT status, count(*) FROM runs GROUP BY status") == [
+        ("COMPLETED", 10)
+    ]
+    rows = client.execute("SELECT count(*), count(DISTINCT (run_id, step)) FROM metrics")
+    assert rows == [(400, 400)]
