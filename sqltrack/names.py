@@ -15,6 +15,7 @@ message suggests a valid name (``train/loss`` → ``train_loss``).
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .errors import InvalidMetricName
 
@@ -62,8 +63,10 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
 def suggest_name(name: str, *, taken: frozenset[str] = frozenset()) -> str:
-    """Return a valid name close to ``name``: ``"Train/Loss"`` → ``"train_loss"``."""
-    s = re.sub(r"[^a-z0-9_]+", "_", str(name).lower()).strip("_") or "metric"
+    """Return a valid name close to ``name``: ``"Train/Loss"`` → ``"train_loss"``,
+    ``"café"`` → ``"cafe"`` (accents are dropped, not the letters)."""
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    s = re.sub(r"[^a-z0-9_]+", "_", ascii_name.lower()).strip("_") or "metric"
     if s[0].isdigit():
         s = "m_" + s
     s = s[:MAX_IDENTIFIER_BYTES]

@@ -122,6 +122,10 @@ def resolve_run_id(run_id: int | str | None) -> int | None:
     if isinstance(run_id, str):
         text = run_id.strip()
         if not text.isdigit():
+            if not text.isidentifier():
+                raise InvalidValue(
+                    f"run id {run_id!r} is neither a number nor the name of an environment variable"
+                )
             if text not in os.environ:
                 raise InvalidValue(f"run id: environment variable {text} is not set")
             value = os.environ[text].strip()

@@ -30,7 +30,8 @@ def test_valid_names(client: Client, run: Run, name: str) -> None:
         ('a"b', "a_b"),
         ("a;DROP TABLE runs", "a_drop_table_runs"),
         ("x" * 64, "x" * 63),
-        ("é", "metric"),
+        ("é", "e"),
+        ("日本", "metric"),
         ("step", "step_"),
         ("run_id", "run_id_"),
         ("progress", "progress_"),
@@ -60,3 +61,12 @@ def test_name_checks_without_database() -> None:
     for word in RESERVED_WORDS:
         assert suggest_name(word) != word
         check_metric_name(suggest_name(word))
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [("café", "cafe"), ("Überlänge/Loss", "uberlange_loss"), ("naïve-acc", "naive_acc")],
+)
+def test_suggestions_drop_accents_not_letters(name: str, suggested: str) -> None:
+    assert suggest_name(name) == suggested
+    check_metric_name(suggested)

@@ -71,6 +71,8 @@ def test_run_id_from_environment_variable(
     monkeypatch.setenv("SLURM_JOB_ID", "12_3")
     with pytest.raises(InvalidValue, match="not a positive integer"):
         Run(client, exp.id, run_id="SLURM_JOB_ID")
+    with pytest.raises(InvalidValue, match="'12abc' is neither a number nor the name of an"):
+        Run(client, exp.id, run_id="12abc")
 
 
 def test_creation_errors(client: Client, exp: Experiment) -> None:
