@@ -105,13 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sync":
             return _sync(client, args.files, args.all)
-        setup(
+        print(f"database: {client.engine.label} {client.engine.describe()}", flush=True)
+        results = setup(
             client,
             *args.scripts,
             report=lambda r: print(
                 f"{'applied' if r.applied else 'already applied'}: {r.name}", flush=True
             ),
         )
+        if not any(r.applied for r in results):
+            print("nothing to do: the schema is up to date", flush=True)
     except handled as e:
         return _error(e)
     return 0

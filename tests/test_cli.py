@@ -17,7 +17,8 @@ def test_cli_main(
     db_params: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     options = ["--engine", db_params["engine"]]
-    if db_params["engine"] == "sqlite":
+    sqlite = db_params["engine"] == "sqlite"
+    if sqlite:
         options += ["--dbpath", db_params["dbpath"]]
     else:
         options += [
@@ -33,12 +34,16 @@ def test_cli_main(
         if "port" in db_params:
             options += ["-p", str(db_params["port"])]
     assert main(["setup", *options]) == 0
-    assert capsys.readouterr().out == "".join(f"applied: {name}\n" for name in BUILTIN)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"database: {'SQLite dbpath=' if sqlite else 'PostgreSQL host='}")
+    assert out[1:] == [f"applied: {name}" for name in BUILTIN]
+    assert main(["setup", *options]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "nothing to do: the schema is up to date"
     bad = tmp_path / "bad.sql"
     bad.write_text("SELEC 1;")
     assert main(["setup", *options, str(bad)]) == 1
     captured = capsys.readouterr()
-    assert captured.out == "".join(f"already applied: {name}\n" for name in BUILTIN)
+    assert captured.out.splitlines()[1:] == [f"already applied: {name}" for name in BUILTIN]
     assert captured.err.startswith("sqltrack: error: script bad.sql failed: ")
     assert len(captured.err.strip().splitlines()) == 1
 
@@ -59,9 +64,11 @@ def test_cli_in_a_subprocess(db_params: dict[str, Any], tmp_path: Path) -> None:
 
     done = cli("setup", str(script))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [f"applied: {n}" for n in [*BUILTIN, "views.sql"]]
+    assert done.stdout.splitlines()[1:] == [f"applied: {n}" for n in [*BUILTIN, "views.sql"]]
     done = cli("setup", str(script))
-    assert done.stdout.splitlines() == [f"already applied: {n}" for n in [*BUILTIN, "views.sql"]]
+    assert done.stdout.splitlines()[1:-1] == [
+        f"already applied: {n}" for n in [*BUILTIN, "views.sql"]
+    ]
     broken = tmp_path / "broken.sql"
     broken.write_text("CREATE TABLE broken (;")
     done = cli("setup", str(broken))
