@@ -144,3 +144,31 @@ def test_client_of_takes_exactly_its_parameters(monkeypatch: pytest.MonkeyPatch)
     params = Client.of(engine="postgres", user="u").engine.params
     assert "host" not in params and params["dbname"] == "u"
     assert Client.of(engine="sqlite", dbpath="a.db").engine.params["dbpath"] == "a.db"
+
+
+def test_a_forgotten_configuration_fails_at_once_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing says where the database is and no server listens on the default socket:
+    one line that says how to give one, not ten seconds of retries."""
+    import time
+
+    from sqltrack import ConnectionFailed, Experiment
+
+    for name in ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE"):
+        monkeypatch.delenv(name, raising=False)
+    import socket
+
+    for folder in ("/var/run/postgresql", "/tmp"):
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(f"{folder}/.s.PGSQL.5432")
+            except OSError:
+                continue  # no server there (a stale socket file refuses)
+        pytest.skip(f"a PostgreSQL server listens on this machine's default socket in {folder}")
+    start = time.monotonic()
+    with pytest.raises(ConnectionFailed, match="no database configured") as info:
+        Experiment(Client(), name="x")
+    assert time.monotonic() - start < 2
+    assert "SQLTRACK_URL" in str(info.value) and "\n" not in str(info.value)
+    assert "retrying" not in caplog.text

@@ -6,6 +6,7 @@ It is imported when the first PostgreSQL client is created, not with ``import sq
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,6 +55,15 @@ _PERMANENT_REASONS = (
 # SQLSTATEs of a broken connection: class 08 (connection exception); 57P01-57P03: the
 # server is shutting down, crashed or is starting up.
 _LOST_STATES = ("57P01", "57P02", "57P03")
+
+# Parameters and libpq variables that say where the database is.
+_WHERE = {"url", "conninfo", "host", "hostaddr", "port", "dbname", "user", "service"}
+_LIBPQ_WHERE = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE")
+_NOT_CONFIGURED = (
+    "no database configured, and no PostgreSQL server on the default socket: give one with "
+    "SQLTRACK_URL (e.g. sqlite:///runs.db or postgresql://user@host/dbname), "
+    "SQLTRACK_DSN_* variables, a ./sqltrack.conf file or Client(...) arguments"
+)
 
 # Binary COPY types of the metric column kinds.
 _COPY_TYPES = {
@@ -117,6 +127,10 @@ class PostgresEngine(Engine):
         return self.common_params | _libpq_keywords() | frozenset(self._own)
 
     def __init__(self, params: Mapping[str, Any]) -> None:
+        #: nothing says where the database is: no parameter, no libpq variable
+        self.unconfigured = not (_WHERE & set(params)) and not any(
+            os.environ.get(name) for name in _LIBPQ_WHERE
+        )
         super().__init__(_expand_urls(params))
         schema = self.params.get("schema")
         if schema is not None:
@@ -157,7 +171,10 @@ class PostgresEngine(Engine):
                 f"cannot connect to PostgreSQL at {self.describe()}: {first_line(e)}"
             )
             text = str(e).lower()  # the reasons below are lowercase
-            if any(state in text for state in _TRANSIENT_SERVER_STATES):
+            if self.unconfigured and ("no such file" in text or "connection refused" in text):
+                error = ConnectionFailed(_NOT_CONFIGURED)
+                error.kind = "permanent"  # nobody will start a server there for us
+            elif any(state in text for state in _TRANSIENT_SERVER_STATES):
                 error.kind = "transient"
             elif any(reason in text for reason in _BUSY_REASONS):
                 error.kind = "busy"
