@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._rows import check_id
 from .client import Client, operation
 from .engines import quote_identifier
-from .errors import InvalidValue
+from .errors import InvalidValue, NotFound
 from .metrics import known_columns
 from .names import KEY_COLUMNS
 from .runs import db_time
@@ -31,6 +31,7 @@ _STALE_RUNS = (
     "ORDER BY COALESCE(time_updated, time_started, time_created), id"
 )
 _READ_METRICS = "SELECT {columns} FROM metrics WHERE {condition} ORDER BY 1, 2, 3"
+_EXISTING = "SELECT id FROM runs WHERE {}"
 
 
 @operation
@@ -84,15 +85,25 @@ def read_metrics(
         names, rows = read_metrics(client, run.id, ["train_loss"])
 
     :param run_ids: a run id or several
-    :param columns: metric columns to read (default: all)
+    :param columns: metric columns to read (default: those that hold at least one value
+        for these runs; other experiments' metrics in the shared table are left out)
     :raises InvalidValue: a column that the metrics table does not have
+    :raises NotFound: a run that does not exist
     """
     ids = _run_ids(run_ids)
     engine = client.engine
+    params = {"ids": engine.adapt_array(ids)}
     with client as conn:
+        found = {r[0] for r in client.query(_EXISTING.format(engine.in_array("id", "ids")), params)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            which = ", ".join(map(str, missing))
+            raise NotFound(f"run {which} does not exist" if len(missing) == 1 else
+                           f"runs {which} do not exist")  # fmt: skip
         known = known_columns(client, conn, tuple(columns or ()))
         if columns is None:
-            wanted = [c for c in known if c not in KEY_COLUMNS]
+            metrics = [c for c in known if c not in KEY_COLUMNS]
+            wanted = _holding_values(client, metrics, engine.in_array("run_id", "ids"), params)
         else:
             wanted = [c for c in columns if c not in KEY_COLUMNS]
             unknown = [c for c in wanted if c not in known]
@@ -105,10 +116,21 @@ def read_metrics(
         )
         cur = engine.bulk_cursor(conn)
         try:
-            cur.execute(engine.sql(query), {"ids": engine.adapt_array(ids)})
+            cur.execute(engine.sql(query), params)
             return names, cur.fetchall()
         finally:
             cur.close()
+
+
+def _holding_values(
+    client: Client, columns: list[str], condition: str, params: dict[str, Any]
+) -> list[str]:
+    """The columns that hold at least one value in the rows of ``condition``."""
+    if not columns:
+        return []
+    counts = ", ".join(f"count({quote_identifier(c)})" for c in columns)
+    row = client.query(f"SELECT {counts} FROM metrics WHERE {condition}", params)[0]  # noqa: S608
+    return [c for c, n in zip(columns, row, strict=True) if n]
 
 
 def metrics_dataframe(

@@ -11,6 +11,7 @@ from sqltrack import (
     Client,
     Experiment,
     InvalidValue,
+    NotFound,
 )
 
 
@@ -22,7 +23,9 @@ def test_read_metrics_and_dataframe(client: Client) -> None:
     b.add_metrics({"loss": 9.0, "note": "x"}, step=0, progress=0.5)
     names, rows = st.read_metrics(client, a.id)
     assert names[:3] == ["run_id", "step", "progress"]
-    assert set(names[3:]) == {"loss", "acc", "note"}
+    assert set(names[3:]) == {"loss", "acc"}  # not b's "note": a has no value in it
+    assert set(st.read_metrics(client, [a.id, b.id])[0][3:]) == {"loss", "acc", "note"}
+    assert list(st.metrics_dataframe(client, b.id).columns)[3:] == ["loss", "note"]
     assert [r[1] for r in rows] == [0, 1, 2]
     names, rows = st.read_metrics(client, [b.id, a.id], ["loss"])
     assert names == ["run_id", "step", "progress", "loss"]
@@ -41,7 +44,12 @@ def test_read_metrics_and_dataframe(client: Client) -> None:
         st.read_metrics(client, a.id, ['loss"; DROP TABLE runs; --'])
     with pytest.raises(InvalidValue, match="at least one run id"):
         st.read_metrics(client, [])
-    assert st.read_metrics(client, 999)[1] == []
+    with pytest.raises(NotFound, match="run 999 does not exist"):
+        st.read_metrics(client, [a.id, 999])
+    with pytest.raises(NotFound, match="runs 998, 999 do not exist"):
+        st.metrics_dataframe(client, [998, 999])
+    empty = exp.get_run()
+    assert st.read_metrics(client, empty.id) == (["run_id", "step", "progress"], [])
 
 
 def test_stale_runs(client: Client) -> None:
