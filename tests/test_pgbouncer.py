@@ -66,30 +66,36 @@ print(run.id, flush=True)
 """
 
 
-def test_many_jobs_through_transaction_pooling(pgbouncer: dict[str, Any]) -> None:
-    """Sync and buffered jobs, 6x as many as PgBouncer's server connections, each past
-    psycopg's prepare threshold: every job finishes with every row, exactly once."""
-    st.setup(Client({}, **pgbouncer))
+def _all_jobs_finish(params: dict[str, Any], per_mode: int) -> None:
+    """Start ``per_mode`` sync and as many buffered jobs of 40 steps through ``params``;
+    each finishes with every row, exactly once."""
+    st.setup(Client({}, **params))
     jobs = [
         subprocess.Popen(
             [sys.executable, "-c", JOB, mode, "40"],
-            env=env_for(pgbouncer),
+            env=env_for(params),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for mode in ("sync", "buffered")
-        for _ in range(12)
+        for _ in range(per_mode)
     ]
     results = [job.communicate(timeout=120) for job in jobs]
     for job, (_, err) in zip(jobs, results, strict=True):
         assert job.returncode == 0, err
-    client = Client({}, **pgbouncer)
+    client = Client({}, **params)
     assert client.execute("SELECT status, count(*) FROM runs GROUP BY status") == [
-        ("COMPLETED", 24)
+        ("COMPLETED", len(jobs))
     ]
     rows = client.execute("SELECT count(*), count(DISTINCT (run_id, step)) FROM metrics")
-    assert rows == [(24 * 40, 24 * 40)]
+    assert rows == [(len(jobs) * 40, len(jobs) * 40)]
+
+
+def test_many_jobs_through_transaction_pooling(pgbouncer: dict[str, Any]) -> None:
+    """Sync and buffered jobs, 6x as many as PgBouncer's server connections, each past
+    psycopg's prepare threshold."""
+    _all_jobs_finish(pgbouncer, 12)
 
 
 def test_prepared_statements_break_transaction_pooling(pgbouncer: dict[str, Any]) -> None:
@@ -124,25 +130,4 @@ def test_schema_is_refused_behind_pgbouncer() -> None:
 def test_session_pooling_needs_no_setting(pgbouncer: dict[str, Any]) -> None:
     """Session pooling: prepared statements are fine (pgbouncer=false); jobs beyond the
     pool's 4 server connections wait for one and all finish."""
-    params = {**pgbouncer, "pgbouncer": "false"}
-    st.setup(Client({}, **params))
-    jobs = [
-        subprocess.Popen(
-            [sys.executable, "-c", JOB, mode, "40"],
-            env=env_for(params),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for mode in ("sync", "buffered")
-        for _ in range(5)
-    ]
-    results = [job.communicate(timeout=120) for job in jobs]
-    for job, (_, err) in zip(jobs, results, strict=True):
-        assert job.returncode == 0, err
-    client = Client({}, **params)
-    assert client.execute("SELECT status, count(*) FROM runs GROUP BY status") == [
-        ("COMPLETED", 10)
-    ]
-    rows = client.execute("SELECT count(*), count(DISTINCT (run_id, step)) FROM metrics")
-    assert rows == [(400, 400)]
+    _all_jobs_finish({**pgbouncer, "pgbouncer": "false"}, 5)
