@@ -109,7 +109,10 @@ class Client:
                 _inherited.append(self._conn)
             self._conn, self._depth, self._held, self._pid = None, 0, 0, _process.pid
         if self._conn is None:
-            self._conn = self.engine.connect()
+            if self._in_operation or self._depth:
+                self._conn = self.engine.connect()  # the operation retries, or nobody may
+            else:  # connecting has no side effects: retried as an operation's would be
+                self._conn = self.run_operation(self.engine.connect)
             self._ever_connected = True
         return self._conn
 

@@ -242,6 +242,36 @@ def test_first_connect_retries_a_server_that_is_starting_up(
     server.listener.close()
 
 
+@pytest.mark.parametrize(
+    "entry", ["Experiment", "client.execute", "setup", "sqltrack setup"]
+)  # fmt: skip
+def test_every_entry_point_retries_connecting_alike(
+    entry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connecting has no side effects: it is retried the same way whatever needs the
+    connection (here a server that is starting up, for reconnect_timeout = 0.6 s)."""
+    from sqltrack.cli import main
+
+    server = FatalServer()
+    client = _client_of(server, reconnect_timeout=0.6)
+    calls = {
+        "Experiment": lambda: Experiment(client, name="x"),
+        "client.execute": lambda: client.execute("SELECT 1"),
+        "setup": lambda: st.setup(client),
+    }
+    monkeypatch.setenv("SQLTRACK_DSN_RECONNECT_TIMEOUT", "0.6")  # for the command's client
+    start = time.monotonic()
+    if entry == "sqltrack setup":
+        assert main(["setup", "-a", "127.0.0.1", "-p", str(server.port), "-d", "db",
+                     "-u", "u"]) == 1  # fmt: skip
+    else:
+        with pytest.raises(ConnectionFailed, match="starting up"):
+            calls[entry]()
+    assert 0.55 < time.monotonic() - start < 3
+    assert server.connections >= 3
+    server.listener.close()
+
+
 def test_a_full_listen_queue_is_a_busy_server(tmp_path: Path) -> None:
     """More jobs connecting at once than a local server's listen queue holds: connect()
     on its Unix socket says EAGAIN. That is a busy server, waited out like a full one."""
