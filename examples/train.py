@@ -56,15 +56,15 @@ def main() -> None:
             )
             print(f"epoch {epoch}: val_loss={val_loss:.4f} weight={weight:.3f}")
 
-    # Everything is plain SQL now, with the driver's own placeholders (? or %s).
-    mark = {"sqlite": "?", "postgres": "%s"}[client.engine.name]
-    status_sql = "SELECT status FROM runs WHERE id = ?"
-    curve_sql = (
-        "SELECT step, val_loss FROM metrics WHERE run_id = ? AND val_loss IS NOT NULL ORDER BY step"
+    # Everything is plain SQL now; client.query takes :name placeholders on both engines,
+    # and sqltrack.json_value reads a JSON column the same way on both.
+    status, args = client.query("SELECT status, args FROM runs WHERE id = :id", {"id": run.id})[0]
+    rows = client.query(
+        "SELECT step, val_loss FROM metrics WHERE run_id = :id AND val_loss IS NOT NULL "
+        "ORDER BY step",
+        {"id": run.id},
     )
-    status = client.execute(status_sql.replace("?", mark), (run.id,))[0][0]
-    rows = client.execute(curve_sql.replace("?", mark), (run.id,))
-    print(f"run {run.id} of experiment {experiment.id}: {status}")
+    print(f"run {run.id} of experiment {experiment.id}: {status}, lr {st.json_value(args)['lr']}")
     for step, val_loss in rows:
         print(f"  step {step:4d}  val_loss {val_loss:.4f}")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from .client import Client
 from .errors import InvalidValue, NotFound
-from .values import check_text, json_dumps, json_loads
+from .values import check_text, json_dumps, json_value
 
 _WHAT = {"experiments": "experiment", "runs": "run"}
 _COLUMNS = frozenset(
@@ -87,7 +87,7 @@ def change_json(
         rows = client.query(client.engine.lock_row_sql(table, column), {"id": row_id})
         if not rows:
             raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
-        current = json_loads(rows[0][0])
+        current = json_value(rows[0][0])
         new = change(dict(current) if isinstance(current, dict) else {})
         client.query(
             _SET_JSON.format(table=table, column=column),

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from .errors import InvalidValue
 
-__all__ = ["Auto", "check_text", "json_dumps", "json_loads", "timestamp"]
+__all__ = ["Auto", "check_text", "json_dumps", "json_value", "timestamp"]
 
 Auto = Literal["auto"]
 
@@ -81,8 +81,16 @@ def json_dumps(value: Any, where: str) -> str:
         raise InvalidValue(f"{where}: the value is nested too deeply") from None
 
 
-def json_loads(value: Any) -> Any:
-    """Read a JSON column: psycopg already parsed it, sqlite3 returns text."""
+def json_value(value: Any) -> Any:
+    """A JSON column as read by ``client.execute``/``client.query``, as Python, the same on
+    both engines: psycopg decodes ``jsonb`` itself (a dict), sqlite3 returns the text,
+    decoded here. For sqltrack's JSON columns (tags, args, env, extras: an object or NULL).
+
+    Example::
+
+        (args,) = client.query("SELECT args FROM runs WHERE id = :id", {"id": run.id})[0]
+        lr = sqltrack.json_value(args)["lr"]
+    """
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 

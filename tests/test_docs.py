@@ -107,3 +107,27 @@ def test_sql_snippets_run(doc: Path, client: st.Client) -> None:
                 pytest.fail(f"{doc.name}:{line} on {engine}: {statement!r} failed: {e}")
             ran += 1
     assert ran, f"no SQL snippet of {doc.name} runs on {engine}"
+
+
+def test_the_bundled_example_runs(db_params: dict[str, Any], tmp_path: Path) -> None:
+    """examples/train.py, the README's first command, on each engine."""
+    import subprocess
+    import sys
+
+    from conftest import env_for
+
+    env = env_for(db_params)
+    done = subprocess.run(
+        [sys.executable, "-m", "sqltrack", "setup"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train.py"), "--lr", "0.05", "--epochs", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert ": COMPLETED, lr 0.05" in done.stdout and "val_loss" in done.stdout
+    assert done.stderr == ""  # no warning on the way
