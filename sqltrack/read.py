@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ._rows import check_id
@@ -102,8 +103,7 @@ def read_metrics(
                            f"runs {which} do not exist")  # fmt: skip
         known = known_columns(client, conn, tuple(columns or ()))
         if columns is None:
-            metrics = [c for c in known if c not in KEY_COLUMNS]
-            wanted = _holding_values(client, metrics, engine.in_array("run_id", "ids"), params)
+            wanted = [c for c in known if c not in KEY_COLUMNS]
         else:
             wanted = [c for c in columns if c not in KEY_COLUMNS]
             unknown = [c for c in wanted if c not in known]
@@ -117,20 +117,29 @@ def read_metrics(
         cur = engine.bulk_cursor(conn)
         try:
             cur.execute(engine.sql(query), params)
-            return names, cur.fetchall()
+            rows = cur.fetchall()
         finally:
             cur.close()
+    return (names, rows) if columns is not None else _without_empty_columns(names, rows)
 
 
-def _holding_values(
-    client: Client, columns: list[str], condition: str, params: dict[str, Any]
-) -> list[str]:
-    """The columns that hold at least one value in the rows of ``condition``."""
-    if not columns:
-        return []
-    counts = ", ".join(f"count({quote_identifier(c)})" for c in columns)
-    row = client.query(f"SELECT {counts} FROM metrics WHERE {condition}", params)[0]  # noqa: S608
-    return [c for c, n in zip(columns, row, strict=True) if n]
+def _without_empty_columns(
+    names: list[str], rows: list[tuple[Any, ...]]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Leave out the metric columns that hold no value in ``rows`` (the metrics table is
+    shared: other experiments' metrics are NULL here). A column with a value in its first
+    row is kept without looking further, so the common case costs nothing per row."""
+    if not rows:
+        return names[:3], rows
+    first = rows[0]
+    keep = [
+        i
+        for i in range(len(names))
+        if i < 3 or first[i] is not None or any(row[i] is not None for row in rows)
+    ]
+    if len(keep) == len(names):
+        return names, rows
+    return [names[i] for i in keep], list(map(itemgetter(*keep), rows))
 
 
 def metrics_dataframe(
