@@ -55,6 +55,7 @@ from .runs import (
     run_set_updated,
 )
 from .schema import setup
+from .search import find_runs
 from .values import json_value
 
 __version__ = "0.2.0"
@@ -82,6 +83,7 @@ __all__ = [
     "experiment_set_comment",
     "experiment_set_name",
     "experiment_set_tags",
+    "find_runs",
     "json_value",
     "metrics_dataframe",
     "read_metrics",

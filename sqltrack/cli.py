@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from . import __version__
 from .client import Client
 from .engines import DEFAULT_ENGINE, ENGINE_NAMES, first_line
-from .errors import SQLTrackError
+from .errors import InvalidValue, SQLTrackError
 from .merge import merge_database
+from .read import stale_runs
 from .schema import setup
+from .search import OVERVIEW_COLUMNS, run_overview
 from .spool import is_spool, spool_dir, spool_files, sync_spools
 
 __all__ = ["main"]
@@ -83,7 +88,41 @@ def _parser() -> argparse.ArgumentParser:
         "it was recorded for (e.g. jobs that went through PgBouncer while you connect "
         "directly)",
     )
+    runs_cmd = commands.add_parser(
+        "runs",
+        parents=[_connection_options(), _output_options()],
+        help="list runs, filtered like sqltrack.find_runs",
+        description="List runs: id, experiment, status, times, tags. Filters combine "
+        "with AND; --status and --tag may be repeated (any status, all tags).",
+    )
+    runs_cmd.add_argument("--experiment", metavar="NAME_OR_ID", help="an experiment")
+    runs_cmd.add_argument("--status", action="append", help="a status (repeatable)")
+    runs_cmd.add_argument("--tag", action="append", help="a tag the run has (repeatable)")
+    runs_cmd.add_argument(
+        "--arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an argument the run was given (repeatable); VALUE is read as JSON if it "
+        "can be (--arg lr=0.1, --arg opt=adam)",
+    )
+    stale_cmd = commands.add_parser(
+        "stale",
+        parents=[_connection_options(), _output_options()],
+        help="list runs that are RUNNING but silent (killed without a trace)",
+        description="Runs whose status is RUNNING and whose time_updated is older than "
+        "--older-than seconds: jobs killed by SIGKILL, the OOM killer or a node failure.",
+    )
+    stale_cmd.add_argument("--older-than", type=float, default=600.0, metavar="SECONDS")
+    stale_cmd.add_argument("--experiment", type=int, metavar="ID", help="only this experiment")
     return parser
+
+
+def _output_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table", help="default: table"
+    )
+    return parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sync":
             return _sync(client, args.files, args.all)
+        if args.command == "runs":
+            return _runs(client, args)
+        if args.command == "stale":
+            return _stale(client, args)
         print(f"database: {client.engine.label} {client.engine.describe()}", flush=True)
         results = setup(
             client,
@@ -140,6 +183,74 @@ def _sync(client: Client, files: list[str], every: bool) -> int:
     if not files and not results:
         print(f"nothing to push: no spool files for this database in {spool_dir()}")
     return 1 if failed else 0
+
+
+def _runs(client: Client, args: argparse.Namespace) -> int:
+    experiment = args.experiment
+    if experiment is not None and experiment.isdigit():
+        experiment = int(experiment)
+    wanted_args = None
+    if args.arg:
+        wanted_args = {}
+        for item in args.arg:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise InvalidValue(f"--arg {item!r}: give NAME=VALUE")
+            wanted_args[name] = _json_or_text(value)
+    rows = run_overview(
+        client, experiment=experiment, status=args.status, tags=args.tag, args=wanted_args
+    )
+    _print_rows(OVERVIEW_COLUMNS, rows, args.format)
+    return 0
+
+
+def _stale(client: Client, args: argparse.Namespace) -> int:
+    ids = stale_runs(client, args.older_than, args.experiment)
+    engine = client.engine
+    rows = []
+    if ids:
+        where = (engine.in_array("runs.id", "ids"), {"ids": engine.adapt_array(ids)})
+        rows = run_overview(client, where=where)
+    _print_rows(OVERVIEW_COLUMNS, rows, args.format)
+    return 0
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return "" if value is None else value
+
+
+def _print_rows(columns: Sequence[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    """Rows as an aligned table, CSV or JSON (a list of objects) on stdout."""
+    if fmt == "json":
+        records = [
+            {
+                c: v.isoformat() if isinstance(v, datetime) else v
+                for c, v in zip(columns, row, strict=True)
+            }
+            for row in rows
+        ]
+        print(json.dumps(records, indent=1))
+        return
+    cells = [[str(_cell(v)) for v in row] for row in rows]
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(cells)
+        return
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    for line in [list(columns), *cells]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _error(exc: BaseException) -> int:

@@ -197,6 +197,15 @@ class Engine:
         """A list of values as one parameter, for :meth:`in_array`."""
         raise NotImplementedError
 
+    def json_has_key(self, column: str, param: str) -> str:
+        """A condition: the JSON object in ``column`` has the key given as ``:param``."""
+        raise NotImplementedError
+
+    def json_contains(self, column: str, param: str) -> str:
+        """A condition: the JSON object in ``column`` holds every key of the JSON object
+        given as text in ``:param``, with an equal value."""
+        raise NotImplementedError
+
     def bulk_cursor(self, conn: Any) -> Any:
         """A cursor for reading many rows at once (binary transfer where there is one)."""
         return conn.cursor()

@@ -206,6 +206,12 @@ class PostgresEngine(Engine):
     def adapt_array(self, values: Sequence[Any]) -> Any:
         return list(values)
 
+    def json_has_key(self, column: str, param: str) -> str:
+        return f"jsonb_exists({column}, :{param})"
+
+    def json_contains(self, column: str, param: str) -> str:
+        return f"{column} @> CAST(:{param} AS jsonb)"
+
     def bulk_cursor(self, conn: Any) -> Any:
         return conn.cursor(binary=True)
 

@@ -153,6 +153,21 @@ class SQLiteEngine(Engine):
     def adapt_array(self, values: Sequence[Any]) -> Any:
         return json.dumps(list(values))
 
+    def json_has_key(self, column: str, param: str) -> str:
+        # column and param are sqltrack's own names, never a caller's
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE key = :{param})"  # noqa: S608
+
+    def json_contains(self, column: str, param: str) -> str:
+        # every key of the wanted object, with an equal value (compared as minified JSON);
+        # column and param are sqltrack's own names, never a caller's
+        want = f"json_each(:{param}) AS want"
+        have = f"json_each({column}) AS have"
+        same = "have.type = want.type AND json_quote(have.value) = json_quote(want.value)"
+        return (
+            f"NOT EXISTS (SELECT 1 FROM {want} WHERE NOT EXISTS ("  # noqa: S608
+            f"SELECT 1 FROM {have} WHERE have.key = want.key AND {same}))"
+        )
+
     def max_params(self, conn: Any) -> int:
         # sqlite3 releases the GIL around each row it steps: row by row (executemany), a
         # background writer waits for the GIL again after every row while the training

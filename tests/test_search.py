@@ -1,0 +1,135 @@
+"""Finding runs (sqltrack.find_runs, `sqltrack runs`), on both engines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from conftest import q
+
+import sqltrack as st
+from sqltrack import Client, Experiment, InvalidValue
+from sqltrack.cli import main
+
+
+@pytest.fixture
+def lab(client: Client) -> dict[str, Any]:
+    """Two experiments; runs with statuses, tags and args of several JSON types."""
+    a, b = Experiment(client, name="sweep"), Experiment(client, name="other")
+    runs = {
+        "r1": a.get_run().set_args({"lr": 0.1, "bs": 32, "opt": "adam"}).add_tags("baseline"),
+        "r2": a.get_run().set_args({"lr": 0.01, "bs": 32, "amp": True}).add_tags("baseline", "x"),
+        "r3": a.get_run().set_args({"lr": 0.1, "bs": 64, "layers": [2, 4]}),
+        "r4": b.get_run().set_args({"lr": 0.1}).add_tags("baseline"),
+        "r5": a.get_run(),  # no args, no tags
+    }
+    runs["r1"].start(terminated=None).stop()
+    runs["r2"].start(terminated=None)
+    runs["r3"].start(terminated=None).stop("FAILED")
+    return {"a": a, "b": b, **runs}
+
+
+def _ids(runs: list[st.Run]) -> list[int]:
+    return [r.id for r in runs]
+
+
+def test_each_filter_and_their_combination(client: Client, lab: dict[str, Any]) -> None:
+    r1, r2, r3, r4, r5 = (lab[f"r{i}"].id for i in range(1, 6))
+    find = st.find_runs
+    assert _ids(find(client)) == [r1, r2, r3, r4, r5]
+    assert _ids(find(client, experiment="sweep")) == [r1, r2, r3, r5]
+    assert _ids(find(client, experiment=lab["b"].id)) == [r4]
+    assert _ids(find(client, status="completed")) == [r1]  # any case, as everywhere
+    assert _ids(find(client, status=["FAILED", "RUNNING"])) == [r2, r3]
+    assert _ids(find(client, tags="baseline")) == [r1, r2, r4]
+    assert _ids(find(client, tags=["baseline", "x"])) == [r2]  # all of them
+    assert _ids(find(client, args={"lr": 0.1})) == [r1, r3, r4]
+    assert _ids(find(client, args={"lr": 0.1, "bs": 64})) == [r3]
+    assert _ids(find(client, args={"opt": "adam"})) == [r1]
+    assert _ids(find(client, args={"amp": True})) == [r2]
+    assert _ids(find(client, args={"layers": [2, 4]})) == [r3]
+    assert _ids(find(client, args={"bs": "32"})) == []  # a string is not a number
+    assert _ids(find(client, experiment="sweep", tags="baseline", args={"bs": 32})) == [r1, r2]
+    since = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    mine = find(
+        client,
+        experiment="sweep",
+        where=("runs.time_started > :since AND runs.id <> :not", {"since": since, "not": r2}),
+    )
+    assert _ids(mine) == [r1, r3]
+    assert find(client, experiment="nope") == []
+
+
+def test_found_runs_are_handles(client: Client, lab: dict[str, Any]) -> None:
+    [run] = st.find_runs(client, args={"opt": "adam"})
+    assert run.experiment_id == lab["a"].id
+    run.add_tags("found")  # a working handle
+    (tags,) = q(client, "SELECT tags FROM runs WHERE id = ?", run.id)[0]
+    assert st.json_value(tags) == {"baseline": True, "found": True}
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"status": "DONE"}, "status"),
+        ({"status": []}, "status must be"),
+        ({"tags": [1]}, "tags must be"),
+        ({"args": {}}, "args must be a non-empty dict"),
+        ({"args": ["lr"]}, "args must be a non-empty dict"),
+        ({"experiment": 0}, "experiment id"),
+        ({"where": ("runs.id = :_x", {"_x": 1})}, "starting with _"),
+    ],
+)
+def test_bad_filters_are_clear_errors(
+    client: Client, filters: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidValue, match=message):
+        st.find_runs(client, **filters)
+
+
+def test_values_are_parameters_never_sql(client: Client, lab: dict[str, Any]) -> None:
+    evil = "x'; DROP TABLE runs; --"
+    assert st.find_runs(client, experiment=evil, tags=evil, args={evil: evil}) == []
+    assert q(client, "SELECT count(*) FROM runs") == [(5,)]
+
+
+def _options(client: Client) -> list[str]:
+    p = client.engine.params
+    if client.engine.name == "sqlite":
+        return ["--engine", "sqlite", "--dbpath", p["dbpath"]]
+    options = ["--engine", "postgres", "-u", p["user"], "-a", p["host"], "-d", p["dbname"]]
+    return options + ["-s", p["schema"]] + (["-p", str(p["port"])] if "port" in p else [])
+
+
+def test_sqltrack_runs_and_stale(
+    client: Client, lab: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import json
+
+    r1, r2 = lab["r1"].id, lab["r2"].id
+    opts = _options(client)
+    args = ["--experiment", "sweep", "--tag", "baseline", "--format", "csv"]
+    assert main(["runs", *opts, *args]) == 0
+    table = list(csv.reader(capsys.readouterr().out.splitlines()))
+    assert table[0] == ["id", "experiment", "status", "created", "started", "updated", "tags"]
+    assert [(int(r[0]), r[1], r[2], r[6]) for r in table[1:]] == [
+        (r1, "sweep", "COMPLETED", "baseline"),
+        (r2, "sweep", "RUNNING", "baseline,x"),
+    ]
+    assert main(["runs", *opts, "--arg", "lr=0.1", "--arg", "opt=adam", "--format", "json"]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+    assert record["id"] == r1 and record["started"].startswith("20")
+    assert main(["runs", *opts, "--status", "failed"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "experiment", "status", "created", "started", "updated",
+                                "tags"] and len(lines) == 2  # fmt: skip
+    assert lines[1].split()[:3] == [str(lab["r3"].id), "sweep", "FAILED"]
+    assert main(["runs", *opts, "--arg", "lr"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "sqltrack: error: --arg 'lr': give NAME=VALUE"
+    assert main(["stale", *opts, "--older-than", "0", "--format", "json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [r2]
+    assert main(["stale", *opts, "--format", "csv"]) == 0  # none older than 10 minutes
+    assert capsys.readouterr().out.splitlines()[1:] == []
