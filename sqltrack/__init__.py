@@ -55,7 +55,7 @@ from .runs import (
     run_set_updated,
 )
 from .schema import setup
-from .search import find_runs
+from .search import compare_runs, find_runs
 from .values import json_value
 
 __version__ = "0.2.0"
@@ -76,6 +76,7 @@ __all__ = [
     "SQLTrackWarning",
     "SchemaError",
     "__version__",
+    "compare_runs",
     "experiment_add_link",
     "experiment_add_tags",
     "experiment_remove_link",

@@ -17,7 +17,7 @@ from .errors import InvalidValue, SQLTrackError
 from .merge import merge_database
 from .read import stale_runs
 from .schema import setup
-from .search import OVERVIEW_COLUMNS, run_overview
+from .search import OVERVIEW_COLUMNS, compare_runs, run_overview
 from .spool import is_spool, spool_dir, spool_files, sync_spools
 
 __all__ = ["main"]
@@ -113,6 +113,16 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than seconds: jobs killed by SIGKILL, the OOM killer or a node failure.",
     )
     stale_cmd.add_argument("--older-than", type=float, default=600.0, metavar="SECONDS")
+    compare_cmd = commands.add_parser(
+        "compare",
+        parents=[_connection_options(), _output_options()],
+        help="show what differs between runs: fields, args, env, extras",
+        description="One row per field whose values differ between the runs (every field "
+        "with --all): status, times, comment, tags, then args.<name>, env.<name>, "
+        "extras.<name>.",
+    )
+    compare_cmd.add_argument("runs", nargs="+", type=int, metavar="RUN")
+    compare_cmd.add_argument("--all", action="store_true", help="every field, also equal ones")
     stale_cmd.add_argument("--experiment", type=int, metavar="ID", help="only this experiment")
     return parser
 
@@ -148,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _runs(client, args)
         if args.command == "stale":
             return _stale(client, args)
+        if args.command == "compare":
+            rows = compare_runs(client, *args.runs, everything=args.all)
+            _print_rows(["field", *(f"run {r}" for r in args.runs)], rows, args.format)
+            return 0
         print(f"database: {client.engine.label} {client.engine.describe()}", flush=True)
         results = setup(
             client,

@@ -11,12 +11,12 @@ from typing import Any
 
 from ._rows import check_id
 from .client import Client, operation
-from .errors import InvalidValue
+from .errors import InvalidValue, NotFound
 from .handles import Run
 from .runs import check_status
 from .values import json_dumps
 
-__all__ = ["OVERVIEW_COLUMNS", "find_runs", "run_overview"]
+__all__ = ["OVERVIEW_COLUMNS", "compare_runs", "find_runs", "run_overview"]
 
 _OVERVIEW = (
     "SELECT runs.id, experiments.name, runs.status, runs.time_created, runs.time_started, "
@@ -131,4 +131,62 @@ def run_overview(
     for row in client.query(_OVERVIEW.format(conditions=" AND ".join(conditions)), params):
         times = [convert(t, "datetime") for t in row[3:6]]
         rows.append((*row[:3], *times, sorted(convert(row[6], "json") or {})))
+    return rows
+
+
+_DETAILS = (
+    "SELECT runs.id, experiments.name, runs.status, runs.time_created, runs.time_started, "
+    "runs.time_updated, runs.comment, runs.tags, runs.args, runs.env, runs.extras FROM runs "
+    "JOIN experiments ON experiments.id = runs.experiment_id WHERE {condition}"
+)
+_FIELDS = ("experiment", "status", "created", "started", "updated", "comment", "tags")
+
+
+@operation
+def compare_runs(client: Client, *run_ids: int, everything: bool = False) -> list[tuple[Any, ...]]:
+    """What differs between runs: one row ``(field, value of each run…)`` per field whose
+    values are not all equal (every field with ``everything=True``), in this order: the
+    run's own fields, then ``args.<name>``, ``env.<name>``, ``extras.<name>`` (a missing
+    key is None).
+
+    Example::
+
+        for field, *values in compare_runs(client, a.id, b.id):
+            print(field, *values)
+
+    :raises InvalidValue: fewer than two runs
+    :raises NotFound: a run that does not exist
+    """
+    if len(run_ids) < 2:
+        raise InvalidValue("compare at least two runs")
+    ids = [check_id(i, "run") for i in run_ids]
+    engine = client.engine
+    convert = engine.python_value
+    condition = engine.in_array("runs.id", "ids")
+    found = {
+        row[0]: row
+        for row in client.query(
+            _DETAILS.format(condition=condition), {"ids": engine.adapt_array(ids)}
+        )
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"run {', '.join(map(str, missing))} does not exist")
+    columns: list[dict[str, Any]] = []
+    for i in ids:
+        row = found[i]
+        fields = dict(zip(_FIELDS, row[1:8], strict=True))
+        for name in ("created", "started", "updated"):
+            fields[name] = convert(fields[name], "datetime")
+        fields["tags"] = sorted(convert(fields["tags"], "json") or {})
+        for prefix, value in zip(("args", "env", "extras"), row[8:], strict=True):
+            for key, item in (convert(value, "json") or {}).items():
+                fields[f"{prefix}.{key}"] = item
+        columns.append(fields)
+    names = list(_FIELDS) + sorted({k for c in columns for k in c} - set(_FIELDS))
+    rows = []
+    for name in names:
+        values = [c.get(name) for c in columns]
+        if everything or any(v != values[0] for v in values[1:]):
+            rows.append((name, *values))
     return rows

@@ -133,3 +133,30 @@ def test_sqltrack_runs_and_stale(
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [r2]
     assert main(["stale", *opts, "--format", "csv"]) == 0  # none older than 10 minutes
     assert capsys.readouterr().out.splitlines()[1:] == []
+
+
+def test_compare_runs_shows_what_differs(
+    client: Client, lab: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    r1, r3 = lab["r1"], lab["r3"]
+    r1.set_env({"HOST": "node1", "CUDA": "12"})
+    r3.set_env({"HOST": "node2", "CUDA": "12"}).set_extras({"git": "abc"})
+    rows = {row[0]: row[1:] for row in st.compare_runs(client, r1.id, r3.id)}
+    assert rows["status"] == ("COMPLETED", "FAILED")
+    assert rows["args.bs"] == (32, 64)
+    assert rows["args.opt"] == ("adam", None)  # a missing key is None
+    assert rows["args.layers"] == (None, [2, 4])
+    assert rows["env.HOST"] == ("node1", "node2")
+    assert rows["extras.git"] == (None, "abc")
+    assert rows["tags"] == (["baseline"], [])
+    assert "args.lr" not in rows and "env.CUDA" not in rows and "experiment" not in rows
+    everything = {row[0] for row in st.compare_runs(client, r1.id, r3.id, everything=True)}
+    assert {"args.lr", "env.CUDA", "experiment"} <= everything
+    with pytest.raises(InvalidValue, match="at least two runs"):
+        st.compare_runs(client, r1.id)
+    with pytest.raises(st.NotFound, match="run 777 does not exist"):
+        st.compare_runs(client, r1.id, 777)
+    assert main(["compare", *_options(client), str(r1.id), str(r3.id), "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"field,run {r1.id},run {r3.id}"
+    assert "args.bs,32,64" in out and "env.HOST,node1,node2" in out
