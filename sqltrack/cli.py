@@ -17,7 +17,13 @@ from .errors import InvalidValue, SQLTrackError
 from .merge import merge_database
 from .read import stale_runs
 from .schema import setup
-from .search import OVERVIEW_COLUMNS, compare_runs, run_overview
+from .search import (
+    OVERVIEW_COLUMNS,
+    SUMMARY_COLUMNS,
+    compare_runs,
+    metric_summary,
+    run_overview,
+)
 from .spool import is_spool, spool_dir, spool_files, sync_spools
 
 __all__ = ["main"]
@@ -113,6 +119,14 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than seconds: jobs killed by SIGKILL, the OOM killer or a node failure.",
     )
     stale_cmd.add_argument("--older-than", type=float, default=600.0, metavar="SECONDS")
+    show_cmd = commands.add_parser(
+        "show",
+        parents=[_connection_options(), _output_options()],
+        help="show one run: its fields, args, env, extras and a summary of its metrics",
+        description="A run's fields, args, env and extras (one per line), then per numeric "
+        "metric: count, last value, min and max with their steps.",
+    )
+    show_cmd.add_argument("run", type=int, metavar="RUN")
     compare_cmd = commands.add_parser(
         "compare",
         parents=[_connection_options(), _output_options()],
@@ -158,6 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _runs(client, args)
         if args.command == "stale":
             return _stale(client, args)
+        if args.command == "show":
+            fields = compare_runs(client, args.run, args.run, everything=True)
+            _print_rows(["field", "value"], [row[:2] for row in fields], args.format)
+            if args.format == "table":
+                print()
+            _print_rows(SUMMARY_COLUMNS, metric_summary(client, args.run), args.format)
+            return 0
         if args.command == "compare":
             rows = compare_runs(client, *args.runs, everything=args.all)
             _print_rows(["field", *(f"run {r}" for r in args.runs)], rows, args.format)
@@ -236,7 +257,9 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, short: bool = False) -> Any:
+    if short and isinstance(value, float):
+        return f"{value:.6g}"  # a table is for reading; CSV and JSON keep every digit
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, list):
@@ -256,7 +279,7 @@ def _print_rows(columns: Sequence[str], rows: list[tuple[Any, ...]], fmt: str) -
         ]
         print(json.dumps(records, indent=1))
         return
-    cells = [[str(_cell(v)) for v in row] for row in rows]
+    cells = [[str(_cell(v, short=fmt == "table")) for v in row] for row in rows]
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)

@@ -13,10 +13,19 @@ from ._rows import check_id
 from .client import Client, operation
 from .errors import InvalidValue, NotFound
 from .handles import Run
+from .metrics import known_columns
+from .read import read_metrics
 from .runs import check_status
 from .values import json_dumps
 
-__all__ = ["OVERVIEW_COLUMNS", "compare_runs", "find_runs", "run_overview"]
+__all__ = [
+    "OVERVIEW_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "compare_runs",
+    "find_runs",
+    "metric_summary",
+    "run_overview",
+]
 
 _OVERVIEW = (
     "SELECT runs.id, experiments.name, runs.status, runs.time_created, runs.time_started, "
@@ -169,7 +178,7 @@ def compare_runs(client: Client, *run_ids: int, everything: bool = False) -> lis
             _DETAILS.format(condition=condition), {"ids": engine.adapt_array(ids)}
         )
     }
-    missing = [i for i in ids if i not in found]
+    missing = [i for i in dict.fromkeys(ids) if i not in found]
     if missing:
         raise NotFound(f"run {', '.join(map(str, missing))} does not exist")
     columns: list[dict[str, Any]] = []
@@ -190,3 +199,30 @@ def compare_runs(client: Client, *run_ids: int, everything: bool = False) -> lis
         if everything or any(v != values[0] for v in values[1:]):
             rows.append((name, *values))
     return rows
+
+
+#: the columns of :func:`metric_summary`
+SUMMARY_COLUMNS = ("metric", "count", "last", "last_step", "min", "min_step", "max", "max_step")
+
+
+def metric_summary(client: Client, run_id: int) -> list[tuple[Any, ...]]:
+    """Per numeric metric of a run (:data:`SUMMARY_COLUMNS`): how many values, the last
+    one (at the highest step and progress), the smallest and largest and their steps.
+    Computed from the run's rows (one query); what ``sqltrack show`` prints.
+
+    :raises NotFound: the run does not exist
+    """
+    names, rows = read_metrics(client, run_id)
+    with client as conn:
+        kinds = known_columns(client, conn, tuple(names[3:]))
+    summary = []
+    for i, name in enumerate(names[3:], start=3):
+        if kinds.get(name) not in ("int", "float"):
+            continue  # booleans (0/1 on SQLite), text and times are not summarized
+        points = [(row[1], row[i]) for row in rows if row[i] is not None and row[i] == row[i]]
+        if points:
+            low = min(points, key=lambda p: p[1])
+            high = max(points, key=lambda p: p[1])
+            last = points[-1]
+            summary.append((name, len(points), last[1], last[0], low[1], low[0], high[1], high[0]))
+    return summary

@@ -160,3 +160,25 @@ def test_compare_runs_shows_what_differs(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"field,run {r1.id},run {r3.id}"
     assert "args.bs,32,64" in out and "env.HOST,node1,node2" in out
+
+
+def test_metric_summary_and_sqltrack_show(
+    client: Client, lab: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = lab["r1"]
+    for step, loss in enumerate([0.9, 0.4, 0.6, float("nan")]):
+        metrics = {"loss": loss, "ok": step % 2 == 0, "note": f"s{step}"}
+        if client.engine.name == "sqlite" and loss != loss:
+            metrics["loss"] = None  # SQLite has no NaN (it would warn)
+        run.add_metrics(metrics, step=step)
+    run.add_metrics({"acc": 0.5}, step=10)
+    summary = {row[0]: row[1:] for row in st.search.metric_summary(client, run.id)}
+    assert summary["loss"] == (3, 0.6, 2, 0.4, 1, 0.9, 0)  # NaN and NULL are no values
+    assert summary["acc"] == (1, 0.5, 10, 0.5, 10, 0.5, 10)
+    assert set(summary) == {"loss", "acc"}  # booleans and text are not summarized
+    assert main(["show", *_options(client), str(run.id), "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "field,value" and "status,COMPLETED" in out and "args.opt,adam" in out
+    assert "loss,3,0.6,2,0.4,1,0.9,0" in out
+    assert main(["show", *_options(client), "777"]) == 1
+    assert capsys.readouterr().err.strip() == "sqltrack: error: run 777 does not exist"
