@@ -55,7 +55,7 @@ from .runs import (
     run_set_updated,
 )
 from .schema import setup
-from .search import compare_runs, find_runs
+from .search import compare_runs, find_runs, summarize
 from .values import json_value
 
 __version__ = "0.2.0"
@@ -111,4 +111,5 @@ __all__ = [
     "run_set_updated",
     "setup",
     "stale_runs",
+    "summarize",
 ]

@@ -23,6 +23,7 @@ from .search import (
     compare_runs,
     metric_summary,
     run_overview,
+    summarize,
 )
 from .spool import is_spool, spool_dir, spool_files, sync_spools
 
@@ -127,6 +128,18 @@ def _parser() -> argparse.ArgumentParser:
         "metric: count, last value, min and max with their steps.",
     )
     show_cmd.add_argument("run", type=int, metavar="RUN")
+    summarize_cmd = commands.add_parser(
+        "summarize",
+        parents=[_connection_options(), _output_options()],
+        help="the sweep view: statistics of a metric per group of runs with equal args",
+        description="Per group of runs of EXPERIMENT with equal --group-by arguments: how "
+        "many runs, mean, std, min and max of one value per run (--metric name:min, "
+        "name:max or name:last) and the best run.",
+    )
+    summarize_cmd.add_argument("experiment", metavar="EXPERIMENT", help="name or id")
+    summarize_cmd.add_argument("--metric", default="val_loss:min", help="default: val_loss:min")
+    summarize_cmd.add_argument("--group-by", default="", metavar="ARG,ARG", help="arguments")
+    summarize_cmd.add_argument("--over", metavar="ARG", help="the argument varied in a group")
     compare_cmd = commands.add_parser(
         "compare",
         parents=[_connection_options(), _output_options()],
@@ -178,6 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.format == "table":
                 print()
             _print_rows(SUMMARY_COLUMNS, metric_summary(client, args.run), args.format)
+            return 0
+        if args.command == "summarize":
+            experiment = int(args.experiment) if args.experiment.isdigit() else args.experiment
+            keys = [k for k in args.group_by.split(",") if k]
+            rows = summarize(client, experiment, args.metric, keys, args.over)
+            columns = [*keys, "n", "mean", "std", "min", "max", "best_run"]
+            _print_rows(columns, rows, args.format)
             return 0
         if args.command == "compare":
             rows = compare_runs(client, *args.runs, everything=args.all)

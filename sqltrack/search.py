@@ -6,11 +6,13 @@ are combined with AND; the values are always parameters, never part of the SQL t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._rows import check_id
 from .client import Client, operation
+from .engines import quote_identifier
 from .errors import InvalidValue, NotFound
 from .handles import Run
 from .metrics import known_columns
@@ -25,6 +27,7 @@ __all__ = [
     "find_runs",
     "metric_summary",
     "run_overview",
+    "summarize",
 ]
 
 _OVERVIEW = (
@@ -226,3 +229,88 @@ def metric_summary(client: Client, run_id: int) -> list[tuple[Any, ...]]:
             last = points[-1]
             summary.append((name, len(points), last[1], last[0], low[1], low[0], high[1], high[0]))
     return summary
+
+
+#: how :func:`summarize` reads one run's value of a metric
+_AGGREGATES = ("min", "max", "last")
+
+
+def _per_run(client: Client, experiment: int | str, metric: str) -> dict[int, tuple[Any, Any]]:
+    """``{run_id: (value, args)}`` for the runs of an experiment that have the metric."""
+    name, _, aggregate = metric.partition(":")
+    aggregate = aggregate or "last"
+    if aggregate not in _AGGREGATES:
+        raise InvalidValue(f"metric {metric!r}: give name:min, name:max or name:last")
+    with client as conn:
+        if name not in known_columns(client, conn, (name,)):
+            raise InvalidValue(f"no such metric column: {name!r}")
+    # a column the table has, quoted; an aggregate from the fixed list: no caller's text
+    column = quote_identifier(name)
+    some = "FROM metrics m WHERE m.run_id = runs.id"
+    if aggregate == "last":
+        order = "ORDER BY m.step DESC, m.progress DESC LIMIT 1"
+        value = f"(SELECT m.{column} {some} AND m.{column} IS NOT NULL {order})"
+    else:
+        value = f"(SELECT {aggregate}(m.{column}) {some})"
+    where = "experiments.name = :e" if isinstance(experiment, str) else "runs.experiment_id = :e"
+    query = (
+        f"SELECT runs.id, {value}, runs.args FROM runs "  # noqa: S608 (a checked column name)
+        f"JOIN experiments ON experiments.id = runs.experiment_id WHERE {where} ORDER BY runs.id"
+    )
+    convert = client.engine.python_value
+    return {
+        int(run): (v, convert(args, "json") or {})
+        for run, v, args in client.query(query, {"e": experiment})
+        if v is not None and v == v  # runs without the metric (or NaN) are left out
+    }
+
+
+@operation
+def summarize(
+    client: Client,
+    experiment: int | str,
+    metric: str = "val_loss:min",
+    group_by: Iterable[str] = (),
+    over: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """The sweep view: per group of runs with equal ``group_by`` arguments, statistics of
+    one value per run: ``(*group values, n, mean, std, min, max, best run id)``.
+
+    Example::
+
+        for lr, bs, n, mean, std, low, high, best in summarize(
+            client, "sweep", metric="val_loss:min", group_by=("lr", "bs"), over="seed"
+        ):
+            ...
+
+    :param metric: ``name:min``, ``name:max`` or ``name:last`` (the value at the highest
+        step): how each run's value is read; the best run of a group has the smallest
+        value, or the largest for ``:max``
+    :param group_by: argument names; a run without one of them is its own group (None)
+    :param over: the argument that varies within a group (say ``seed``): runs without it
+        are left out
+    :return: groups ordered by their best value; std is None for a group of one run
+    """
+    keys = list(group_by)
+    if not all(isinstance(k, str) for k in keys) or (
+        over is not None and not isinstance(over, str)
+    ):
+        raise InvalidValue("group_by and over take argument names")
+    largest = metric.endswith(":max")
+    groups: dict[tuple[Any, ...], list[tuple[float, int]]] = {}
+    for run, (value, args) in _per_run(client, experiment, metric).items():
+        if over is not None and over not in args:
+            continue
+        key = tuple(json_dumps(args.get(k), "group") for k in keys)
+        groups.setdefault(key, []).append((float(value), run))
+    rows = []
+    for key, members in groups.items():
+        values = [v for v, _ in members]
+        n = len(values)
+        mean = sum(values) / n
+        std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
+        best = (max if largest else min)(members)
+        group = [json.loads(k) for k in key]
+        rows.append((*group, n, mean, std, min(values), max(values), best[1]))
+    rows.sort(key=lambda r: r[len(keys) + 4 if largest else len(keys) + 3], reverse=largest)
+    return rows

@@ -182,3 +182,33 @@ def test_metric_summary_and_sqltrack_show(
     assert "loss,3,0.6,2,0.4,1,0.9,0" in out
     assert main(["show", *_options(client), "777"]) == 1
     assert capsys.readouterr().err.strip() == "sqltrack: error: run 777 does not exist"
+
+
+def test_summarize_is_the_sweep_view(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = Experiment(client, name="grid")
+    losses = {(0.1, 0): [0.5, 0.3], (0.1, 1): [0.4, 0.35], (0.01, 0): [0.9, 0.8], (0.01, 1): [0.6]}
+    ids = {}
+    for (lr, seed), values in losses.items():
+        run = exp.get_run().set_args({"lr": lr, "seed": seed})
+        for step, value in enumerate(values):
+            run.add_metrics({"val_loss": value}, step=step)
+        ids[(lr, seed)] = run.id
+    exp.get_run().set_args({"lr": 0.1})  # no seed, no metric: left out
+    rows = st.summarize(client, "grid", "val_loss:min", group_by=["lr"], over="seed")
+    assert [(r[0], r[1]) for r in rows] == [(0.1, 2), (0.01, 2)]  # best group first
+    _, _, mean, std, low, high, best = rows[0]
+    assert mean == pytest.approx(0.325) and std == pytest.approx(0.0353553, rel=1e-4)
+    assert (low, high, best) == (0.3, 0.35, ids[(0.1, 0)])
+    last = st.summarize(client, exp.id, "val_loss:last", group_by=("lr", "seed"))
+    assert [r[:3] for r in last] == [(0.1, 0, 1), (0.1, 1, 1), (0.01, 1, 1), (0.01, 0, 1)]
+    assert last[0][4] is None  # no std for one run
+    assert [r[-1] for r in st.summarize(client, "grid", "val_loss:max")] == [ids[(0.01, 0)]]
+    with pytest.raises(InvalidValue, match="name:min, name:max or name:last"):
+        st.summarize(client, "grid", "val_loss:median")
+    with pytest.raises(InvalidValue, match="no such metric column"):
+        st.summarize(client, "grid", "nope:min")
+    assert main(["summarize", *_options(client), "grid", "--metric", "val_loss:min",
+                 "--group-by", "lr", "--over", "seed", "--format", "csv"]) == 0  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "lr,n,mean,std,min,max,best_run"
+    assert out[1].startswith("0.1,2,0.3249") and out[1].endswith(f",0.3,0.35,{ids[(0.1, 0)]}")
