@@ -15,6 +15,7 @@ from .client import Client
 from .engines import DEFAULT_ENGINE, ENGINE_NAMES, first_line
 from .errors import InvalidValue, SQLTrackError
 from .merge import merge_database
+from .plot import plot_curves
 from .read import stale_runs
 from .schema import setup
 from .search import (
@@ -140,6 +141,17 @@ def _parser() -> argparse.ArgumentParser:
     summarize_cmd.add_argument("--metric", default="val_loss:min", help="default: val_loss:min")
     summarize_cmd.add_argument("--group-by", default="", metavar="ARG,ARG", help="arguments")
     summarize_cmd.add_argument("--over", metavar="ARG", help="the argument varied in a group")
+    plot_cmd = commands.add_parser(
+        "plot",
+        parents=[_connection_options()],
+        help="draw learning curves of runs into an image (needs sqltrack[plot])",
+        description="One line per RUN of --metric against --x, into -o FILE (.png, .svg, "
+        ".pdf). Needs matplotlib: pip install 'sqltrack[plot]'.",
+    )
+    plot_cmd.add_argument("runs", nargs="+", type=int, metavar="RUN")
+    plot_cmd.add_argument("--metric", required=True)
+    plot_cmd.add_argument("--x", choices=["step", "progress"], default="step")
+    plot_cmd.add_argument("-o", "--output", default="curves.png", metavar="FILE")
     compare_cmd = commands.add_parser(
         "compare",
         parents=[_connection_options(), _output_options()],
@@ -198,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = summarize(client, experiment, args.metric, keys, args.over)
             columns = [*keys, "n", "mean", "std", "min", "max", "best_run"]
             _print_rows(columns, rows, args.format)
+            return 0
+        if args.command == "plot":
+            points = plot_curves(client, args.runs, args.metric, args.output, args.x)
+            print(f"{args.output}: {len(args.runs)} runs, {points} points of {args.metric}")
             return 0
         if args.command == "compare":
             rows = compare_runs(client, *args.runs, everything=args.all)

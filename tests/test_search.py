@@ -212,3 +212,37 @@ def test_summarize_is_the_sweep_view(client: Client, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "lr,n,mean,std,min,max,best_run"
     assert out[1].startswith("0.1,2,0.3249") and out[1].endswith(f",0.3,0.35,{ids[(0.1, 0)]}")
+
+
+def test_sqltrack_plot_draws_curves(
+    client: Client, tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    exp = Experiment(client, name="curves")
+    runs = [exp.get_run(), exp.get_run()]
+    for i, run in enumerate(runs):
+        for step in range(20):
+            run.add_metrics({"val_loss": 1.0 / (step + 1 + i)}, step=step, progress=step / 20)
+    out = tmp_path / "curves.png"
+    ids = [str(r.id) for r in runs]
+    assert main(["plot", *_options(client), *ids, "--metric", "val_loss", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: 2 runs, 40 points of val_loss"
+    png = out.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000  # lines, labels, a legend
+    svg = tmp_path / "curves.svg"
+    assert main(["plot", *_options(client), ids[0], "--metric", "val_loss", "--x",
+                 "progress", "-o", str(svg)]) == 0  # fmt: skip
+    assert "<svg" in svg.read_text()
+    assert main(["plot", *_options(client), ids[0], "--metric", "nope", "-o", str(out)]) == 1
+    assert "no such metric column: 'nope'" in capsys.readouterr().err
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert main(["plot", *_options(client), ids[0], "--metric", "val_loss"]) == 1
+    assert "pip install 'sqltrack[plot]'" in capsys.readouterr().err
