@@ -31,11 +31,13 @@ FULL = {
     "bench_sync.py": ["--steps", "5000", "--long", "50000"],
     "bench_buffered.py": ["--steps", "100000"],
     "bench_read.py": ["--steps", "5000"],
+    "bench_plot.py": ["--runs", "50", "--steps", "10000"],
 }
 QUICK = {
     "bench_sync.py": ["--steps", "60", "--chunk", "20", "--long", "2100"],
     "bench_buffered.py": ["--steps", "300"],
     "bench_read.py": ["--steps", "100", "--repeat", "2"],
+    "bench_plot.py": ["--runs", "2", "--steps", "50"],
 }
 
 
