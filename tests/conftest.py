@@ -149,6 +149,18 @@ def run_python(
     )
 
 
+def cli_options(target: Client | dict[str, Any]) -> list[str]:
+    """The `sqltrack` command-line options that reach the database of a client (or of
+    connection parameters)."""
+    params = target.engine.params if isinstance(target, Client) else target
+    if params["engine"] == "sqlite":
+        return ["--engine", "sqlite", "--dbpath", str(params["dbpath"])]
+    options = ["--engine", "postgres", "-u", params["user"], "-a", params["host"]]
+    options += ["-d", params["dbname"]]
+    options += ["-s", params["schema"]] if "schema" in params else []
+    return options + (["-p", str(params["port"])] if "port" in params else [])
+
+
 def q(client: Client, sql: str, *params: Any) -> list[Any]:
     """Run SQL written with ``?`` placeholders on either engine (through the public API)."""
     if client.engine.name == "postgres":

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUILTIN, env_for
+from conftest import BUILTIN, cli_options, env_for
 
 from sqltrack.cli import main
 
@@ -16,23 +16,8 @@ from sqltrack.cli import main
 def test_cli_main(
     db_params: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    options = ["--engine", db_params["engine"]]
+    options = cli_options(db_params)
     sqlite = db_params["engine"] == "sqlite"
-    if sqlite:
-        options += ["--dbpath", db_params["dbpath"]]
-    else:
-        options += [
-            "-u",
-            db_params["user"],
-            "-a",
-            db_params["host"],
-            "-d",
-            db_params["dbname"],
-            "-s",
-            db_params["schema"],
-        ]
-        if "port" in db_params:
-            options += ["-p", str(db_params["port"])]
     assert main(["setup", *options]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"database: {'SQLite dbpath=' if sqlite else 'PostgreSQL host='}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import json_column, q
+from conftest import cli_options, json_column, q
 
 import sqltrack as st
 from sqltrack import Client, Experiment, Run, SchemaError
@@ -117,13 +117,7 @@ def test_a_newer_run_in_the_target_keeps_its_fields(client: Client, node_db: Pat
 def test_sync_merges_a_database_file(
     client: Client, node_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = ["--engine", client.engine.name]
-    p = client.engine.params
-    if client.engine.name == "sqlite":
-        options += ["--dbpath", p["dbpath"]]
-    else:
-        options += ["-u", p["user"], "-a", p["host"], "-d", p["dbname"], "-s", p["schema"]]
-        options += ["-p", str(p["port"])] if "port" in p else []
+    options = cli_options(client)
     assert main(["sync", *options, str(node_db)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"merged: {node_db} (2 experiments and 3 runs new")

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from conftest import q
+from conftest import cli_options, q
 
 import sqltrack as st
 from sqltrack import Client, Experiment, InvalidValue
@@ -94,14 +94,6 @@ def test_values_are_parameters_never_sql(client: Client, lab: dict[str, Any]) ->
     assert q(client, "SELECT count(*) FROM runs") == [(5,)]
 
 
-def _options(client: Client) -> list[str]:
-    p = client.engine.params
-    if client.engine.name == "sqlite":
-        return ["--engine", "sqlite", "--dbpath", p["dbpath"]]
-    options = ["--engine", "postgres", "-u", p["user"], "-a", p["host"], "-d", p["dbname"]]
-    return options + ["-s", p["schema"]] + (["-p", str(p["port"])] if "port" in p else [])
-
-
 def test_sqltrack_runs_and_stale(
     client: Client, lab: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,7 +101,7 @@ def test_sqltrack_runs_and_stale(
     import json
 
     r1, r2 = lab["r1"].id, lab["r2"].id
-    opts = _options(client)
+    opts = cli_options(client)
     args = ["--experiment", "sweep", "--tag", "baseline", "--format", "csv"]
     assert main(["runs", *opts, *args]) == 0
     table = list(csv.reader(capsys.readouterr().out.splitlines()))
@@ -156,7 +148,19 @@ def test_compare_runs_shows_what_differs(
         st.compare_runs(client, r1.id)
     with pytest.raises(st.NotFound, match="run 777 does not exist"):
         st.compare_runs(client, r1.id, 777)
-    assert main(["compare", *_options(client), str(r1.id), str(r3.id), "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                *cli_options(client),
+                str(r1.id),
+                str(r3.id),
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"field,run {r1.id},run {r3.id}"
     assert "args.bs,32,64" in out and "env.HOST,node1,node2" in out
@@ -176,11 +180,11 @@ def test_metric_summary_and_sqltrack_show(
     assert summary["loss"] == (3, 0.6, 2, 0.4, 1, 0.9, 0)  # NaN and NULL are no values
     assert summary["acc"] == (1, 0.5, 10, 0.5, 10, 0.5, 10)
     assert set(summary) == {"loss", "acc"}  # booleans and text are not summarized
-    assert main(["show", *_options(client), str(run.id), "--format", "csv"]) == 0
+    assert main(["show", *cli_options(client), str(run.id), "--format", "csv"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "field,value" and "status,COMPLETED" in out and "args.opt,adam" in out
     assert "loss,3,0.6,2,0.4,1,0.9,0" in out
-    assert main(["show", *_options(client), "777"]) == 1
+    assert main(["show", *cli_options(client), "777"]) == 1
     assert capsys.readouterr().err.strip() == "sqltrack: error: run 777 does not exist"
 
 
@@ -207,7 +211,7 @@ def test_summarize_is_the_sweep_view(client: Client, capsys: pytest.CaptureFixtu
         st.summarize(client, "grid", "val_loss:median")
     with pytest.raises(InvalidValue, match="no such metric column"):
         st.summarize(client, "grid", "nope:min")
-    assert main(["summarize", *_options(client), "grid", "--metric", "val_loss:min",
+    assert main(["summarize", *cli_options(client), "grid", "--metric", "val_loss:min",
                  "--group-by", "lr", "--over", "seed", "--format", "csv"]) == 0  # fmt: skip
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "lr,n,mean,std,min,max,best_run"
@@ -224,15 +228,28 @@ def test_sqltrack_plot_draws_curves(
             run.add_metrics({"val_loss": 1.0 / (step + 1 + i)}, step=step, progress=step / 20)
     out = tmp_path / "curves.png"
     ids = [str(r.id) for r in runs]
-    assert main(["plot", *_options(client), *ids, "--metric", "val_loss", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                *cli_options(client),
+                *ids,
+                "--metric",
+                "val_loss",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == f"{out}: 2 runs, 40 points of val_loss"
     png = out.read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000  # lines, labels, a legend
     svg = tmp_path / "curves.svg"
-    assert main(["plot", *_options(client), ids[0], "--metric", "val_loss", "--x",
+    assert main(["plot", *cli_options(client), ids[0], "--metric", "val_loss", "--x",
                  "progress", "-o", str(svg)]) == 0  # fmt: skip
     assert "<svg" in svg.read_text()
-    assert main(["plot", *_options(client), ids[0], "--metric", "nope", "-o", str(out)]) == 1
+    assert main(["plot", *cli_options(client), ids[0], "--metric", "nope", "-o", str(out)]) == 1
     assert "no such metric column: 'nope'" in capsys.readouterr().err
     import builtins
 
@@ -244,5 +261,5 @@ def test_sqltrack_plot_draws_curves(
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    assert main(["plot", *_options(client), ids[0], "--metric", "val_loss"]) == 1
+    assert main(["plot", *cli_options(client), ids[0], "--metric", "val_loss"]) == 1
     assert "pip install 'sqltrack[plot]'" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import q
+from conftest import cli_options, q
 
 from sqltrack import Client, ConnectionFailed, Experiment, InvalidValue, Run, SQLTrackWarning
 from sqltrack.buffer import MetricsBuffer, SetState
@@ -144,7 +144,7 @@ def test_a_job_that_ends_offline_leaves_its_spool_for_sync(
     assert "sqltrack sync" in caplog.text and str(path) in caplog.text
     assert Spool(path).pending() > 0
 
-    options = _cli_options(client)
+    options = cli_options(client)
     assert main(["sync", *options]) == 0
     assert f"pushed: {path}" in capsys.readouterr().out
     assert _steps(client, run.id) == list(range(20))
@@ -250,7 +250,7 @@ def test_sync_reports_files_it_cannot_use(
     not_a_spool = tmp_path / "notes.txt"
     not_a_spool.write_text("hello")
     missing = tmp_path / "missing.spool"
-    assert main(["sync", *_cli_options(client), str(not_a_spool), str(missing)]) == 1
+    assert main(["sync", *cli_options(client), str(not_a_spool), str(missing)]) == 1
     err = capsys.readouterr().err
     assert f"failed: {not_a_spool}" in err and f"failed: {missing}" in err
     assert not missing.exists()  # never created by looking at it
@@ -263,15 +263,6 @@ def test_spool_files_are_private(client: Client, run: Run) -> None:
     assert f"-run-{run.id}-" in spool.path.name and str(os.getpid()) in spool.path.name
     spool.remove()
     assert not spool.path.exists()
-
-
-def _cli_options(client: Client) -> list[str]:
-    p = client.engine.params
-    if client.engine.name == "sqlite":
-        return ["--engine", "sqlite", "--dbpath", p["dbpath"]]
-    options = ["--engine", "postgres", "-u", p["user"], "-a", p["host"], "-d", p["dbname"]]
-    options += ["-s", p["schema"]] + (["-p", str(p["port"])] if "port" in p else [])
-    return options
 
 
 def _as_datetime(value: Any) -> datetime:
@@ -339,7 +330,7 @@ def test_sync_all_pushes_spools_recorded_for_another_connection(
     spool = Spool.create(elsewhere, run.id)
     spool.append([], [("state", ("FAILED", None, None))])
     spool.close()
-    options = _cli_options(client)
+    options = cli_options(client)
     assert main(["sync", *options]) == 0
     assert "nothing to push" in capsys.readouterr().out
     assert main(["sync", "--all", *options]) == 0
