@@ -30,19 +30,17 @@ __all__ = [
     "summarize",
 ]
 
+# {columns} and {conditions} are sqltrack's own text; values are parameters
+_SELECT_RUNS = (
+    "SELECT {columns} FROM runs JOIN experiments ON experiments.id = runs.experiment_id "
+    "WHERE {conditions} ORDER BY runs.id"
+)
 _OVERVIEW = (
-    "SELECT runs.id, experiments.name, runs.status, runs.time_created, runs.time_started, "
-    "runs.time_updated, runs.tags FROM runs "
-    "JOIN experiments ON experiments.id = runs.experiment_id WHERE {conditions} "
-    "ORDER BY runs.id"
+    "runs.id, experiments.name, runs.status, runs.time_created, runs.time_started, "
+    "runs.time_updated, runs.tags"
 )
 #: the columns of :func:`run_overview`
 OVERVIEW_COLUMNS = ("id", "experiment", "status", "created", "started", "updated", "tags")
-_FIND = (
-    "SELECT runs.id, runs.experiment_id FROM runs "
-    "JOIN experiments ON experiments.id = runs.experiment_id WHERE {conditions} "
-    "ORDER BY runs.id"
-)
 
 
 def _texts(value: str | Iterable[str], what: str) -> list[str]:
@@ -52,14 +50,16 @@ def _texts(value: str | Iterable[str], what: str) -> list[str]:
     return items
 
 
-def _conditions(
+def _select(
     client: Client,
-    experiment: int | str | None,
-    status: str | Iterable[str] | None,
-    tags: str | Iterable[str] | None,
-    args: Mapping[str, Any] | None,
-    where: str | tuple[str, Mapping[str, Any]] | None,
-) -> tuple[list[str], dict[str, Any]]:
+    columns: str,
+    experiment: int | str | None = None,
+    status: str | Iterable[str] | None = None,
+    tags: str | Iterable[str] | None = None,
+    args: Mapping[str, Any] | None = None,
+    where: str | tuple[str, Mapping[str, Any]] | None = None,
+) -> list[Any]:
+    """``columns`` of the runs that match the filters of :func:`find_runs`, by id."""
     engine = client.engine
     conditions: list[str] = []
     params: dict[str, Any] = {}
@@ -91,7 +91,8 @@ def _conditions(
             raise InvalidValue("where: parameter names starting with _ are sqltrack's own")
         conditions.append(f"({text})")
         params.update(extra)
-    return conditions or ["TRUE"], params
+    query = _SELECT_RUNS.format(columns=columns, conditions=" AND ".join(conditions) or "TRUE")
+    return client.query(query, params)
 
 
 @operation
@@ -120,27 +121,18 @@ def find_runs(
     :return: a :class:`~sqltrack.handles.Run` per run (made without further queries)
     :raises InvalidValue: a filter of the wrong type or an unknown status
     """
-    conditions, params = _conditions(client, experiment, status, tags, args, where)
-    query = _FIND.format(conditions=" AND ".join(conditions))
-    return [Run.of(client, int(i), int(e)) for i, e in client.query(query, params)]
+    found = _select(client, "runs.id, runs.experiment_id", experiment, status, tags, args, where)
+    return [Run.of(client, int(i), int(e)) for i, e in found]
 
 
 @operation
-def run_overview(
-    client: Client,
-    experiment: int | str | None = None,
-    status: str | Iterable[str] | None = None,
-    tags: str | Iterable[str] | None = None,
-    args: Mapping[str, Any] | None = None,
-    where: str | tuple[str, Mapping[str, Any]] | None = None,
-) -> list[tuple[Any, ...]]:
-    """What ``sqltrack runs`` shows: one row per run that matches the filters of
-    :func:`find_runs`, with :data:`OVERVIEW_COLUMNS` (times as aware datetimes, tags as
+def run_overview(client: Client, **filters: Any) -> list[tuple[Any, ...]]:
+    """What ``sqltrack runs`` shows: one row per run that matches ``filters`` (those of
+    :func:`find_runs`), with :data:`OVERVIEW_COLUMNS` (times as aware datetimes, tags as
     a list)."""
-    conditions, params = _conditions(client, experiment, status, tags, args, where)
     convert = client.engine.python_value
     rows = []
-    for row in client.query(_OVERVIEW.format(conditions=" AND ".join(conditions)), params):
+    for row in _select(client, _OVERVIEW, **filters):
         times = [convert(t, "datetime") for t in row[3:6]]
         rows.append((*row[:3], *times, sorted(convert(row[6], "json") or {})))
     return rows
