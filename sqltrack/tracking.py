@@ -112,14 +112,8 @@ class Tracking:
         except Exception as e:
             if not self._may_hand_over(e):
                 raise
-            buffer = self._hand_over(e)
-            if updated == "auto":
-                buffer.beat_wanted = True
-            if row is not None:
-                buffer.put(row)
-            if updated is not None and updated != "auto":
-                buffer.put(SetUpdated(updated))
-            return self
+            self._hand_over(e)
+            return self.add_metrics(metrics, step, progress, updated)  # buffered now
         if gap > self.release_seconds:
             self.client.release()  # a slow loop: the connection is not worth holding
         return self
