@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 # child: closing one would end the parent's session on the shared socket (psycopg itself
 # already skips that when such a connection is garbage-collected after a fork).
 _inherited: list[Any] = []
+
+# Databases found full ("too many clients") in this process: said once per process, not
+# once per client (a job's own client and its background writer meet the same full server).
+_announced_busy: set[str] = set()
+_announce_lock = threading.Lock()
+
+
+def _announced(where: str) -> bool:
+    """Whether a full server at ``where`` was already announced in this process (and
+    mark it announced): checked and marked at once, two threads may meet it together."""
+    with _announce_lock:
+        seen = where in _announced_busy
+        _announced_busy.add(where)
+        return seen
 
 
 class Client:
@@ -89,7 +104,6 @@ class Client:
         self._held = 0
         self._pid = _process.pid
         self._ever_connected = False
-        self._warned_busy = False
         self._in_operation = False
         self._in_user_block = False  # the running operation is inside a user's block
         #: what :mod:`sqltrack.metrics` knows of the metrics table (its columns), or None
@@ -212,16 +226,15 @@ class Client:
                             f"lost the connection to {where} and could not reconnect within "
                             f"{window:g} s ({reason})"
                         ) from e
-                    # one line per outage, not one per attempt; a full server once per client
+                    # one line per outage, not one per attempt; a full server once per process
                     busy = isinstance(e, ConnectionFailed) and e.kind == "busy"
-                    if not warned and not (busy and self._warned_busy):
+                    if not warned and not (busy and _announced(where)):
                         log.warning(
                             "sqltrack: cannot reach %s (%s); retrying for up to %g s",
                             where,
                             reason,
                             window,
                         )
-                        self._warned_busy = self._warned_busy or busy
                     warned = True
                     # jittered exponential backoff: jobs that failed together retry apart
                     time.sleep(min(delay * random.uniform(0.5, 1.0), deadline - now))

@@ -314,7 +314,10 @@ def test_a_full_server_is_retried_for_busy_timeout_with_one_warning(
         assert 0.55 < time.monotonic() - start < 3  # busy_timeout, not the other windows
         assert info.value.kind == "busy"
     assert server.connections >= 6  # it kept trying, with backoff
-    assert caplog.text.count("retrying") == 1, caplog.text  # said once per client
+    other = _client_of(server, busy_timeout=0.2, connect_timeout=0, reconnect_timeout=0)
+    with pytest.raises(ConnectionFailed, match="too many clients"):  # a job's second client
+        Experiment(other, name="x")
+    assert caplog.text.count("retrying") == 1, caplog.text  # said once per process
     assert "too many clients" in caplog.text
     server.listener.close()
 
