@@ -55,7 +55,8 @@ from .runs import (
     run_set_updated,
 )
 from .schema import setup
-from .search import compare_runs, find_runs, summarize
+from .search import compare_runs, find_runs, runs_dataframe, summarize
+from .summaries import refresh_summaries
 from .values import json_value
 
 __version__ = "0.2.0"
@@ -88,6 +89,7 @@ __all__ = [
     "json_value",
     "metrics_dataframe",
     "read_metrics",
+    "refresh_summaries",
     "run_add_args",
     "run_add_env",
     "run_add_extras",
@@ -109,6 +111,7 @@ __all__ = [
     "run_set_status",
     "run_set_tags",
     "run_set_updated",
+    "runs_dataframe",
     "setup",
     "stale_runs",
     "summarize",

@@ -49,6 +49,7 @@ from .metric_values import Row
 from .metrics import write_rows
 from .runs import run_set_updated, set_state
 from .spool import Spool, SpoolBusy
+from .summaries import Upkeep
 
 __all__ = ["MetricsBuffer", "SetState", "SetUpdated"]
 
@@ -96,10 +97,18 @@ class MetricsBuffer:
     final_push_seconds: float = 10.0
 
     def __init__(
-        self, client: Client, run_id: int, heartbeat_seconds: float, offline: bool = False
+        self,
+        client: Client,
+        run_id: int,
+        heartbeat_seconds: float,
+        offline: bool = False,
+        upkeep: Upkeep | None = None,
     ) -> None:
-        """:param offline: the database is known to be unreachable: spool at once"""
+        """:param offline: the database is known to be unreachable: spool at once
+        :param upkeep: the run's summary upkeep, updated at heartbeats and after a status
+        """
         self.run_id = run_id
+        self._upkeep = upkeep
         self.pid = _process.pid
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client.of(**client.engine.params)  # a connection of its own
@@ -223,7 +232,7 @@ class MetricsBuffer:
         return False
 
     def _write(self, batch: list[Any], updates: bool, beat: bool) -> None:
-        client, run_id = self._client, self.run_id
+        client, run_id, upkeep = self._client, self.run_id, self._upkeep
         if self._offline and not self._push():
             self._to_spool(batch, beat)
             return
@@ -247,11 +256,15 @@ class MetricsBuffer:
                         else:
                             when = self._status_time(item.when)
                             set_state(client, run_id, item.status, item.started, when)
+                            if upkeep is not None:
+                                upkeep.update(client, conn, run_id, final=True)
                     errors += write_rows(client, conn, run_id, rows)
                 now = time.monotonic()
                 if beat and now - self._last_beat >= self.heartbeat_seconds:
                     run_set_updated(client, run_id, self._noted(datetime.now(timezone.utc)))
                     self._last_beat = now
+                    if upkeep is not None and upkeep.due():
+                        upkeep.update(client, conn, run_id)
             return errors
 
         try:

@@ -32,8 +32,10 @@ from .engines import LOCAL_ENGINE, quote_identifier
 from .errors import SchemaError, SQLTrackError
 from .metric_values import Row
 from .metrics import write_rows
+from .names import KEY_COLUMNS
 from .runs import MAX_EXPLICIT_RUN_ID
 from .schema import setup
+from .summaries import available, refresh_summaries
 from .values import json_dumps
 
 __all__ = ["MergeResult", "merge_database"]
@@ -104,6 +106,8 @@ def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
     _merge_links(source, target, "experiment_links", experiments)
     _merge_links(source, target, "run_links", result.run_ids)
     _merge_metrics(source, target, result)
+    if result.run_ids and available(target):
+        refresh_summaries(target, *sorted(set(result.run_ids.values())))
     return result
 
 
@@ -193,7 +197,7 @@ def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
             columns = {
                 name: kind
                 for name, kind in source.engine.metric_columns(cur).items()
-                if name not in ("run_id", "step", "progress") and kind is not None
+                if name not in KEY_COLUMNS and kind is not None
             }
         finally:
             cur.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._rows import check_id
 from .client import Client, operation
@@ -16,9 +16,13 @@ from .engines import quote_identifier
 from .errors import InvalidValue, NotFound
 from .handles import Run
 from .metrics import known_columns
-from .read import read_metrics
+from .names import KEY_COLUMNS
 from .runs import check_status
+from .summaries import check_available
 from .values import json_dumps
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = [
     "OVERVIEW_COLUMNS",
@@ -27,6 +31,7 @@ __all__ = [
     "find_runs",
     "metric_summary",
     "run_overview",
+    "runs_dataframe",
     "summarize",
 ]
 
@@ -58,11 +63,13 @@ def _select(
     tags: str | Iterable[str] | None = None,
     args: Mapping[str, Any] | None = None,
     where: str | tuple[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[Any]:
-    """``columns`` of the runs that match the filters of :func:`find_runs`, by id."""
+    """``columns`` of the runs that match the filters of :func:`find_runs`, by id
+    (``extra``: sqltrack's own parameters of ``columns``)."""
     engine = client.engine
     conditions: list[str] = []
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(extra or {})
     if experiment is not None:
         if isinstance(experiment, str):
             conditions.append("experiments.name = :_experiment")
@@ -198,62 +205,101 @@ def compare_runs(client: Client, *run_ids: int, everything: bool = False) -> lis
 
 #: the columns of :func:`metric_summary`
 SUMMARY_COLUMNS = ("metric", "count", "last", "last_step", "min", "min_step", "max", "max_step")
+_SUMMARY = (
+    "SELECT metric, count, last, last_step, last_progress, min, min_step, max, max_step "
+    "FROM run_summaries WHERE run_id = :run"
+)
+#: what :func:`summarize` and :func:`runs_dataframe` read of a run's summary
+_AGGREGATES = ("min", "max", "last", "count")
 
 
+@operation
 def metric_summary(client: Client, run_id: int) -> list[tuple[Any, ...]]:
     """Per numeric metric of a run (:data:`SUMMARY_COLUMNS`): how many values, the last
-    one (at the highest step and progress), the smallest and largest and their steps.
-    Computed from the run's rows (one query); what ``sqltrack show`` prints.
+    one (at the highest step and progress), the smallest and largest and their steps;
+    what ``sqltrack show`` prints. Exact even while the run is being written: its stored
+    summary (:mod:`sqltrack.summaries`) plus the values logged since.
 
     :raises NotFound: the run does not exist
+    :raises SchemaError: the database has no summaries yet (run ``sqltrack setup``)
     """
-    names, rows = read_metrics(client, run_id)
+    check_available(client)
+    if not client.query("SELECT 1 FROM runs WHERE id = :run", {"run": check_id(run_id, "run")}):
+        raise NotFound(f"run {run_id} does not exist")
+    stored = {r[0]: list(r[1:]) for r in client.query(_SUMMARY, {"run": run_id})}
     with client as conn:
-        kinds = known_columns(client, conn, tuple(names[3:]))
+        kinds = known_columns(client, conn, ())
+    names = [n for n, k in kinds.items() if k in ("int", "float") and n not in KEY_COLUMNS]
+    if names:
+        # the values above the lowest summarized step (the whole run if none is)
+        low = min((s[2] for s in stored.values()), default=None)
+        columns = ", ".join(quote_identifier(n) for n in names)
+        tail = client.query(
+            f"SELECT step, progress, {columns} FROM metrics WHERE run_id = :run "  # noqa: S608
+            "AND step >= :low ORDER BY step, progress",
+            {"run": run_id, "low": -(2**63) if low is None else low},
+        )
+        for i, name in enumerate(names, start=2):
+            mark = (stored[name][2], stored[name][3]) if name in stored else None
+            for row in tail:
+                v = row[i]
+                if v is None or v != v or (mark is not None and (row[0], row[1]) <= mark):
+                    continue
+                if name not in stored:
+                    stored[name] = [0, v, row[0], row[1], v, row[0], v, row[0]]
+                s = stored[name]
+                s[0], s[1], s[2], s[3] = s[0] + 1, v, row[0], row[1]
+                if v < s[4]:
+                    s[4], s[5] = v, row[0]
+                if v > s[6]:
+                    s[6], s[7] = v, row[0]
     summary = []
-    for i, name in enumerate(names[3:], start=3):
-        if kinds.get(name) not in ("int", "float"):
-            continue  # booleans (0/1 on SQLite), text and times are not summarized
-        points = [(row[1], row[i]) for row in rows if row[i] is not None and row[i] == row[i]]
-        if points:
-            low = min(points, key=lambda p: p[1])
-            high = max(points, key=lambda p: p[1])
-            last = points[-1]
-            summary.append((name, len(points), last[1], last[0], low[1], low[0], high[1], high[0]))
+    for name in sorted(stored):
+        count, last, last_step, _, low_value, low_step, high, high_step = stored[name]
+        values = [last, last_step, low_value, low_step, high, high_step]
+        if kinds.get(name) == "int":  # summaries hold floats: shown as the integers they were
+            values[0], values[2], values[4] = int(last), int(low_value), int(high)
+        summary.append((name, int(count), *values))
     return summary
 
 
-#: how :func:`summarize` reads one run's value of a metric
-_AGGREGATES = ("min", "max", "last")
+def _check_metrics(client: Client, metrics: list[str]) -> None:
+    """Raise :class:`InvalidValue` for a metric that is no column of ``metrics``."""
+    with client as conn:
+        kinds = known_columns(client, conn, ())
+        missing = [m for m in metrics if m.partition(":")[0] not in kinds]
+        if missing:  # maybe added since the client last looked
+            kinds = known_columns(client, conn, tuple(m.partition(":")[0] for m in missing))
+    for metric in metrics:
+        if metric.partition(":")[0] not in kinds:
+            raise InvalidValue(f"no such metric column: {metric.partition(':')[0]!r}")
+
+
+def _summary_value(metric: str, param: str) -> str:
+    """SQL of one value of a run's summary, ``name:min|max|last|count``; the metric's
+    name goes to the parameter ``param``, the aggregate is one of a fixed list."""
+    name, _, aggregate = metric.partition(":")
+    if not name or (aggregate or "last") not in _AGGREGATES:
+        raise InvalidValue(f"metric {metric!r}: give name:min, name:max, name:last or name:count")
+    return (
+        f"(SELECT s.{aggregate or 'last'} FROM run_summaries s "  # noqa: S608 (fixed list)
+        f"WHERE s.run_id = runs.id AND s.metric = :{param})"
+    )
 
 
 def _per_run(client: Client, experiment: int | str, metric: str) -> dict[int, tuple[Any, Any]]:
     """``{run_id: (value, args)}`` for the runs of an experiment that have the metric."""
-    name, _, aggregate = metric.partition(":")
-    aggregate = aggregate or "last"
-    if aggregate not in _AGGREGATES:
-        raise InvalidValue(f"metric {metric!r}: give name:min, name:max or name:last")
-    with client as conn:
-        if name not in known_columns(client, conn, (name,)):
-            raise InvalidValue(f"no such metric column: {name!r}")
-    # a column the table has, quoted; an aggregate from the fixed list: no caller's text
-    column = quote_identifier(name)
-    some = "FROM metrics m WHERE m.run_id = runs.id"
-    if aggregate == "last":
-        order = "ORDER BY m.step DESC, m.progress DESC LIMIT 1"
-        value = f"(SELECT m.{column} {some} AND m.{column} IS NOT NULL {order})"
-    else:
-        value = f"(SELECT {aggregate}(m.{column}) {some})"
-    where = "experiments.name = :e" if isinstance(experiment, str) else "runs.experiment_id = :e"
-    query = (
-        f"SELECT runs.id, {value}, runs.args FROM runs "  # noqa: S608 (a checked column name)
-        f"JOIN experiments ON experiments.id = runs.experiment_id WHERE {where} ORDER BY runs.id"
-    )
+    check_available(client)
+    value = _summary_value(metric, "_metric")
+    _check_metrics(client, [metric])
+    extra = {"_metric": metric.partition(":")[0]}
     convert = client.engine.python_value
     return {
         int(run): (v, convert(args, "json") or {})
-        for run, v, args in client.query(query, {"e": experiment})
-        if v is not None and v == v  # runs without the metric (or NaN) are left out
+        for run, v, args in _select(
+            client, f"runs.id, {value}, runs.args", experiment=experiment, extra=extra
+        )
+        if v is not None  # runs without the metric are left out
     }
 
 
@@ -276,8 +322,8 @@ def summarize(
             ...
 
     :param metric: ``name:min``, ``name:max`` or ``name:last`` (the value at the highest
-        step): how each run's value is read; the best run of a group has the smallest
-        value, or the largest for ``:max``
+        step): how each run's value is read from its summary; the best run of a group
+        has the smallest value, or the largest for ``:max``
     :param group_by: argument names; a run without one of them is its own group (None)
     :param over: the argument that varies within a group (say ``seed``): runs without it
         are left out
@@ -306,3 +352,64 @@ def summarize(
         rows.append((*group, n, mean, std, min(values), max(values), best[1]))
     rows.sort(key=lambda r: r[len(keys) + 4 if largest else len(keys) + 3], reverse=largest)
     return rows
+
+
+@operation
+def runs_dataframe(
+    client: Client,
+    experiment: int | str | None = None,
+    status: str | Iterable[str] | None = None,
+    tags: str | Iterable[str] | None = None,
+    args: Mapping[str, Any] | None = None,
+    where: str | tuple[str, Mapping[str, Any]] | None = None,
+    summaries: Iterable[str] = (),
+) -> pandas.DataFrame:
+    """One row per run that matches the filters (those of :func:`find_runs`), as a
+    ``pandas.DataFrame`` (pandas is an optional extra), read with one statement.
+
+    Columns: ``id``, ``experiment``, ``status``, ``time_created``, ``time_started``,
+    ``time_updated``, ``duration`` (seconds, started to updated), ``tags`` (a list), every
+    argument as ``args.<name>`` (missing: None), then each requested summary.
+
+    Example::
+
+        df = runs_dataframe(client, experiment="sweep", status="COMPLETED",
+                            summaries=("val_loss:min", "val_acc:last"))
+        df.groupby("args.lr")["val_loss:min"].mean()
+
+    :param summaries: ``name:min``, ``name:max``, ``name:last`` or ``name:count`` of a
+        metric, read from the runs' summaries (None where a run has no value)
+    """
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("runs_dataframe needs pandas: pip install 'sqltrack[pandas]'") from None
+    wanted = [summaries] if isinstance(summaries, str) else list(summaries)
+    if not all(isinstance(m, str) for m in wanted):
+        raise InvalidValue("summaries must be strings like 'val_loss:min'")
+    if wanted:
+        check_available(client)
+    columns = [_OVERVIEW, "runs.args"]
+    extra = {}
+    for i, metric in enumerate(wanted):
+        columns.append(_summary_value(metric, f"_m{i}"))
+        extra[f"_m{i}"] = metric.partition(":")[0]
+    if wanted:
+        _check_metrics(client, wanted)
+    found = _select(client, ", ".join(columns), experiment, status, tags, args, where, extra)
+    convert = client.engine.python_value
+    records, arg_names = [], {}
+    for row in found:
+        created, started, updated = (convert(t, "datetime") for t in row[3:6])
+        run_args = convert(row[7], "json") or {}
+        arg_names.update(dict.fromkeys(run_args))
+        duration = (updated - started).total_seconds() if started and updated else None
+        head = (row[0], row[1], row[2], created, started, updated, duration)
+        records.append((head, sorted(convert(row[6], "json") or {}), run_args, row[8:]))
+    names = list(arg_names)
+    data = [
+        (*head, tags_, *(a.get(n) for n in names), *values) for head, tags_, a, values in records
+    ]
+    labels = ["id", "experiment", "status", "time_created", "time_started", "time_updated"]
+    labels += ["duration", "tags", *(f"args.{n}" for n in names), *wanted]
+    return pandas.DataFrame.from_records(data, columns=labels)

@@ -46,6 +46,7 @@ from .errors import InvalidValue, SchemaError, SQLTrackError
 from .metric_values import Row
 from .metrics import write_rows
 from .runs import check_status
+from .summaries import catch_up
 
 try:
     import fcntl
@@ -274,6 +275,13 @@ class Spool:
                     "DELETE FROM spool_entries WHERE seq <= :seq", {"seq": entries[-1][0]}
                 )
             pushed += len(entries)
+        if pushed:
+            try:
+                client.run_operation(catch_up, client, self.run_id, within=within)
+            except Exception as e:  # what was pushed is in: only the summary lags
+                if not client.is_outage(e):
+                    raise
+                log.warning("sqltrack: run %s: summary not updated: %s", self.run_id, e)
         return pushed
 
     def _apply(self, client: Client, entries: list[Any]) -> None:

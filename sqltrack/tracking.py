@@ -23,6 +23,7 @@ from .metric_values import Row, validate
 from .metrics import write_row
 from .runs import check_status, run_set_updated, set_state
 from .spool import Spool, spool_files
+from .summaries import Upkeep
 from .values import Auto, timestamp
 
 __all__ = ["Tracking"]
@@ -61,6 +62,7 @@ class Tracking:
         self._restore_sigterm: Any = None
         self._sigterm_received = False
         self._tracking = False
+        self._upkeep = Upkeep()  # keeps the run's summary current (sqltrack.summaries)
 
     # -- metrics ------------------------------------------------------------------------
 
@@ -82,6 +84,8 @@ class Tracking:
             it; ``None`` leaves it alone
         """
         row = validate(metrics, step, progress)
+        if row is not None:
+            self._upkeep.note(row)
         buffer = self._buffer
         if buffer is not None and buffer.pid == _process.pid:  # not in a forked child
             explicit = None  # checked before anything is queued, like the metrics
@@ -133,7 +137,9 @@ class Tracking:
             self.handover_seconds,
             first_line(reason),
         )
-        self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds, offline=True)
+        self._buffer = MetricsBuffer(
+            self.client, self.id, self.heartbeat_seconds, offline=True, upkeep=self._upkeep
+        )
         return self._buffer
 
     def _write(self, row: Row | None, updated: Auto | datetime | None) -> None:
@@ -143,7 +149,18 @@ class Tracking:
             if row is not None:
                 write_row(client, conn, self.id, row)
             if updated is not None:
-                run_set_updated(client, self.id, updated)
+                run_set_updated(client, self.id, updated)  # locks the run's row
+                if self._upkeep.due():
+                    self._upkeep.update(client, conn, self.id)
+
+    def _finish(
+        self, status: str, started: Auto | datetime | None, updated: Auto | datetime | None
+    ) -> None:
+        """One operation: the run's status and times, and its summary brought up to date."""
+        client = self.client
+        with client as conn:
+            set_state(client, self.id, status, started, updated)
+            self._upkeep.update(client, conn, self.id, final=True)
 
     def flush(self: T) -> T:
         """Wait until buffered metrics are written (no-op when not buffered).
@@ -202,9 +219,7 @@ class Tracking:
         buffer = self._live_buffer()
         if buffer is None:
             try:
-                self.client.run_operation(
-                    set_state, self.client, self.id, status, None, updated, within=self._within
-                )
+                self.client.run_operation(self._finish, status, None, updated, within=self._within)
             except Exception as e:
                 if not self._may_hand_over(e):
                     raise
@@ -253,7 +268,7 @@ class Tracking:
             try:
                 if client.in_block:
                     client.rollback()  # the failed block's work is rolled back anyway
-                set_state(client, self.id, status, None, "auto")
+                client.run_operation(self._finish, status, None, "auto")
                 if client.in_block:
                     client.commit()  # or the enclosing block would roll the status back
                 return
@@ -327,7 +342,9 @@ class Tracking:
                 self.start(terminated, started, updated)
                 if buffered:
                     if self._buffer is None:  # (start() may have handed over already)
-                        self._buffer = MetricsBuffer(self.client, self.id, self.heartbeat_seconds)
+                        self._buffer = MetricsBuffer(
+                            self.client, self.id, self.heartbeat_seconds, upkeep=self._upkeep
+                        )
                     # the writer has its own; this one is needed again at the end only
                     self.client.release()
                 try:

@@ -221,11 +221,23 @@ def run_time(client: Client, run_id: int, column: str) -> Any:
 
 
 #: the tables that ``setup`` creates
-TABLES = {"experiments", "experiment_links", "runs", "run_links", "metrics", "sqltrack_scripts"}
+TABLES = {
+    "experiments",
+    "experiment_links",
+    "runs",
+    "run_links",
+    "metrics",
+    "run_summaries",
+    "sqltrack_scripts",
+}
 
 
 #: the names under which setup() records sqltrack's own scripts, in order
-BUILTIN = ["sqltrack/v001_base.sql", "sqltrack/v002_run_uid.sql"]
+BUILTIN = [
+    "sqltrack/v001_base.sql",
+    "sqltrack/v002_run_uid.sql",
+    "sqltrack/v003_summaries.sql",
+]
 
 
 def applied_scripts(client: Client) -> list[str]:
@@ -239,6 +251,7 @@ def tables(client: Client) -> set[str]:
         rows = client.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     else:
         rows = client.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
         )
     return {r[0] for r in rows} - {"sqlite_sequence"}

@@ -194,8 +194,9 @@ def test_summarize_is_the_sweep_view(client: Client, capsys: pytest.CaptureFixtu
     ids = {}
     for (lr, seed), values in losses.items():
         run = exp.get_run().set_args({"lr": lr, "seed": seed})
-        for step, value in enumerate(values):
-            run.add_metrics({"val_loss": value}, step=step)
+        with run.track():  # (summarized at the end)
+            for step, value in enumerate(values):
+                run.add_metrics({"val_loss": value}, step=step)
         ids[(lr, seed)] = run.id
     exp.get_run().set_args({"lr": 0.1})  # no seed, no metric: left out
     rows = st.summarize(client, "grid", "val_loss:min", group_by=["lr"], over="seed")
@@ -207,7 +208,7 @@ def test_summarize_is_the_sweep_view(client: Client, capsys: pytest.CaptureFixtu
     assert [r[:3] for r in last] == [(0.1, 0, 1), (0.1, 1, 1), (0.01, 1, 1), (0.01, 0, 1)]
     assert last[0][4] is None  # no std for one run
     assert [r[-1] for r in st.summarize(client, "grid", "val_loss:max")] == [ids[(0.01, 0)]]
-    with pytest.raises(InvalidValue, match="name:min, name:max or name:last"):
+    with pytest.raises(InvalidValue, match="name:min, name:max, name:last or name:count"):
         st.summarize(client, "grid", "val_loss:median")
     with pytest.raises(InvalidValue, match="no such metric column"):
         st.summarize(client, "grid", "nope:min")

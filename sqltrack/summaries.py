@@ -1,0 +1,256 @@
+"""Run summaries: per run and numeric metric, the count, the last value and the smallest
+and largest with their steps, in the table ``run_summaries`` (schema version 3).
+
+They make questions like "best val_loss per run" one short query on a small table
+instead of a scan of ``metrics``. A tracked run keeps its own summary current
+(:class:`Upkeep`): at a heartbeat it adds the values above each metric's last summarized
+``(step, progress)``, so the work grows with what was logged since, not with the run's
+length; at ``stop()`` it does the same, or rebuilds the summary if the run logged a step
+below one it had logged before (a requeued job that resumed from a checkpoint). For runs
+written by other means (``run_add_metrics``, SQL, an old version) :func:`refresh_summaries`
+rebuilds summaries; ``sqltrack refresh`` calls it.
+
+Integer metrics are summarized as floats; NaN is left out; booleans, text and times are
+not summarized.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ._rows import check_id
+from .client import Client, operation
+from .engines import first_line, quote_identifier
+from .errors import InvalidValue, SchemaError, warn
+from .metric_values import Row
+from .metrics import known_columns
+from .names import KEY_COLUMNS
+
+__all__ = [
+    "SCRIPT",
+    "Upkeep",
+    "available",
+    "catch_up",
+    "check_available",
+    "refresh_summaries",
+    "update_summary",
+]
+
+#: the schema script that adds ``run_summaries``
+SCRIPT = "sqltrack/v003_summaries.sql"
+_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
+_SUMMARIZED = ("int", "float")
+_WATERMARKS = "SELECT metric, last_step, last_progress FROM run_summaries WHERE run_id = :run"
+_HIGHEST = (
+    "SELECT last_step, last_progress FROM run_summaries WHERE run_id = :run "
+    "ORDER BY last_step DESC, last_progress DESC LIMIT 1"
+)
+_FORGET = "DELETE FROM run_summaries WHERE run_id = :run"
+# {branches} are sqltrack's own text: quoted, checked column names; values are parameters
+_UPDATE = """
+WITH new AS ({branches}),
+ranked AS (
+    SELECT metric, v, step, progress,
+        count(*) OVER (PARTITION BY metric) AS n,
+        row_number() OVER (PARTITION BY metric ORDER BY v, step, progress) AS lo,
+        row_number() OVER (PARTITION BY metric ORDER BY v DESC, step, progress) AS hi,
+        row_number() OVER (PARTITION BY metric ORDER BY step DESC, progress DESC) AS la
+    FROM new
+)
+INSERT INTO run_summaries
+    (run_id, metric, count, last, last_step, last_progress, min, min_step, max, max_step)
+SELECT CAST(:run AS BIGINT), metric, max(n),
+    max(CASE WHEN la = 1 THEN v END), max(CASE WHEN la = 1 THEN step END),
+    max(CASE WHEN la = 1 THEN progress END),
+    min(v), max(CASE WHEN lo = 1 THEN step END), max(v), max(CASE WHEN hi = 1 THEN step END)
+FROM ranked WHERE lo = 1 OR hi = 1 OR la = 1 GROUP BY metric
+ON CONFLICT (run_id, metric) DO UPDATE SET
+    count = run_summaries.count + excluded.count,
+    last = excluded.last, last_step = excluded.last_step, last_progress = excluded.last_progress,
+    min = CASE WHEN excluded.min < run_summaries.min THEN excluded.min ELSE run_summaries.min END,
+    min_step = CASE WHEN excluded.min < run_summaries.min
+        THEN excluded.min_step ELSE run_summaries.min_step END,
+    max = CASE WHEN excluded.max > run_summaries.max THEN excluded.max ELSE run_summaries.max END,
+    max_step = CASE WHEN excluded.max > run_summaries.max
+        THEN excluded.max_step ELSE run_summaries.max_step END
+"""
+
+
+def available(client: Client) -> bool:
+    """Whether the database has ``run_summaries`` (schema version 3)."""
+    return bool(client.query(_APPLIED, {"name": SCRIPT}))
+
+
+def check_available(client: Client) -> None:
+    """Raise :class:`SchemaError` unless the database has ``run_summaries``."""
+    if not available(client):
+        raise SchemaError(
+            f"run summaries need the schema script {SCRIPT} in {client.engine.describe()}: "
+            "run `sqltrack setup`"
+        )
+
+
+def update_summary(
+    client: Client, conn: Any, run_id: int, names: Iterable[str] | None, rebuild: bool = False
+) -> None:
+    """Add a run's values that are not in its summary yet (in the current transaction,
+    after the run's row was locked or updated, so that two writers of one run take turns).
+
+    :param names: the metrics to look at (with those already summarized); None: every
+        numeric metric column
+    :param rebuild: forget the summary first and summarize every value again
+    """
+    engine = client.engine
+    if rebuild:
+        client.query(_FORGET, {"run": run_id})
+        marks: dict[str, tuple[int, float]] = {}
+    else:
+        marks = {m: (s, p) for m, s, p in client.query(_WATERMARKS, {"run": run_id})}
+    columns = known_columns(client, conn, ())
+    wanted = set(columns) - KEY_COLUMNS if names is None else {*names, *marks}
+    chosen = sorted(n for n in wanted if columns.get(n) in _SUMMARIZED)
+    if not chosen:
+        return
+    real = engine.column_types["float"]
+    params: dict[str, Any] = {"run": run_id}
+    branches = []
+    for i, name in enumerate(chosen):
+        column = f"m.{quote_identifier(name)}"
+        where = f"m.run_id = :run AND {column} IS NOT NULL"
+        if columns[name] == "float" and engine.stores_nan:
+            where += f" AND {column} <> CAST('NaN' AS {real})"
+        if name in marks:
+            params[f"s{i}"], params[f"p{i}"] = marks[name]
+            where += f" AND m.step >= :s{i} AND (m.step > :s{i} OR m.progress > :p{i})"
+        params[f"n{i}"] = name
+        branches.append(
+            f"SELECT CAST(:n{i} AS TEXT) AS metric, CAST({column} AS {real}) AS v, "  # noqa: S608
+            f"m.step, m.progress FROM metrics m WHERE {where}"
+        )
+    client.query(_UPDATE.format(branches=" UNION ALL ".join(branches)), params)
+
+
+@operation
+def refresh_summaries(client: Client, *run_ids: int, experiment: int | str | None = None) -> int:
+    """Rebuild the summaries of runs from their metrics: for runs written by other means
+    than a tracked :class:`~sqltrack.handles.Run` (``run_add_metrics``, SQL, a merge, an
+    older sqltrack). Each run is one transaction.
+
+    Example::
+
+        refresh_summaries(client, experiment="sweep")  # or (client, 17, 18); or all runs
+
+    :param run_ids: the runs; none (and no experiment): every run
+    :param experiment: the runs of this experiment (a name or an id)
+    :return: how many runs were refreshed
+    :raises SchemaError: the database has no ``run_summaries`` (run ``sqltrack setup``)
+    """
+    check_available(client)
+    ids = [check_id(i, "run") for i in run_ids]
+    if experiment is not None:
+        if ids:
+            raise InvalidValue("refresh: give run ids or an experiment, not both")
+        column = "e.name" if isinstance(experiment, str) else "e.id"
+        found = client.query(
+            f"SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id "  # noqa: S608
+            f"WHERE {column} = :e ORDER BY r.id",
+            {"e": experiment},
+        )
+        ids = [int(r[0]) for r in found]
+    elif not ids:
+        ids = [int(r[0]) for r in client.query("SELECT id FROM runs ORDER BY id")]
+    lock = client.engine.lock_row_sql("runs", "id")
+    done = 0
+    for run_id in ids:
+        with client as conn:
+            if client.query(lock, {"id": run_id}):  # a deleted run has nothing to refresh
+                update_summary(client, conn, run_id, None, rebuild=True)
+                done += 1
+    return done
+
+
+def catch_up(client: Client, run_id: int) -> None:
+    """Add a run's values that are not in its summary yet, in a transaction of its own
+    (after a spool was pushed); nothing if the schema has no summaries."""
+    with client as conn:
+        if client.query(_APPLIED, {"name": SCRIPT}) and client.query(
+            client.engine.lock_row_sql("runs", "id"), {"id": run_id}
+        ):
+            update_summary(client, conn, run_id, None)
+
+
+class Upkeep:
+    """How a tracked run keeps its summary current at little cost.
+
+    :meth:`note` sees every logged row (a few comparisons); :meth:`due` says whether a
+    heartbeat should also update the summary: at most once per ``share`` of the time
+    the last update took (1/20: upkeep stays under 5 % of a run's time, however long the
+    run is); :meth:`update` does it, in the heartbeat's transaction.
+    """
+
+    share = 20.0
+
+    def __init__(self) -> None:
+        self.names: set[tuple[str, ...]] = set()
+        self.step: float = -math.inf  # the highest (step, progress) noted
+        self.progress: float = -math.inf
+        self.first: tuple[float, float] | None = None  # the first noted
+        self.rebuild = False  # a step below an earlier one was logged
+        self.resumed = False  # the summary of earlier processes was looked at
+        self.available: bool | None = None  # whether the schema has run_summaries
+        self._next = 0.0
+
+    def note(self, row: Row) -> None:
+        """Remember a row's names, and whether it went back below an earlier step."""
+        names, step, progress = row[0], row[3], row[4]
+        if self.first is None:
+            self.first = (step, progress)
+        if names not in self.names:
+            self.names.add(names)
+        if step > self.step or (step == self.step and progress >= self.progress):
+            self.step, self.progress = step, progress
+        else:
+            self.rebuild = True
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def update(self, client: Client, conn: Any, run_id: int, final: bool = False) -> None:
+        """Update the summary: rebuilt if a step went back and this is the end, else
+        incrementally. Nothing if the schema has no summaries (an old schema).
+
+        Never fails the run's writes: an error other than a lost connection is undone
+        (a savepoint), said once, and ends the upkeep (``sqltrack refresh`` can redo it).
+        """
+        if not self._has_table(client):
+            return
+        started = time.monotonic()
+        client.query("SAVEPOINT sqltrack_summary")
+        try:
+            if not self.resumed:  # a requeued job that logs again from its checkpoint's step
+                found = client.query(_HIGHEST, {"run": run_id})
+                self.rebuild |= bool(found and self.first is not None and self.first < found[0])
+                self.resumed = True
+            names = {n for group in list(self.names) for n in group}
+            rebuild = final and self.rebuild
+            update_summary(client, conn, run_id, names, rebuild=rebuild)
+            client.query("RELEASE SAVEPOINT sqltrack_summary")
+        except Exception as e:
+            if client.engine.is_connection_lost(e):
+                raise  # the operation retries the whole transaction
+            client.query("ROLLBACK TO SAVEPOINT sqltrack_summary")
+            self.available = False
+            warn(f"run {run_id}: its summary is no longer kept current ({first_line(e)})")
+            return
+        if rebuild:
+            self.rebuild = False
+        now = time.monotonic()
+        self._next = now + (now - started) * (self.share - 1)
+
+    def _has_table(self, client: Client) -> bool:
+        if self.available is None:
+            self.available = bool(client.query(_APPLIED, {"name": SCRIPT}))
+        return self.available

@@ -1,0 +1,256 @@
+"""Run summaries (sqltrack.summaries, the run_overview view), on both engines.
+
+Every summary is checked against one computed here from the run's rows, so a summary
+that is updated incrementally, rebuilt, or caught up after a spool is pushed must agree
+with what the metrics table holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import q
+
+import sqltrack as st
+from sqltrack import Client, Experiment, Run, SchemaError, schema
+from sqltrack.metrics import known_columns
+from sqltrack.summaries import Upkeep
+
+
+def expected(client: Client, run_id: int) -> dict[str, tuple[Any, ...]]:
+    """The summary of each numeric metric, from the run's rows (NaN left out)."""
+    names, rows = st.read_metrics(client, run_id)
+    with client as conn:
+        kinds = known_columns(client, conn, ())
+    summary = {}
+    for i, name in enumerate(names[3:], start=3):
+        if kinds[name] not in ("int", "float"):
+            continue
+        points = [(r[1], r[2], float(r[i])) for r in rows if r[i] is not None and r[i] == r[i]]
+        if points:
+            low = min(points, key=lambda p: p[2])  # the first of equal values
+            high = max(points, key=lambda p: p[2])
+            last = max(points, key=lambda p: (p[0], p[1]))
+            summary[name] = (
+                len(points),
+                last[2],
+                last[0],
+                last[1],
+                low[2],
+                low[0],
+                high[2],
+                high[0],
+            )
+    return summary
+
+
+def stored(client: Client, run_id: int) -> dict[str, tuple[Any, ...]]:
+    rows = q(
+        client,
+        "SELECT metric, count, last, last_step, last_progress, min, min_step, max, max_step "
+        "FROM run_summaries WHERE run_id = ?",
+        run_id,
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def test_a_tracked_run_has_an_exact_summary(
+    run: Run, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run.heartbeat_seconds = 0  # a summary update at every step
+    monkeypatch.setattr(Upkeep, "share", 0)  # (and no pause between updates)
+    with run.track():
+        for step in range(30):
+            run.add_metrics({"loss": 1 / (step + 1), "acc": step % 7}, step=step)
+            if step % 10 == 9:  # a second call for the same step: another metric
+                run.add_metrics({"val_loss": (step - 15) ** 2 / 10}, step=step)
+            if step == 12:
+                with warnings.catch_warnings():  # (SQLite: NaN is stored as NULL)
+                    warnings.simplefilter("ignore", st.SQLTrackWarning)
+                    run.add_metrics(
+                        {"loss": math.nan, "flag": True, "note": "x"}, step=step, progress=0.5
+                    )
+            if step == 20:  # mid-run: what is summarized so far is exact
+                assert stored(client, run.id) == expected(client, run.id)
+    summary = stored(client, run.id)
+    assert summary == expected(client, run.id)
+    assert set(summary) == {"loss", "acc", "val_loss"}  # no NaN, booleans or text
+    assert summary["loss"][0] == 30  # the NaN at step 12 is not counted
+    assert summary["val_loss"][:4] == (3, 19.6, 29, 0.0)
+    assert summary["val_loss"][4:] == (1.6, 19, 19.6, 29)
+    assert summary["acc"][4:] == (0.0, 0, 6.0, 6)  # the first step of equal values
+
+
+def test_a_buffered_run_has_an_exact_summary(run: Run, client: Client) -> None:
+    with run.track(buffered=True):
+        for step in range(3000):
+            run.add_metrics({"loss": math.sin(step / 100), "tokens": step * 10}, step=step)
+    summary = stored(client, run.id)
+    assert summary == expected(client, run.id)
+    assert summary["tokens"][:3] == (3000, 29990.0, 2999)
+
+
+def test_a_requeued_run_that_logs_again_from_its_checkpoint(run: Run, client: Client) -> None:
+    with run.track():
+        for step in range(20):
+            run.add_metrics({"loss": 10.0 - step}, step=step)
+    again = Run(client, run_id=run.id)  # the requeued job: resumes from step 15, other values
+    with again.track():
+        for step in range(15, 25):
+            again.add_metrics({"loss": 100.0 + step}, step=step)
+    summary = stored(client, run.id)
+    assert summary == expected(client, run.id)  # rebuilt: nothing counted twice
+    assert summary["loss"][0] == 25
+    assert summary["loss"] == (25, 124.0, 24, 0.0, -4.0, 14, 124.0, 24)
+
+
+def test_refresh_rebuilds_runs_written_by_other_means(client: Client) -> None:
+    a, b = Experiment(client, name="a"), Experiment(client, name="b")
+    r1, r2, r3 = a.get_run(), a.get_run(), b.get_run()
+    for r in (r1, r2, r3):
+        for step in range(5):
+            st.run_add_metrics(client, r.id, {"loss": step * r.id % 7, "score": -step}, step=step)
+    assert stored(client, r1.id) == {}  # run_add_metrics alone does not summarize
+    assert st.refresh_summaries(client, experiment="a") == 2
+    assert stored(client, r1.id) == expected(client, r1.id)
+    assert stored(client, r2.id) == expected(client, r2.id)
+    assert stored(client, r3.id) == {}
+    q(client, "UPDATE metrics SET score = 99 WHERE run_id = ? AND step = 0", r3.id)
+    assert st.refresh_summaries(client, r3.id, 12345) == 1  # a run that does not exist is skipped
+    assert stored(client, r3.id)["score"][6:] == (99.0, 0)
+    assert st.refresh_summaries(client) == 3  # every run
+    assert all(stored(client, r.id) == expected(client, r.id) for r in (r1, r2, r3))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((0,), {}, "run id"),
+        (("x",), {}, "run id"),
+        ((1,), {"experiment": "a"}, "not both"),
+    ],
+)
+def test_refresh_rejects_bad_input(
+    client: Client, args: tuple[Any, ...], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(st.InvalidValue, match=message):
+        st.refresh_summaries(client, *args, **kwargs)
+
+
+def test_an_old_schema_tracks_without_summaries(
+    empty_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database set up before summaries: runs are tracked as before (the tracker never
+    fails a job for it); refreshing says what to do."""
+    builtin = schema.builtin_scripts
+    monkeypatch.setattr(
+        schema,
+        "builtin_scripts",
+        lambda engine: [p for p in builtin(engine) if "v003" not in p.name],
+    )
+    schema.setup(empty_client)
+    run = Experiment(empty_client, name="old").get_run()
+    with run.track():
+        run.add_metrics({"loss": 1.0}, step=1)
+    assert st.read_metrics(empty_client, run.id)[1] == [(run.id, 1, 0.0, 1.0)]
+    with pytest.raises(SchemaError, match="sqltrack setup"):
+        st.refresh_summaries(empty_client)
+    monkeypatch.undo()
+    schema.setup(empty_client)  # the upgrade: then a refresh fills the summaries in
+    assert st.refresh_summaries(empty_client) == 1
+    assert stored(empty_client, run.id) == {"loss": (1, 1.0, 1, 0.0, 1.0, 1, 1.0, 1)}
+
+
+def test_a_pushed_spool_is_summarized(run: Run, client: Client, tmp_path: Path) -> None:
+    from sqltrack.spool import Spool
+
+    with run.track():
+        run.add_metrics({"loss": 5.0}, step=0)
+    spool = Spool.create(client, run.id)
+    spool.append(
+        [(("loss",), (2.0,), ("float",), 1, 0.0), (("loss",), (3.0,), ("float",), 2, 0.0)], []
+    )
+    spool.push(client)
+    spool.remove()
+    assert stored(client, run.id) == expected(client, run.id)
+    assert stored(client, run.id)["loss"][:3] == (3, 3.0, 2)
+
+
+def test_run_overview(client: Client) -> None:
+    run = Experiment(client, name="view").get_run().set_args({"lr": 0.1})
+    with run.track():
+        run.add_metrics({"loss": 2.0, "x": 1}, step=3, progress=0.25)
+        run.add_metrics({"x": 2}, step=5, progress=0.75)
+        run.add_metrics({"loss": 1.0, "acc": 0.5}, step=7, progress=0.5)
+    q(
+        client,
+        "UPDATE runs SET time_started = ?, time_updated = ? WHERE id = ?",
+        *[client.engine.adapt_datetime(t) for t in _times()],
+        run.id,
+    )
+    row = q(
+        client,
+        "SELECT experiment, status, duration, last_step, last_progress, summaries "
+        "FROM run_overview WHERE id = ?",
+        run.id,
+    )[0]
+    experiment, status, duration, last_step, last_progress, summaries = row
+    assert (experiment, status, last_step, last_progress) == ("view", "COMPLETED", 7, 0.5)
+    assert duration == pytest.approx(5400.5)
+    summaries = json.loads(summaries) if isinstance(summaries, str) else summaries
+    assert summaries["loss"] == {
+        "count": 2,
+        "last": 1.0,
+        "last_step": 7,
+        "min": 1.0,
+        "min_step": 7,
+        "max": 2.0,
+        "max_step": 3,
+    }
+    assert set(summaries) == {"loss", "acc", "x"}
+    empty = Experiment(client, name="empty").get_run()
+    assert q(client, "SELECT last_step, summaries FROM run_overview WHERE id = ?", empty.id) in (
+        [(None, "{}")],
+        [(None, {})],
+    )
+
+
+def _times() -> list[Any]:
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    return [start, start + timedelta(hours=1, minutes=30, seconds=0.5)]
+
+
+def test_merged_runs_are_summarized(client: Client, tmp_path: Path) -> None:
+    from sqltrack.merge import merge_database
+
+    laptop = Client(config={}, engine="sqlite", dbpath=str(tmp_path / "laptop.db"))
+    schema.setup(laptop)
+    run = Experiment(laptop, name="offline").get_run()
+    for step in range(4):  # written without tracking: no summary in the file
+        st.run_add_metrics(laptop, run.id, {"loss": 4.0 - step}, step=step)
+    merged = merge_database(client, tmp_path / "laptop.db").run_ids[run.id]
+    assert stored(client, merged) == expected(client, merged)
+    assert stored(client, merged)["loss"][:3] == (4, 1.0, 3)
+
+
+def test_a_failing_summary_update_never_fails_the_run(
+    run: Run, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqltrack.summaries
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        client.query("SELECT no_such_column FROM run_summaries")  # an error inside the database
+
+    monkeypatch.setattr(sqltrack.summaries, "update_summary", broken)
+    with pytest.warns(st.SQLTrackWarning, match="no longer kept current"), run.track():
+        for step in range(3):
+            run.add_metrics({"loss": 1.0}, step=step)
+    assert len(st.read_metrics(client, run.id)[1]) == 3  # every row is in
+    assert q(client, "SELECT status FROM runs WHERE id = ?", run.id) == [("COMPLETED",)]
