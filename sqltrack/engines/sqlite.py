@@ -116,6 +116,9 @@ class SQLiteEngine(Engine):
         )
         self.params["journal_mode"] = "delete"
 
+    def shell(self) -> tuple[list[str], dict[str, str]]:
+        return ["sqlite3", str(self.params["dbpath"])], {}
+
     def describe(self) -> str:
         return f"dbpath={self.params['dbpath']}"
 
