@@ -49,24 +49,24 @@ _HIGHEST = (
     "ORDER BY last_step DESC, last_progress DESC LIMIT 1"
 )
 _FORGET = "DELETE FROM run_summaries WHERE run_id = :run"
-# {branches} are sqltrack's own text: quoted, checked column names; values are parameters
+# {v}: a quoted, checked metric column (as a float); {new}: the conditions of the values to
+# add (the run, not NULL, not NaN, above the summary's last step). Values are parameters.
+# One scan for the aggregates; the last value and the steps of the extremes are index
+# lookups (the primary key is run_id, step, progress).
 _UPDATE = """
-WITH new AS ({branches}),
-ranked AS (
-    SELECT metric, v, step, progress,
-        count(*) OVER (PARTITION BY metric) AS n,
-        row_number() OVER (PARTITION BY metric ORDER BY v, step, progress) AS lo,
-        row_number() OVER (PARTITION BY metric ORDER BY v DESC, step, progress) AS hi,
-        row_number() OVER (PARTITION BY metric ORDER BY step DESC, progress DESC) AS la
-    FROM new
-)
+WITH agg AS (SELECT count({v}) AS n, min({v}) AS lo, max({v}) AS hi FROM metrics m WHERE {new})
 INSERT INTO run_summaries
     (run_id, metric, count, last, last_step, last_progress, min, min_step, max, max_step)
-SELECT CAST(:run AS BIGINT), metric, max(n),
-    max(CASE WHEN la = 1 THEN v END), max(CASE WHEN la = 1 THEN step END),
-    max(CASE WHEN la = 1 THEN progress END),
-    min(v), max(CASE WHEN lo = 1 THEN step END), max(v), max(CASE WHEN hi = 1 THEN step END)
-FROM ranked WHERE lo = 1 OR hi = 1 OR la = 1 GROUP BY metric
+SELECT CAST(:run AS BIGINT), CAST(:name AS TEXT), n,
+    (SELECT {v} FROM metrics m WHERE {new} ORDER BY m.step DESC, m.progress DESC LIMIT 1),
+    (SELECT m.step FROM metrics m WHERE {new} ORDER BY m.step DESC, m.progress DESC LIMIT 1),
+    (SELECT m.progress FROM metrics m WHERE {new}
+     ORDER BY m.step DESC, m.progress DESC LIMIT 1),
+    lo, (SELECT m.step FROM metrics m WHERE {new} AND {v} = agg.lo
+         ORDER BY m.step, m.progress LIMIT 1),
+    hi, (SELECT m.step FROM metrics m WHERE {new} AND {v} = agg.hi
+         ORDER BY m.step, m.progress LIMIT 1)
+FROM agg WHERE n > 0
 ON CONFLICT (run_id, metric) DO UPDATE SET
     count = run_summaries.count + excluded.count,
     last = excluded.last, last_step = excluded.last_step, last_progress = excluded.last_progress,
@@ -115,22 +115,17 @@ def update_summary(
     if not chosen:
         return
     real = engine.column_types["float"]
-    params: dict[str, Any] = {"run": run_id}
-    branches = []
-    for i, name in enumerate(chosen):
+    for name in chosen:
         column = f"m.{quote_identifier(name)}"
-        where = f"m.run_id = :run AND {column} IS NOT NULL"
+        new = f"m.run_id = :run AND {column} IS NOT NULL"
         if columns[name] == "float" and engine.stores_nan:
-            where += f" AND {column} <> CAST('NaN' AS {real})"
+            new += f" AND {column} <> CAST('NaN' AS {real})"
+        params: dict[str, Any] = {"run": run_id, "name": name}
         if name in marks:
-            params[f"s{i}"], params[f"p{i}"] = marks[name]
-            where += f" AND m.step >= :s{i} AND (m.step > :s{i} OR m.progress > :p{i})"
-        params[f"n{i}"] = name
-        branches.append(
-            f"SELECT CAST(:n{i} AS TEXT) AS metric, CAST({column} AS {real}) AS v, "  # noqa: S608
-            f"m.step, m.progress FROM metrics m WHERE {where}"
-        )
-    client.query(_UPDATE.format(branches=" UNION ALL ".join(branches)), params)
+            params["s"], params["p"] = marks[name]
+            new += " AND m.step >= :s AND (m.step > :s OR m.progress > :p)"
+        value = f"CAST({column} AS {real})"
+        client.query(_UPDATE.format(v=value, new=new), params)
 
 
 @operation
