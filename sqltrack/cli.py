@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stale":
             return _stale(client, args)
         if args.command == "show":
-            fields = compare_runs(client, args.run, args.run, everything=True)
+            fields = compare_runs(client, args.run, args.run, everything=True, summaries=False)
             _print_rows(["field", "value"], [row[:2] for row in fields], args.format)
             if args.format == "table":
                 print()

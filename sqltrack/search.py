@@ -18,7 +18,7 @@ from .handles import Run
 from .metrics import known_columns
 from .names import KEY_COLUMNS
 from .runs import check_status
-from .summaries import check_available
+from .summaries import available, check_available
 from .values import json_dumps
 
 if TYPE_CHECKING:
@@ -155,11 +155,14 @@ _FIELDS = ("experiment", "status", "created", "started", "updated", "comment", "
 
 
 @operation
-def compare_runs(client: Client, *run_ids: int, everything: bool = False) -> list[tuple[Any, ...]]:
+def compare_runs(
+    client: Client, *run_ids: int, everything: bool = False, summaries: bool = True
+) -> list[tuple[Any, ...]]:
     """What differs between runs: one row ``(field, value of each run…)`` per field whose
     values are not all equal (every field with ``everything=True``), in this order: the
     run's own fields, then ``args.<name>``, ``env.<name>``, ``extras.<name>`` (a missing
-    key is None).
+    key is None), then (unless ``summaries=False``) the summaries side by side:
+    ``<metric>:min``, ``<metric>:max``, ``<metric>:last``.
 
     Example::
 
@@ -196,6 +199,19 @@ def compare_runs(client: Client, *run_ids: int, everything: bool = False) -> lis
                 fields[f"{prefix}.{key}"] = item
         columns.append(fields)
     names = list(_FIELDS) + sorted({k for c in columns for k in c} - set(_FIELDS))
+    if summaries and available(client):  # side by side, after the fields
+        found_summaries = client.query(
+            "SELECT run_id, metric, min, max, last FROM run_summaries WHERE "  # noqa: S608
+            f"{engine.in_array('run_id', 'ids')} ORDER BY metric",
+            {"ids": engine.adapt_array(ids)},
+        )
+        by_run = {i: c for i, c in zip(ids, columns, strict=True)}
+        metrics = []
+        for run, metric, *values in found_summaries:
+            metrics.append(metric)
+            for aggregate, value in zip(("min", "max", "last"), values, strict=True):
+                by_run[run][f"{metric}:{aggregate}"] = value
+        names += [f"{m}:{a}" for m in dict.fromkeys(metrics) for a in ("min", "max", "last")]
     rows = []
     for name in names:
         values = [c.get(name) for c in columns]

@@ -75,7 +75,11 @@ def test_python_snippets_run(
 
 
 def _seed(client: st.Client) -> None:
-    """What the SQL snippets ask about: an experiment of runs with lr, losses and tags."""
+    """What the SQL snippets ask about, so that each question has an answer: an
+    experiment of runs with lr, losses and tags; one diverged and was best early; one
+    tagged run is RUNNING but silent for two hours (killed without a trace)."""
+    from datetime import datetime, timedelta, timezone
+
     exp = st.Experiment(client, name="resnet-cifar")
     for i, lr in enumerate([0.1, 0.01, 0.001]):
         run = exp.get_run(run_id=12345 + i).set_args({"lr": lr}).add_tags("baseline")
@@ -83,7 +87,12 @@ def _seed(client: st.Client) -> None:
             for step in range(5):
                 loss = 1.0 / (step + 1) + lr
                 run.add_metrics({"train_loss": loss, "val_loss": loss + 0.1}, step=step)
-    exp.get_run().start(terminated=None)  # still RUNNING
+    diverged = exp.get_run().set_args({"lr": 1.0})
+    with diverged.track():
+        for step, loss in enumerate([0.4, 0.5, 0.9, 3.0]):
+            diverged.add_metrics({"train_loss": loss, "val_loss": loss + 0.1}, step=step)
+    silent = exp.get_run().add_tags("baseline").start(terminated=None)
+    silent.set_updated(datetime.now(timezone.utc) - timedelta(hours=2))
 
 
 def _statements(code: str) -> list[str]:
@@ -102,9 +111,11 @@ def test_sql_snippets_run(doc: Path, client: st.Client) -> None:
             continue
         for statement in _statements(code):
             try:
-                client.execute(statement)
+                rows = client.execute(statement)
             except Exception as e:
                 pytest.fail(f"{doc.name}:{line} on {engine}: {statement!r} failed: {e}")
+            if statement.upper().startswith("SELECT"):  # each question has an answer
+                assert rows, f"{doc.name}:{line} on {engine}: {statement!r} found nothing"
             ran += 1
     assert ran, f"no SQL snippet of {doc.name} runs on {engine}"
 

@@ -144,6 +144,14 @@ def test_compare_runs_shows_what_differs(
     assert "args.lr" not in rows and "env.CUDA" not in rows and "experiment" not in rows
     everything = {row[0] for row in st.compare_runs(client, r1.id, r3.id, everything=True)}
     assert {"args.lr", "env.CUDA", "experiment"} <= everything
+    for run, losses in ((r1, [0.5, 0.2, 0.3]), (r3, [0.6, 0.2])):  # then summaries
+        with run.track():
+            for step, loss in enumerate(losses):
+                run.add_metrics({"loss": loss}, step=step)
+    rows = {row[0]: row[1:] for row in st.compare_runs(client, r1.id, r3.id)}
+    assert rows["loss:max"] == (0.5, 0.6) and rows["loss:last"] == (0.3, 0.2)
+    assert "loss:min" not in rows  # equal: not a difference
+    assert list(rows)[-2:] == ["loss:max", "loss:last"]  # after the fields
     with pytest.raises(InvalidValue, match="at least two runs"):
         st.compare_runs(client, r1.id)
     with pytest.raises(st.NotFound, match="run 777 does not exist"):

@@ -297,7 +297,7 @@ def test_runs_dataframe(client: Client) -> None:
 
 def test_postgres_comments_every_table_and_column_and_indexes_json(client: Client) -> None:
     if client.engine.name == "sqlite":
-        pytest.skip("SQLite has no COMMENT ON and no GIN indexes (docs/schema.md describes it)")
+        pytest.skip("SQLite has no COMMENT ON and no GIN indexes (see the README's schema table)")
     missing = q(
         client,
         "SELECT c.relname, a.attname FROM pg_class c "
