@@ -4,7 +4,7 @@
     python bench/all.py --engine sqlite
     python bench/all.py --engine sqlite --quick     # tiny sizes: only checks that all run
 
-Runs bench_sync, bench_buffered, bench_read and bench_import, each in a fresh interpreter
+Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries and bench_import, each in a fresh interpreter
 with the sizes used in docs/benchmarks.md, and bench_mlflow when mlflow can be imported
 (by ``--mlflow-python``, e.g. a separate environment's interpreter). Shows their output,
 then a table of every figure against its target. On PostgreSQL one throwaway server (or
@@ -32,12 +32,14 @@ FULL = {
     "bench_buffered.py": ["--steps", "100000"],
     "bench_read.py": ["--steps", "5000"],
     "bench_plot.py": ["--runs", "50", "--steps", "10000"],
+    "bench_summaries.py": ["--runs", "1000", "--steps", "10000", "--seconds", "30"],
 }
 QUICK = {
     "bench_sync.py": ["--steps", "60", "--chunk", "20", "--long", "2100"],
     "bench_buffered.py": ["--steps", "300"],
     "bench_read.py": ["--steps", "100", "--repeat", "2"],
     "bench_plot.py": ["--runs", "2", "--steps", "50"],
+    "bench_summaries.py": ["--runs", "3", "--steps", "50", "--frame-runs", "5", "--seconds", "0.5"],
 }
 
 

@@ -50,6 +50,7 @@ from .metrics import write_rows
 from .runs import run_set_updated, set_state
 from .spool import Spool, SpoolBusy
 from .summaries import Upkeep
+from .summary_batches import BatchSummary
 
 __all__ = ["MetricsBuffer", "SetState", "SetUpdated"]
 
@@ -237,38 +238,47 @@ class MetricsBuffer:
             self._to_spool(batch, beat)
             return
 
-        def write(client: Client) -> list[Any]:
+        def write(client: Client) -> tuple[list[Any], BatchSummary | None, bool]:
             errors: list[Any]
             rows: list[Any]
+            # what this attempt wrote, for the run's summary (not read back: see
+            # sqltrack.summary_batches); summarized: an update took it in
+            done = None if upkeep is None else BatchSummary()
+            collect = None if done is None else done.add
+            summarized = False
             with client as conn:
                 if not updates:
-                    errors = write_rows(client, conn, run_id, batch)
+                    errors = write_rows(client, conn, run_id, batch, collect)
                 else:  # in call order around each explicit time_updated or status
                     errors, rows = [], []
                     for item in batch:
                         if type(item) is tuple:
                             rows.append(item)
                             continue
-                        errors += write_rows(client, conn, run_id, rows)
+                        errors += write_rows(client, conn, run_id, rows, collect)
                         rows = []
                         if type(item) is SetUpdated:
                             run_set_updated(client, run_id, self._noted(item.when))
                         else:
                             when = self._status_time(item.when)
                             set_state(client, run_id, item.status, item.started, when)
-                            if upkeep is not None:
-                                upkeep.update(client, conn, run_id, final=True)
-                    errors += write_rows(client, conn, run_id, rows)
+                            if upkeep is not None and done is not None:
+                                if upkeep.update(client, conn, run_id, final=True, batch=done):
+                                    summarized = True
+                                    done.stats.clear()
+                    errors += write_rows(client, conn, run_id, rows, collect)
                 now = time.monotonic()
                 if beat and now - self._last_beat >= self.heartbeat_seconds:
                     run_set_updated(client, run_id, self._noted(datetime.now(timezone.utc)))
                     self._last_beat = now
-                    if upkeep is not None and upkeep.due():
-                        upkeep.update(client, conn, run_id)
-            return errors
+                    if upkeep is not None and done is not None and upkeep.due():
+                        if upkeep.update(client, conn, run_id, batch=done):
+                            summarized = True
+                            done.stats.clear()
+            return errors, done, summarized
 
         try:
-            errors = client.run_operation(write, client, within=self.spool_after)
+            errors, done, summarized = client.run_operation(write, client, within=self.spool_after)
         except Exception as e:
             if not client.is_outage(e):
                 self._error = e
@@ -277,6 +287,8 @@ class MetricsBuffer:
             self._schedule_retry()
             self._to_spool(batch, beat)
             return
+        if upkeep is not None and done is not None:
+            upkeep.written(done, summarized)
         if errors:
             more = f" ({len(errors) - 1} more rows left out likewise)" if len(errors) > 1 else ""
             self._error = type(errors[0])(f"{errors[0]}; the row was left out{more}")
@@ -358,6 +370,8 @@ class MetricsBuffer:
         if spool is not None:
             spool.remove()
             self._spool = None
+            if self._upkeep is not None:
+                self._upkeep.pushed()
             log.warning(
                 "sqltrack: run %s: back online, %d spooled entries written", *[self.run_id, pushed]
             )

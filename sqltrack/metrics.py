@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from itertools import chain, groupby
 from operator import itemgetter
@@ -139,10 +139,21 @@ def write_row(client: Client, conn: Any, run_id: int, row: Row) -> None:
         raise errors[0]
 
 
-def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[InvalidValue]:
+def write_rows(
+    client: Client,
+    conn: Any,
+    run_id: int,
+    rows: list[Row],
+    collect: Callable[[tuple[str, ...], tuple[str | None, ...], list[Any]], None] | None = None,
+) -> list[InvalidValue]:
     """Write validated calls in order (consecutive calls with the same names together).
     A row that does not fit its columns is left out and its error returned; every other
-    row is written."""
+    row is written.
+
+    :param collect: called with ``(names, kinds, parameters)`` of each group of rows
+        written (``(run_id, step, progress, *values)`` each): how the buffered writer
+        keeps a run's summary without reading the rows back
+    """
     engine = client.engine
     errors: list[InvalidValue] = []
     for names, group in groupby(rows, key=itemgetter(0)):
@@ -173,6 +184,8 @@ def write_rows(client: Client, conn: Any, run_id: int, rows: list[Row]) -> list[
         except Exception as e:
             _raise_not_found(client, e, run_id)
             raise
+        if collect is not None:
+            collect(names, kinds, params)
     return errors
 
 

@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
+import sqltrack as st
 from sqltrack import Client, setup
+from sqltrack.metrics import known_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = [e.strip() for e in os.environ.get("SQLTRACK_TEST_ENGINES", "sqlite,postgres").split(",")]
@@ -255,3 +257,41 @@ def tables(client: Client) -> set[str]:
             "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
         )
     return {r[0] for r in rows} - {"sqlite_sequence"}
+
+
+def expected(client: Client, run_id: int) -> dict[str, tuple[Any, ...]]:
+    """The summary of each numeric metric of a run, computed here from its rows (NaN
+    left out): what ``run_summaries`` must hold, however it was kept."""
+    names, rows = st.read_metrics(client, run_id)
+    with client as conn:
+        kinds = known_columns(client, conn, ())
+    summary = {}
+    for i, name in enumerate(names[3:], start=3):
+        if kinds[name] not in ("int", "float"):
+            continue
+        points = [(r[1], r[2], float(r[i])) for r in rows if r[i] is not None and r[i] == r[i]]
+        if points:
+            low = min(points, key=lambda p: p[2])  # the first of equal values
+            high = max(points, key=lambda p: p[2])
+            last = max(points, key=lambda p: (p[0], p[1]))
+            summary[name] = (
+                len(points),
+                last[2],
+                last[0],
+                last[1],
+                low[2],
+                low[0],
+                high[2],
+                high[0],
+            )
+    return summary
+
+
+def stored(client: Client, run_id: int) -> dict[str, tuple[Any, ...]]:
+    rows = q(
+        client,
+        "SELECT metric, count, last, last_step, last_progress, min, min_step, max, max_step "
+        "FROM run_summaries WHERE run_id = ?",
+        run_id,
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}

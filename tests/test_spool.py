@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_options, q
+from conftest import cli_options, expected, q, stored
 
 from sqltrack import Client, ConnectionFailed, Experiment, InvalidValue, Run, SQLTrackWarning
 from sqltrack.buffer import MetricsBuffer, SetState
@@ -114,6 +114,7 @@ def test_an_outage_mid_run_loses_nothing(
             run.add_metrics({"loss": 1.0 / (step + 1), "n": step}, step=step)
     assert _steps(client, run.id) == list(range(50))
     assert q(client, "SELECT sum(n) FROM metrics") == [(sum(range(50)),)]
+    assert stored(client, run.id) == expected(client, run.id)  # the summary too
     assert _status(client, run.id) == "COMPLETED"
     assert list(spool_dir().glob("*")) == []  # pushed and removed, lock file included
     text = caplog.text
@@ -149,6 +150,7 @@ def test_a_job_that_ends_offline_leaves_its_spool_for_sync(
     assert f"pushed: {path}" in capsys.readouterr().out
     assert _steps(client, run.id) == list(range(20))
     assert _status(client, run.id) == "COMPLETED"
+    assert stored(client, run.id) == expected(client, run.id)  # summarized when pushed
     updated = q(client, "SELECT time_updated FROM runs WHERE id = ?", run.id)[0][0]
     assert abs(_as_datetime(updated) - ended) < timedelta(seconds=5)  # when it ended
     assert not path.exists()
@@ -174,6 +176,7 @@ def test_the_next_track_of_the_run_pushes_what_was_left(
         again.add_metrics({"loss": 2.0}, step=2)
     assert _steps(client, run.id) == [0, 1, 2]
     assert spool_files(client) == []
+    assert stored(client, run.id) == expected(client, run.id)
 
 
 def test_a_late_spool_never_undoes_a_newer_state(

@@ -11,55 +11,18 @@ import json
 import math
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_options, q
+from conftest import cli_options, expected, q, stored
 
 import sqltrack as st
 from sqltrack import Client, Experiment, Run, SchemaError, schema
 from sqltrack.cli import main
-from sqltrack.metrics import known_columns
 from sqltrack.summaries import Upkeep
-
-
-def expected(client: Client, run_id: int) -> dict[str, tuple[Any, ...]]:
-    """The summary of each numeric metric, from the run's rows (NaN left out)."""
-    names, rows = st.read_metrics(client, run_id)
-    with client as conn:
-        kinds = known_columns(client, conn, ())
-    summary = {}
-    for i, name in enumerate(names[3:], start=3):
-        if kinds[name] not in ("int", "float"):
-            continue
-        points = [(r[1], r[2], float(r[i])) for r in rows if r[i] is not None and r[i] == r[i]]
-        if points:
-            low = min(points, key=lambda p: p[2])  # the first of equal values
-            high = max(points, key=lambda p: p[2])
-            last = max(points, key=lambda p: (p[0], p[1]))
-            summary[name] = (
-                len(points),
-                last[2],
-                last[0],
-                last[1],
-                low[2],
-                low[0],
-                high[2],
-                high[0],
-            )
-    return summary
-
-
-def stored(client: Client, run_id: int) -> dict[str, tuple[Any, ...]]:
-    rows = q(
-        client,
-        "SELECT metric, count, last, last_step, last_progress, min, min_step, max, max_step "
-        "FROM run_summaries WHERE run_id = ?",
-        run_id,
-    )
-    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 def test_a_tracked_run_has_an_exact_summary(
@@ -398,3 +361,40 @@ def test_sqltrack_psql_without_the_shell(
     assert (
         capsys.readouterr().err == f"sqltrack: error: {shell} is not installed (or not on PATH)\n"
     )
+
+
+def test_a_buffered_run_summarizes_what_it_writes_without_reading_it_back(
+    run: Run, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Updates at every batch, from what the writer wrote: ints, NaN, missing values,
+    groups of different names; the result equals the rows'."""
+    from sqltrack.buffer import MetricsBuffer
+
+    monkeypatch.setattr(Upkeep, "share", 0)
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 0.001)
+    run.heartbeat_seconds = 0
+    reads = []
+    real = st.summaries.update_summary
+    monkeypatch.setattr(
+        st.summaries, "update_summary", lambda *a, **k: reads.append(1) or real(*a, **k)
+    )
+    with warnings.catch_warnings():  # (SQLite: NaN is stored as NULL)
+        warnings.simplefilter("ignore", st.SQLTrackWarning)
+        with run.track(buffered=True):
+            for step in range(2000):
+                metrics: dict[str, Any] = {"loss": 1 / (step + 1), "k": (step * 7) % 13}
+                if step % 50 == 0:
+                    metrics["val"] = math.nan if step == 100 else float((step - 900) ** 2)
+                run.add_metrics(metrics, step=step)
+                if step % 500 == 0:
+                    time.sleep(0.05)  # let batches and updates happen along the way
+    assert stored(client, run.id) == expected(client, run.id)
+    assert stored(client, run.id)["val"][4:6] == (0.0, 900)
+    assert len(reads) == 1  # read back once, at its first update; then from the batches
+
+
+def test_a_value_written_again_is_counted_once(run: Run, client: Client) -> None:
+    with run.track(buffered=True):
+        for value in (3.0, 1.0, 2.0):  # always step 0: each call overwrites the last
+            run.add_metrics({"loss": value})
+    assert stored(client, run.id) == {"loss": (1, 2.0, 0, 0.0, 2.0, 0, 2.0, 0)}
