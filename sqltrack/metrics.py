@@ -144,15 +144,17 @@ def write_rows(
     conn: Any,
     run_id: int,
     rows: list[Row],
-    collect: Callable[[tuple[str, ...], tuple[str | None, ...], list[Any]], None] | None = None,
+    collect: Callable[[tuple[str, ...], tuple[str | None, ...], list[Any], bool], None]
+    | None = None,
 ) -> list[InvalidValue]:
     """Write validated calls in order (consecutive calls with the same names together).
     A row that does not fit its columns is left out and its error returned; every other
     row is written.
 
-    :param collect: called with ``(names, kinds, parameters)`` of each group of rows
-        written (``(run_id, step, progress, *values)`` each): how the buffered writer
-        keeps a run's summary without reading the rows back
+    :param collect: called with ``(names, kinds, parameters, no_nan)`` of each group of
+        rows written (``(run_id, step, progress, *values)`` each; ``no_nan``: known to
+        hold no NaN or NULL): how the buffered writer keeps a run's summary without
+        reading the rows back
     """
     engine = client.engine
     errors: list[InvalidValue] = []
@@ -160,6 +162,8 @@ def write_rows(
         table = _table(client, conn, names)
         batch = list(group)
         params = _plain_params(engine, table, run_id, names, batch)
+        # as they are, on an engine that keeps no NaN: _plain_params found none
+        no_nan = params is not None and not engine.stores_nan
         if params is None:  # some rows need converting or new columns: row by row
             params = []
             for row in batch:
@@ -185,7 +189,7 @@ def write_rows(
             _raise_not_found(client, e, run_id)
             raise
         if collect is not None:
-            collect(names, kinds, params)
+            collect(names, kinds, params, no_nan)
     return errors
 
 

@@ -56,20 +56,31 @@ class BatchSummary:
     def __bool__(self) -> bool:
         return bool(self.stats)
 
-    def add(self, names: tuple[str, ...], kinds: tuple[str | None, ...], params: list[Any]) -> None:
+    def add(
+        self,
+        names: tuple[str, ...],
+        kinds: tuple[str | None, ...],
+        params: list[Any],
+        no_nan: bool = False,
+    ) -> None:
         """Summarize a group of rows written together: ``(run_id, step, progress,
-        *values)`` each, in call order (the steps go up, or the run is rebuilt instead)."""
-        columns = list(zip(*params, strict=True))
+        *values)`` each, in call order (the steps go up, or the run is rebuilt instead).
+
+        :param no_nan: the values are known to hold no NaN and no None
+        """
+        columns = list(zip(*params, strict=False))  # (all of one length: one group)
         steps, progresses = columns[1], columns[2]
         for j, name in enumerate(names):
             if kinds[j] not in _SUMMARIZED:
                 continue
             values = columns[3 + j]
-            try:
-                total = sum(values)
-                clean = total == total  # no None, no NaN (nor inf - inf): all in C
-            except TypeError:
-                clean = False
+            clean = no_nan
+            if not clean:
+                try:
+                    total = sum(values)
+                    clean = total == total  # no None, no NaN (nor inf - inf): all in C
+                except TypeError:
+                    clean = False
             if clean:
                 low, high = min(values), max(values)
                 i_low, i_high, i_last, n = values.index(low), values.index(high), -1, len(values)
