@@ -41,7 +41,9 @@ ON CONFLICT (run_id, metric) DO UPDATE SET
     "run_summaries.last_step AND excluded.last_progress >= run_summaries.last_progress))"
 )
 
-# [count, last, last_step, last_progress, min, min_step, max, max_step]
+# [count, last, last_step, last_progress, min, min_step, max, max_step]; a step of an
+# extreme may still be the (values, steps) columns of the batch that has it (found when
+# written: one lookup per update, not one per batch)
 Stats = list[Any]
 
 
@@ -81,17 +83,21 @@ class BatchSummary:
                     clean = total == total  # no None, no NaN (nor inf - inf): all in C
                 except TypeError:
                     clean = False
-            if clean:
+            if clean:  # the steps of the extremes are looked up once, when written
                 low, high = min(values), max(values)
-                i_low, i_high, i_last, n = values.index(low), values.index(high), -1, len(values)
-            else:
-                kept = [i for i, v in enumerate(values) if v is not None and v == v]
-                if not kept:
-                    continue
-                n, i_last = len(kept), kept[-1]
-                i_low = min(kept, key=values.__getitem__)  # the first of equal values
-                i_high = max(kept, key=values.__getitem__)
-                low, high = values[i_low], values[i_high]
+                where = (values, steps)
+                self._merge(
+                    name,
+                    [len(values), values[-1], steps[-1], progresses[-1], low, where, high, where],
+                )
+                continue
+            kept = [i for i, v in enumerate(values) if v is not None and v == v]
+            if not kept:
+                continue
+            n, i_last = len(kept), kept[-1]
+            i_low = min(kept, key=values.__getitem__)  # the first of equal values
+            i_high = max(kept, key=values.__getitem__)
+            low, high = values[i_low], values[i_high]
             self._merge(
                 name,
                 [
@@ -127,6 +133,10 @@ class BatchSummary:
     def write(self, client: Client, run_id: int) -> None:
         """Merge into the run's summary (in the current transaction)."""
         for name, s in self.stats.items():
+            for i in (5, 7):  # (values, steps) of the batch that has the extreme: its step
+                if type(s[i]) is tuple:
+                    values, steps = s[i]
+                    s[i] = steps[values.index(s[i - 1])]
             client.query(
                 _MERGE,
                 {
