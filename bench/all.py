@@ -4,8 +4,9 @@
     python bench/all.py --engine sqlite
     python bench/all.py --engine sqlite --quick     # tiny sizes: only checks that all run
 
-Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries and bench_import, each in a fresh interpreter
-with the sizes used in docs/benchmarks.md, and bench_mlflow when mlflow can be imported
+Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries and
+bench_import, each in a fresh interpreter with the sizes used in docs/benchmarks.md, and
+bench_mlflow when mlflow can be imported
 (by ``--mlflow-python``, e.g. a separate environment's interpreter). Shows their output,
 then a table of every figure against its target. On PostgreSQL one throwaway server (or
 ``--dsn``) serves all scripts, each in a schema of its own. Exits 1 if a target is missed

@@ -51,6 +51,10 @@ class Tracking:
     #: many seconds (no server, a full one, a restart) is handed to a background writer
     #: (:mod:`sqltrack.buffer`), which spools it if it must; the run goes on buffered
     handover_seconds: float = 2.0
+    #: keep the run's summary (``run_summaries``) current while it runs and at its end
+    #: (:mod:`sqltrack.summaries`); False saves the buffered writer about 0.5 µs per step
+    #: of 10 metrics, and leaves the summary to ``sqltrack refresh``
+    keep_summary: bool = True
 
     def __init__(self, client: Client, run_id: int) -> None:
         self.client = client
@@ -84,7 +88,7 @@ class Tracking:
             it; ``None`` leaves it alone
         """
         row = validate(metrics, step, progress)
-        if row is not None:
+        if row is not None and self.keep_summary:
             self._upkeep.note(row)
         buffer = self._buffer
         if buffer is not None and buffer.pid == _process.pid:  # not in a forked child
@@ -138,7 +142,7 @@ class Tracking:
             first_line(reason),
         )
         self._buffer = MetricsBuffer(
-            self.client, self.id, self.heartbeat_seconds, offline=True, upkeep=self._upkeep
+            self.client, self.id, self.heartbeat_seconds, offline=True, upkeep=self._kept()
         )
         return self._buffer
 
@@ -150,8 +154,12 @@ class Tracking:
                 write_row(client, conn, self.id, row)
             if updated is not None:
                 run_set_updated(client, self.id, updated)  # locks the run's row
-                if self._upkeep.due():
+                if self.keep_summary and self._upkeep.due():
                     self._upkeep.update(client, conn, self.id)
+
+    def _kept(self) -> Upkeep | None:
+        """The upkeep to hand to a buffered writer (None: it keeps no summary)."""
+        return self._upkeep if self.keep_summary else None
 
     def _finish(
         self, status: str, started: Auto | datetime | None, updated: Auto | datetime | None
@@ -160,7 +168,8 @@ class Tracking:
         client = self.client
         with client as conn:
             set_state(client, self.id, status, started, updated)
-            self._upkeep.update(client, conn, self.id, final=True)
+            if self.keep_summary:
+                self._upkeep.update(client, conn, self.id, final=True)
 
     def flush(self: T) -> T:
         """Wait until buffered metrics are written (no-op when not buffered).
@@ -343,7 +352,7 @@ class Tracking:
                 if buffered:
                     if self._buffer is None:  # (start() may have handed over already)
                         self._buffer = MetricsBuffer(
-                            self.client, self.id, self.heartbeat_seconds, upkeep=self._upkeep
+                            self.client, self.id, self.heartbeat_seconds, upkeep=self._kept()
                         )
                     # the writer has its own; this one is needed again at the end only
                     self.client.release()

@@ -398,3 +398,16 @@ def test_a_value_written_again_is_counted_once(run: Run, client: Client) -> None
         for value in (3.0, 1.0, 2.0):  # always step 0: each call overwrites the last
             run.add_metrics({"loss": value})
     assert stored(client, run.id) == {"loss": (1, 2.0, 0, 0.0, 2.0, 0, 2.0, 0)}
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["sync", "buffered"])
+def test_keep_summary_false_leaves_the_summary_to_refresh(
+    run: Run, client: Client, buffered: bool
+) -> None:
+    run.keep_summary = False
+    with run.track(buffered=buffered):
+        for step in range(5):
+            run.add_metrics({"loss": float(step)}, step=step)
+    assert stored(client, run.id) == {}
+    st.refresh_summaries(client, run.id)
+    assert stored(client, run.id) == expected(client, run.id)
