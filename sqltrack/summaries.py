@@ -28,7 +28,7 @@ from .errors import InvalidValue, SchemaError, warn
 from .metric_values import Row
 from .metrics import known_columns
 from .names import KEY_COLUMNS
-from .summary_batches import BatchSummary
+from .summary_batches import ON_CONFLICT, BatchSummary
 
 __all__ = [
     "SCRIPT",
@@ -68,16 +68,8 @@ SELECT CAST(:run AS BIGINT), CAST(:name AS TEXT), n,
     hi, (SELECT m.step FROM metrics m WHERE {new} AND {v} = agg.hi
          ORDER BY m.step, m.progress LIMIT 1)
 FROM agg WHERE n > 0
-ON CONFLICT (run_id, metric) DO UPDATE SET
-    count = run_summaries.count + excluded.count,
-    last = excluded.last, last_step = excluded.last_step, last_progress = excluded.last_progress,
-    min = CASE WHEN excluded.min < run_summaries.min THEN excluded.min ELSE run_summaries.min END,
-    min_step = CASE WHEN excluded.min < run_summaries.min
-        THEN excluded.min_step ELSE run_summaries.min_step END,
-    max = CASE WHEN excluded.max > run_summaries.max THEN excluded.max ELSE run_summaries.max END,
-    max_step = CASE WHEN excluded.max > run_summaries.max
-        THEN excluded.max_step ELSE run_summaries.max_step END
 """
+_UPDATE += ON_CONFLICT  # (it has no {} fields for the format() above)
 
 
 def available(client: Client) -> bool:

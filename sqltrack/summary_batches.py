@@ -16,14 +16,13 @@ from typing import Any
 
 from .client import Client
 
-__all__ = ["BatchSummary"]
+__all__ = ["ON_CONFLICT", "BatchSummary"]
 
 _SUMMARIZED = ("int", "float")
-_MERGE = """
-INSERT INTO run_summaries
-    (run_id, metric, count, last, last_step, last_progress, min, min_step, max, max_step)
-VALUES (:run, :metric, :count, :last, :last_step, :last_progress, :min, :min_step, :max,
-    :max_step)
+#: how new values join a run's summary (``excluded``: the new ones): counts add up, the
+#: smaller minimum and the larger maximum win (the earlier step on a tie), the last
+#: value is the one at the higher (step, progress)
+ON_CONFLICT = """
 ON CONFLICT (run_id, metric) DO UPDATE SET
     count = run_summaries.count + excluded.count,
     last = CASE WHEN {newer} THEN excluded.last ELSE run_summaries.last END,
@@ -39,6 +38,14 @@ ON CONFLICT (run_id, metric) DO UPDATE SET
 """.format(
     newer="(excluded.last_step > run_summaries.last_step OR (excluded.last_step = "
     "run_summaries.last_step AND excluded.last_progress >= run_summaries.last_progress))"
+)
+_MERGE = (
+    """
+INSERT INTO run_summaries
+    (run_id, metric, count, last, last_step, last_progress, min, min_step, max, max_step)
+VALUES (:run, :metric, :count, :last, :last_step, :last_progress, :min, :min_step, :max,
+    :max_step)"""
+    + ON_CONFLICT
 )
 
 # [count, last, last_step, last_progress, min, min_step, max, max_step]; a step of an
