@@ -35,6 +35,9 @@ FULL = {
     "bench_plot.py": ["--runs", "50", "--steps", "10000"],
     "bench_summaries.py": ["--runs", "1000", "--steps", "10000", "--seconds", "30"],
 }
+# engine-independent: run once, without --engine
+FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
+QUICK_PLAIN = {"bench_hash.py": ["--gigabytes", "0.01", "--repeat", "1"]}
 QUICK = {
     "bench_sync.py": ["--steps", "60", "--chunk", "20", "--long", "2100"],
     "bench_buffered.py": ["--steps", "300"],
@@ -71,6 +74,8 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     runs = [(sys.executable, script, [*size, *engine]) for script, size in sizes.items()]
     runs.append((sys.executable, "bench_import.py", ["--repeat", "3" if args.quick else "30"]))
+    plain = QUICK_PLAIN if args.quick else FULL_PLAIN
+    runs += [(sys.executable, script, size) for script, size in plain.items()]
     has_mlflow = (
         subprocess.run([args.mlflow_python, "-c", "import mlflow"], capture_output=True).returncode
         == 0

@@ -5,6 +5,17 @@ Everything public is re-exported here; see the README for a tour.
 
 from __future__ import annotations
 
+from .artifacts import (
+    Artifact,
+    artifact_exists,
+    artifacts_dataframe,
+    best_checkpoint,
+    find_artifacts,
+    get_artifact,
+    latest_artifact_version,
+    run_log_artifact,
+    run_use_artifact,
+)
 from .client import Client
 from .errors import (
     ConfigError,
@@ -63,6 +74,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "RUN_STATUSES",
+    "Artifact",
     "Client",
     "ConfigError",
     "ConnectionFailed",
@@ -77,6 +89,9 @@ __all__ = [
     "SQLTrackWarning",
     "SchemaError",
     "__version__",
+    "artifact_exists",
+    "artifacts_dataframe",
+    "best_checkpoint",
     "compare_runs",
     "experiment_add_link",
     "experiment_add_tags",
@@ -85,8 +100,11 @@ __all__ = [
     "experiment_set_comment",
     "experiment_set_name",
     "experiment_set_tags",
+    "find_artifacts",
     "find_runs",
+    "get_artifact",
     "json_value",
+    "latest_artifact_version",
     "metrics_dataframe",
     "read_metrics",
     "refresh_summaries",
@@ -97,6 +115,7 @@ __all__ = [
     "run_add_metrics",
     "run_add_tags",
     "run_from_env",
+    "run_log_artifact",
     "run_remove_args",
     "run_remove_env",
     "run_remove_extras",
@@ -111,6 +130,7 @@ __all__ = [
     "run_set_status",
     "run_set_tags",
     "run_set_updated",
+    "run_use_artifact",
     "runs_dataframe",
     "setup",
     "stale_runs",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from .artifacts import find_artifacts, verify_artifacts
 from .cli_parser import build_parser
 from .client import Client
 from .engines import first_line
@@ -90,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs = write_report(client, experiment, args.output, points=args.points)
             print(f"{args.output}: {runs} runs of {args.experiment}")
             return 0
+        if args.command == "artifacts":
+            return _artifacts(client, args)
         if args.command == "compare":
             rows = compare_runs(client, *args.runs, everything=args.all)
             _print_rows(["field", *(f"run {r}" for r in args.runs)], rows, args.format)
@@ -107,6 +110,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except handled as e:
         return _error(e)
     return 0
+
+
+_ARTIFACT_COLUMNS = ("id", "name", "version", "kind", "run_id", "step", "uri", "size", "sha256")
+
+
+def _artifacts(client: Client, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        found = find_artifacts(client, args.run, args.name, args.kind)
+        rows = [tuple(getattr(a, c) for c in _ARTIFACT_COLUMNS) for a in found]
+        _print_rows(_ARTIFACT_COLUMNS, rows, args.format)
+        return 0
+    results = verify_artifacts(client, args.run, args.name)
+    columns = ("outcome", "name", "version", "uri")
+    problems = [r for r in results if r[1] in ("missing", "changed")]
+    shown = [(outcome, a.name, a.version, a.uri) for a, outcome in results if outcome != "ok"]
+    _print_rows(columns, shown, args.format)
+    if args.format == "table":
+        counts = {o: sum(1 for _, x in results if x == o) for o in ("ok", "missing", "changed")}
+        print(
+            f"{len(results)} artifacts: {counts['ok']} ok, {counts['missing']} missing, "
+            f"{counts['changed']} changed, {len(results) - sum(counts.values())} unchecked"
+        )
+    return 1 if problems else 0
 
 
 def _shell(client: Client, extra: list[str]) -> int:

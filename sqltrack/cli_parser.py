@@ -179,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="points per curve at most (evenly spaced steps; default 500)",
     )
+    artifacts_cmd = commands.add_parser(
+        "artifacts",
+        parents=[_connection_options(), _output_options()],
+        help="list artifacts, or verify that their local files are unchanged",
+        description="list (default): the artifacts that match --run, --name and --kind. "
+        "verify: hash every local file again and report each one missing or changed "
+        "(exit status 1 if any); URLs and artifacts without a checksum are left unchecked.",
+    )
+    artifacts_cmd.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
+    artifacts_cmd.add_argument("--run", type=int, metavar="RUN", help="logged by this run")
+    artifacts_cmd.add_argument("--name", help="of this name")
+    artifacts_cmd.add_argument("--kind", help="of this kind (list only)")
     return parser
 
 

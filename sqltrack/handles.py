@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from .artifacts import Artifact, run_log_artifact, run_use_artifact
 from .client import Client, operation
 from .errors import InvalidValue
 from .experiments import (
@@ -185,6 +186,27 @@ class Run(Tracking):
         """Remove extras from the run, by name (or the keys of a dict)."""
         run_remove_extras(self.client, self.id, *extras)
         return self
+
+    # -- artifacts ------------------------------------------------------------------------
+
+    def log_artifact(
+        self,
+        uri: str | os.PathLike[str],
+        name: str | None = None,
+        kind: str = "file",
+        step: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        sha256: str | None = None,
+        size: int | None = None,
+    ) -> Artifact:
+        """Log a file, directory or URL as the next version of ``name``; returns the
+        :class:`~sqltrack.artifacts.Artifact`. See :func:`run_log_artifact`."""
+        return run_log_artifact(self.client, self.id, uri, name, kind, step, metadata, sha256, size)
+
+    def use_artifact(self, name: str, version: int | None = None) -> Artifact:
+        """Record that this run used an artifact (the latest version by default) and
+        return it. See :func:`run_use_artifact`."""
+        return run_use_artifact(self.client, self.id, name, version)
 
 
 class Experiment:

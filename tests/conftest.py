@@ -230,6 +230,8 @@ TABLES = {
     "run_links",
     "metrics",
     "run_summaries",
+    "artifacts",
+    "artifact_uses",
     "sqltrack_scripts",
 }
 
@@ -239,6 +241,7 @@ BUILTIN = [
     "sqltrack/v001_base.sql",
     "sqltrack/v002_run_uid.sql",
     "sqltrack/v003_summaries.sql",
+    "sqltrack/v004_artifacts.sql",
 ]
 
 

@@ -91,6 +91,10 @@ def _seed(client: st.Client) -> None:
     with diverged.track():
         for step, loss in enumerate([0.4, 0.5, 0.9, 3.0]):
             diverged.add_metrics({"train_loss": loss, "val_loss": loss + 0.1}, step=step)
+    st.Run(client, run_id=12345).log_artifact(
+        "s3://bucket/ckpt", name="resnet-ckpt", kind="checkpoint", step=4
+    )
+    diverged.use_artifact("resnet-ckpt", 1)
     silent = exp.get_run().add_tags("baseline").start(terminated=None)
     silent.set_updated(datetime.now(timezone.utc) - timedelta(hours=2))
 
