@@ -65,6 +65,7 @@ from .runs import (
     run_set_tags,
     run_set_updated,
 )
+from .samples import run_log_sample
 from .schema import setup
 from .search import compare_runs, find_runs, runs_dataframe, summarize
 from .summaries import refresh_summaries
@@ -116,6 +117,7 @@ __all__ = [
     "run_add_tags",
     "run_from_env",
     "run_log_artifact",
+    "run_log_sample",
     "run_remove_args",
     "run_remove_env",
     "run_remove_extras",

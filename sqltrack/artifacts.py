@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 SCRIPT = "sqltrack/v004_artifacts.sql"
-_KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
+KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _CHUNK = 1 << 20  # bytes read at a time: constant memory, large enough to be fast
@@ -176,7 +176,7 @@ def run_log_artifact(
     :raises NotFound: the run does not exist
     """
     check_id(run_id, "run")
-    if not isinstance(kind, str) or not _KIND.match(kind):
+    if not isinstance(kind, str) or not KIND.match(kind):
         raise InvalidValue(
             f"artifact kind must be a lowercase word like 'checkpoint', got {kind!r}"
         )

@@ -51,6 +51,7 @@ from .runs import (
     run_set_tags,
     run_set_updated,
 )
+from .samples import run_log_sample
 from .tracking import Tracking
 from .values import Auto
 
@@ -202,6 +203,18 @@ class Run(Tracking):
         """Log a file, directory or URL as the next version of ``name``; returns the
         :class:`~sqltrack.artifacts.Artifact`. See :func:`run_log_artifact`."""
         return run_log_artifact(self.client, self.id, uri, name, kind, step, metadata, sha256, size)
+
+    def log_sample(
+        self,
+        step: int,
+        conditioning: Any,
+        output: Any,
+        kind: str | None = None,
+        artifact: Artifact | int | None = None,
+    ) -> int:
+        """Log a generated sample at a step with its conditioning; returns its id.
+        See :func:`~sqltrack.samples.run_log_sample`."""
+        return run_log_sample(self.client, self.id, step, conditioning, output, kind, artifact)
 
     def use_artifact(self, name: str, version: int | None = None) -> Artifact:
         """Record that this run used an artifact (the latest version by default) and

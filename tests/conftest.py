@@ -232,6 +232,8 @@ TABLES = {
     "run_summaries",
     "artifacts",
     "artifact_uses",
+    "conditionings",
+    "samples",
     "sqltrack_scripts",
 }
 

@@ -234,3 +234,40 @@ def test_processes_logging_one_name_at_once_get_versions_without_gaps(
     assert sorted(int(out) for out, _ in outputs) == list(range(1, 33))
     stored = q(client, "SELECT version FROM artifacts WHERE name = ? ORDER BY version", "shared")
     assert [v for (v,) in stored] == list(range(1, 33))
+
+
+def test_samples_store_each_conditioning_once(run: Run, client: Client, tmp_path: Path) -> None:
+    prompt = "a cat on a skateboard"
+    for step in (100, 200):
+        image = run.log_artifact(
+            _file(tmp_path / f"s{step}.png", bytes([step % 256])), kind="sample", step=step
+        )
+        run.log_sample(step, prompt, {"clip": step / 1000}, kind="image", artifact=image)
+        run.log_sample(step, {"label": 3, "guidance": 7.5}, None, kind="image")
+    st.run_log_sample(client, run.id, 300, {"guidance": 7.5, "label": 3}, "text out")  # same
+    st.run_log_sample(client, run.id, 300, None, {"unconditional": True})
+    assert q(client, "SELECT type FROM conditionings ORDER BY id") == [("text",), ("object",)]
+    # every output for one prompt across the run's checkpoints: one short query
+    rows = q(
+        client,
+        "SELECT s.step, s.output, a.uri FROM samples s "
+        "JOIN conditionings c ON c.id = s.conditioning_id "
+        "LEFT JOIN artifacts a ON a.id = s.artifact_id "
+        "WHERE s.run_id = ? AND c.sha256 = ? ORDER BY s.step",
+        run.id,
+        st.samples.conditioning_key(prompt)[0],
+    )
+    assert [(r[0], st.json_value(r[1])) for r in rows] == [
+        (100, {"clip": 0.1}),
+        (200, {"clip": 0.2}),
+    ]
+    assert rows[0][2].endswith("s100.png")
+    assert q(client, "SELECT count(*) FROM samples WHERE conditioning_id IS NULL") == [(1,)]
+    with pytest.raises(InvalidValue, match="lowercase word"):
+        run.log_sample(1, "x", None, kind="Image")
+    with pytest.raises(InvalidValue, match="step must be an integer"):
+        run.log_sample("1", "x", None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidValue, match="conditioning"):
+        run.log_sample(1, {"x": object()}, None)
+    with pytest.raises(NotFound, match="artifact 999"):
+        run.log_sample(1, "x", None, artifact=999)

@@ -95,6 +95,7 @@ def _seed(client: st.Client) -> None:
         "s3://bucket/ckpt", name="resnet-ckpt", kind="checkpoint", step=4
     )
     diverged.use_artifact("resnet-ckpt", 1)
+    st.Run(client, run_id=12345).log_sample(4, "a cat on a skateboard", {"clip_score": 0.3})
     silent = exp.get_run().add_tags("baseline").start(terminated=None)
     silent.set_updated(datetime.now(timezone.utc) - timedelta(hours=2))
 

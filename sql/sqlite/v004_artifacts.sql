@@ -1,4 +1,5 @@
--- sqltrack schema, version 4 (SQLite): artifacts and their uses (lineage).
+-- sqltrack schema, version 4 (SQLite): artifacts, their uses (lineage), and generated
+-- samples with their conditioning.
 -- The same as sql/postgres/v004_artifacts.sql (which comments every column): kind is
 -- checked with GLOB, sha256 with a length and GLOB check, metadata is JSON text.
 -- Never edit this file once released: add a new vNNN_*.sql script instead.
@@ -26,3 +27,25 @@ CREATE TABLE artifact_uses (
     PRIMARY KEY (run_id, artifact_id)
 );
 CREATE INDEX artifact_uses_artifact_id_idx ON artifact_uses (artifact_id);
+
+-- Generated samples and what they were conditioned on, stored once per content.
+CREATE TABLE conditionings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha256 TEXT NOT NULL UNIQUE CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    type TEXT NOT NULL CHECK (type IN ('text', 'number', 'boolean', 'object', 'array')),
+    content TEXT NOT NULL CHECK (json_valid(content)),
+    time_created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'))
+);
+
+CREATE TABLE samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    conditioning_id INTEGER REFERENCES conditionings (id),
+    kind TEXT CHECK (kind GLOB '[a-z]*' AND kind NOT GLOB '*[^a-z0-9_]*'),
+    output TEXT CHECK (output IS NULL OR json_valid(output)),
+    artifact_id INTEGER REFERENCES artifacts (id) ON DELETE SET NULL,
+    time_created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'))
+);
+CREATE INDEX samples_run_id_idx ON samples (run_id, step);
+CREATE INDEX samples_conditioning_id_idx ON samples (conditioning_id, run_id);

@@ -1,0 +1,111 @@
+"""Generated samples with their conditioning: what a generative model produced at a step
+(its checkpoint), for which input (a prompt, a class label: any JSON value).
+
+A conditioning is stored once per distinct content (``conditionings``, keyed by the
+SHA-256 of its canonical JSON, with its JSON type), so "every output for this prompt
+across the checkpoints of a run" is one short query. A sample may point at an artifact
+(an image file logged with :func:`~sqltrack.artifacts.run_log_artifact`).
+Schema version 4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ._rows import check_id
+from .artifacts import KIND, SCRIPT, Artifact
+from .client import Client, operation
+from .errors import InvalidValue, NotFound, SchemaError
+from .values import json_dumps
+
+__all__ = ["conditioning_key", "run_log_sample"]
+
+_TYPES = {str: "text", bool: "boolean", dict: "object", list: "array"}  # else a number
+_INSERT_CONDITIONING = (
+    "INSERT INTO conditionings (sha256, type, content) VALUES (:sha256, :type, :content) "
+    "ON CONFLICT (sha256) DO NOTHING RETURNING id"
+)
+_INSERT_SAMPLE = (
+    "INSERT INTO samples (run_id, step, conditioning_id, kind, output, artifact_id) "
+    "VALUES (:run, :step, :conditioning, :kind, :output, :artifact) RETURNING id"
+)
+
+
+def conditioning_key(conditioning: Any) -> tuple[str, str, str]:
+    """``(sha256, type, canonical JSON)`` of a conditioning: the SHA-256 of its JSON with
+    sorted keys and no spaces, so equal content is stored once however it was written.
+
+    :raises InvalidValue: not a JSON value, or null
+    """
+    if conditioning is None:
+        raise InvalidValue("conditioning must be a JSON value (None: use no conditioning)")
+    value = json.loads(json_dumps(conditioning, "conditioning"))  # checked and plain
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    kind = _TYPES.get(type(value), "number")
+    return hashlib.sha256(canonical.encode()).hexdigest(), kind, canonical
+
+
+@operation
+def run_log_sample(
+    client: Client,
+    run_id: int,
+    step: int,
+    conditioning: Any,
+    output: Any,
+    kind: str | None = None,
+    artifact: Artifact | int | None = None,
+) -> int:
+    """Log a generated sample of a run at a step; returns its id.
+
+    Example::
+
+        image = run.log_artifact(path, kind="sample", step=step)
+        run.log_sample(step, "a cat on a skateboard", {"clip_score": 0.31}, kind="image",
+                       artifact=image)
+
+    :param conditioning: what the sample was generated from (any JSON value), stored once
+        per distinct content; None for an unconditional sample
+    :param output: the output as a JSON value (text, scores), or None if only a file
+    :param kind: a lowercase word such as ``image`` or ``text``
+    :param artifact: the output's file: an :class:`~sqltrack.artifacts.Artifact` or its id
+    :raises InvalidValue: bad input; :class:`NotFound`: no such run or artifact
+    """
+    check_id(run_id, "run")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise InvalidValue(f"sample step must be an integer, got {step!r}")
+    if kind is not None and (not isinstance(kind, str) or not KIND.match(kind)):
+        raise InvalidValue(f"sample kind must be a lowercase word (image, text, …), got {kind!r}")
+    artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
+    if artifact_id is not None:
+        check_id(artifact_id, "artifact")
+    key = None if conditioning is None else conditioning_key(conditioning)
+    output_json = None if output is None else json_dumps(output, "sample output")
+    if not client.query("SELECT 1 FROM sqltrack_scripts WHERE name = :n", {"n": SCRIPT}):
+        raise SchemaError(f"samples need the schema script {SCRIPT}: run `sqltrack setup`")
+    with client:
+        conditioning_id = None
+        if key is not None:
+            params = {"sha256": key[0], "type": key[1], "content": key[2]}
+            found = client.query(_INSERT_CONDITIONING, params) or client.query(
+                "SELECT id FROM conditionings WHERE sha256 = :sha256", params
+            )
+            conditioning_id = int(found[0][0])
+        try:
+            row = client.query(
+                _INSERT_SAMPLE,
+                {
+                    "run": run_id,
+                    "step": step,
+                    "conditioning": conditioning_id,
+                    "kind": kind,
+                    "output": output_json,
+                    "artifact": artifact_id,
+                },
+            )
+        except Exception as e:
+            if client.engine.is_foreign_key_violation(e):
+                raise NotFound(f"run {run_id} or artifact {artifact_id} does not exist") from None
+            raise
+    return int(row[0][0])
