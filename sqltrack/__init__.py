@@ -52,6 +52,7 @@ from .run_json import (
     run_set_env,
     run_set_extras,
 )
+from .run_state import run_set_code, run_set_hardware, run_set_packages
 from .runs import (
     RUN_STATUSES,
     run_add_link,
@@ -124,10 +125,13 @@ __all__ = [
     "run_remove_link",
     "run_remove_tags",
     "run_set_args",
+    "run_set_code",
     "run_set_comment",
     "run_set_created",
     "run_set_env",
     "run_set_extras",
+    "run_set_hardware",
+    "run_set_packages",
     "run_set_started",
     "run_set_status",
     "run_set_tags",

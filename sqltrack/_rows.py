@@ -27,6 +27,9 @@ _COLUMNS = frozenset(
         "args",
         "env",
         "extras",
+        "code",
+        "packages",
+        "hardware",
     }
 )
 _LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}

@@ -37,6 +37,7 @@ from .run_json import (
     run_set_env,
     run_set_extras,
 )
+from .run_state import run_set_code, run_set_hardware, run_set_packages
 from .runs import (
     get_or_create_run,
     resolve_run_id,
@@ -186,6 +187,21 @@ class Run(Tracking):
     def remove_extras(self, *extras: str | Mapping[str, Any]) -> Run:
         """Remove extras from the run, by name (or the keys of a dict)."""
         run_remove_extras(self.client, self.id, *extras)
+        return self
+
+    def set_code(self, code: Auto | Mapping[str, Any] | None = "auto") -> Run:
+        """Record the git state of the code. See :func:`~sqltrack.run_state.run_set_code`."""
+        run_set_code(self.client, self.id, code)
+        return self
+
+    def set_packages(self, packages: Auto | Mapping[str, Any] | None = "auto") -> Run:
+        """Record the Python packages. See :func:`~sqltrack.run_state.run_set_packages`."""
+        run_set_packages(self.client, self.id, packages)
+        return self
+
+    def set_hardware(self, hardware: Auto | Mapping[str, Any] | None = "auto") -> Run:
+        """Record the hardware. See :func:`~sqltrack.run_state.run_set_hardware`."""
+        run_set_hardware(self.client, self.id, hardware)
         return self
 
     # -- artifacts ------------------------------------------------------------------------

@@ -244,6 +244,7 @@ BUILTIN = [
     "sqltrack/v002_run_uid.sql",
     "sqltrack/v003_summaries.sql",
     "sqltrack/v004_artifacts.sql",
+    "sqltrack/v005_run_state.sql",
 ]
 
 

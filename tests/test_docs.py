@@ -96,6 +96,7 @@ def _seed(client: st.Client) -> None:
     )
     diverged.use_artifact("resnet-ckpt", 1)
     st.Run(client, run_id=12345).log_sample(4, "a cat on a skateboard", {"clip_score": 0.3})
+    st.Run(client, run_id=12345).set_code({"commit": "0" * 40, "dirty": True})
     silent = exp.get_run().add_tags("baseline").start(terminated=None)
     silent.set_updated(datetime.now(timezone.utc) - timedelta(hours=2))
 
