@@ -52,6 +52,7 @@ from .run_json import (
     run_set_env,
     run_set_extras,
 )
+from .reconcile import reconcile
 from .run_state import run_set_code, run_set_hardware, run_set_packages
 from .runs import (
     RUN_STATUSES,
@@ -109,6 +110,7 @@ __all__ = [
     "latest_artifact_version",
     "metrics_dataframe",
     "read_metrics",
+    "reconcile",
     "refresh_summaries",
     "run_add_args",
     "run_add_env",

@@ -20,6 +20,7 @@ from .errors import InvalidValue, SQLTrackError
 from .merge import merge_database
 from .plot import plot_curves
 from .read import stale_runs
+from .reconcile import Reconciled, reconcile
 from .report import write_report
 from .schema import setup
 from .search import (
@@ -91,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs = write_report(client, experiment, args.output, points=args.points)
             print(f"{args.output}: {runs} runs of {args.experiment}")
             return 0
+        if args.command == "reconcile":
+            found = reconcile(client, args.experiment, _seconds(args.older_than), args.dry_run)
+            _print_rows(Reconciled._fields, [tuple(r) for r in found], args.format)
+            if args.format == "table":
+                verb = "would change" if args.dry_run else "changed"
+                print(f"{verb} {len(found)} run{'s' * (len(found) != 1)}")
+            return 0
         if args.command == "artifacts":
             return _artifacts(client, args)
         if args.command == "compare":
@@ -110,6 +118,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except handled as e:
         return _error(e)
     return 0
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str) -> float:
+    """``600``, ``90s``, ``10m``, ``2h`` or ``1d`` as seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        raise InvalidValue(f"{text!r}: give an age like 600, 90s, 10m, 2h or 1d") from None
+    return value * _UNITS[unit]
 
 
 _ARTIFACT_COLUMNS = ("id", "name", "version", "kind", "run_id", "step", "uri", "size", "sha256")

@@ -179,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="points per curve at most (evenly spaced steps; default 500)",
     )
+    reconcile_cmd = commands.add_parser(
+        "reconcile",
+        parents=[_connection_options(), _output_options()],
+        help="set the final state Slurm recorded on runs still RUNNING or PENDING",
+        description="Ask sacct about runs still RUNNING or PENDING whose ids are Slurm job "
+        "ids, silent for --older-than, and record the state Slurm recorded (TIMEOUT, "
+        "OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, CANCELLED, FAILED, COMPLETED, ...) and the "
+        "end time. A status the job wrote itself is never changed; twice changes nothing.",
+    )
+    reconcile_cmd.add_argument("--experiment", metavar="NAME", help="only this experiment")
+    reconcile_cmd.add_argument(
+        "--older-than", default="10m", metavar="AGE", help="e.g. 600, 90s, 10m, 2h, 1d (10m)"
+    )
+    reconcile_cmd.add_argument("--dry-run", action="store_true", help="show, change nothing")
     artifacts_cmd = commands.add_parser(
         "artifacts",
         parents=[_connection_options(), _output_options()],
