@@ -34,6 +34,7 @@ FULL = {
     "bench_read.py": ["--steps", "5000"],
     "bench_plot.py": ["--runs", "50", "--steps", "10000"],
     "bench_summaries.py": ["--runs", "1000", "--steps", "10000", "--seconds", "30"],
+    "bench_system.py": ["--seconds", "4", "--rounds", "12"],
 }
 # engine-independent: run once, without --engine
 FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
@@ -44,6 +45,7 @@ QUICK = {
     "bench_read.py": ["--steps", "100", "--repeat", "2"],
     "bench_plot.py": ["--runs", "2", "--steps", "50"],
     "bench_summaries.py": ["--runs", "3", "--steps", "50", "--frame-runs", "5", "--seconds", "0.5"],
+    "bench_system.py": ["--seconds", "0.3", "--rounds", "2", "--interval", "0.1"],
 }
 
 

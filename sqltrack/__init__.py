@@ -41,6 +41,7 @@ from .experiments import (
 from .handles import Experiment, Run, run_from_env
 from .metrics import run_add_metrics
 from .read import metrics_dataframe, read_metrics, stale_runs
+from .reconcile import reconcile
 from .run_json import (
     run_add_args,
     run_add_env,
@@ -52,7 +53,6 @@ from .run_json import (
     run_set_env,
     run_set_extras,
 )
-from .reconcile import reconcile
 from .run_state import run_set_code, run_set_hardware, run_set_packages
 from .runs import (
     RUN_STATUSES,

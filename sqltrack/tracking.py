@@ -19,11 +19,13 @@ from . import _process, sigterm
 from .buffer import MetricsBuffer, SetState, SetUpdated
 from .client import Client
 from .engines import first_line
+from .errors import InvalidValue
 from .metric_values import Row, validate
 from .metrics import write_row
 from .runs import check_status, run_set_updated, set_state
 from .spool import Spool, spool_files
 from .summaries import Upkeep
+from .system_metrics import SystemSampler, interval_from_env
 from .values import Auto, timestamp
 
 __all__ = ["Tracking"]
@@ -316,6 +318,7 @@ class Tracking:
         started: Auto | datetime | None = "auto",
         updated: Auto | datetime | None = "auto",
         buffered: bool = False,
+        system_metrics: float | None = None,
     ) -> Iterator[T]:
         """A context manager that tracks the execution of the run.
 
@@ -338,9 +341,21 @@ class Tracking:
         :param buffered: :meth:`add_metrics` only queues, a background thread writes
             batches (see :mod:`sqltrack.buffer`); everything queued is written before the
             status, however the block ends
+        :param system_metrics: sample CPU, memory and GPU use every this many seconds into
+            ``system_metrics`` (see :mod:`sqltrack.system_metrics`); default
+            ``$SQLTRACK_SYSTEM_METRICS``, else off
         """
         for status in (normal, exception, interrupt, terminated):
             check_status(status)
+        if system_metrics is None:
+            system_metrics = interval_from_env()
+        elif (
+            isinstance(system_metrics, bool)
+            or not isinstance(system_metrics, (int, float))
+            or (not system_metrics > 0)
+        ):
+            raise InvalidValue(f"system_metrics must be seconds > 0, got {system_metrics!r}")
+        sampler = None
         self._tracking = True
         self._within = self.handover_seconds
         self._push_leftovers()
@@ -349,6 +364,8 @@ class Tracking:
             # commits: psql sees every step.
             with self.client.hold():
                 self.start(terminated, started, updated)
+                if system_metrics:
+                    sampler = SystemSampler(self.client, self.id, system_metrics).start()
                 if buffered:
                     if self._buffer is None:  # (start() may have handed over already)
                         self._buffer = MetricsBuffer(
@@ -376,6 +393,8 @@ class Tracking:
                         self._record_final(exception)  # metrics were lost: not COMPLETED
                         raise
         finally:
+            if sampler is not None:
+                sampler.stop()
             self._tracking = False
             self._within = None
             self._uninstall_sigterm()

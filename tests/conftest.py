@@ -234,6 +234,7 @@ TABLES = {
     "artifact_uses",
     "conditionings",
     "samples",
+    "system_metrics",
     "sqltrack_scripts",
 }
 
@@ -245,6 +246,7 @@ BUILTIN = [
     "sqltrack/v003_summaries.sql",
     "sqltrack/v004_artifacts.sql",
     "sqltrack/v005_run_state.sql",
+    "sqltrack/v006_system_metrics.sql",
 ]
 
 

@@ -97,6 +97,10 @@ def _seed(client: st.Client) -> None:
     diverged.use_artifact("resnet-ckpt", 1)
     st.Run(client, run_id=12345).log_sample(4, "a cat on a skateboard", {"clip_score": 0.3})
     st.Run(client, run_id=12345).set_code({"commit": "0" * 40, "dirty": True})
+    client.query(
+        "INSERT INTO system_metrics (run_id, time, name, value) VALUES (12345, :t, 'rss_bytes', 1)",
+        {"t": client.engine.adapt_datetime(datetime.now(timezone.utc))},
+    )
     silent = exp.get_run().add_tags("baseline").start(terminated=None)
     silent.set_updated(datetime.now(timezone.utc) - timedelta(hours=2))
 
