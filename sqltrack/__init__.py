@@ -17,6 +17,7 @@ from .artifacts import (
     run_use_artifact,
 )
 from .client import Client
+from .compare import compare_runs
 from .errors import (
     ConfigError,
     ConnectionFailed,
@@ -39,6 +40,7 @@ from .experiments import (
     experiment_set_tags,
 )
 from .handles import Experiment, Run, run_from_env
+from .lifecycle import delete_runs, gc_deleted, restore_runs
 from .metrics import run_add_metrics
 from .read import metrics_dataframe, read_metrics, stale_runs
 from .reconcile import reconcile
@@ -69,7 +71,7 @@ from .runs import (
 )
 from .samples import run_log_sample
 from .schema import setup
-from .search import compare_runs, find_runs, runs_dataframe, summarize
+from .search import find_runs, runs_dataframe, summarize
 from .summaries import refresh_summaries
 from .values import json_value
 
@@ -96,6 +98,7 @@ __all__ = [
     "artifacts_dataframe",
     "best_checkpoint",
     "compare_runs",
+    "delete_runs",
     "experiment_add_link",
     "experiment_add_tags",
     "experiment_remove_link",
@@ -105,6 +108,7 @@ __all__ = [
     "experiment_set_tags",
     "find_artifacts",
     "find_runs",
+    "gc_deleted",
     "get_artifact",
     "json_value",
     "latest_artifact_version",
@@ -112,6 +116,7 @@ __all__ = [
     "read_metrics",
     "reconcile",
     "refresh_summaries",
+    "restore_runs",
     "run_add_args",
     "run_add_env",
     "run_add_extras",

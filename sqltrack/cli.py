@@ -15,8 +15,10 @@ from typing import Any
 from .artifacts import find_artifacts, verify_artifacts
 from .cli_parser import build_parser
 from .client import Client
+from .compare import compare_runs
 from .engines import first_line
 from .errors import InvalidValue, SQLTrackError
+from .lifecycle import delete_runs, gc_deleted, restore_runs
 from .merge import merge_database
 from .plot import plot_curves
 from .read import stale_runs
@@ -26,7 +28,6 @@ from .schema import setup
 from .search import (
     OVERVIEW_COLUMNS,
     SUMMARY_COLUMNS,
-    compare_runs,
     metric_summary,
     run_overview,
     summarize,
@@ -91,6 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             experiment = int(args.experiment) if args.experiment.isdigit() else args.experiment
             runs = write_report(client, experiment, args.output, points=args.points)
             print(f"{args.output}: {runs} runs of {args.experiment}")
+            return 0
+        if args.command in ("delete", "restore"):
+            act = delete_runs if args.command == "delete" else restore_runs
+            ids = act(client, args.runs, args.dry_run, **_filters(args))
+            verb = {"delete": "deleted", "restore": "restored"}[args.command]
+            print(f"{'would be ' if args.dry_run else ''}{verb}: {len(ids)} runs")
+            for run_id in ids:
+                print(run_id)
+            return 0
+        if args.command == "gc":
+            ids = gc_deleted(client, _seconds(args.deleted_before), args.batch, args.dry_run)
+            print(f"{'would remove' if args.dry_run else 'removed'}: {len(ids)} runs")
+            for run_id in ids:
+                print(run_id)
             return 0
         if args.command == "reconcile":
             found = reconcile(client, args.experiment, _seconds(args.older_than), args.dry_run)
@@ -187,7 +202,8 @@ def _sync(client: Client, files: list[str], every: bool) -> int:
     return 1 if failed else 0
 
 
-def _runs(client: Client, args: argparse.Namespace) -> int:
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The find_runs filters of a command's --experiment, --status, --tag and --arg."""
     experiment = args.experiment
     if experiment is not None and experiment.isdigit():
         experiment = int(experiment)
@@ -199,9 +215,11 @@ def _runs(client: Client, args: argparse.Namespace) -> int:
             if not sep or not name:
                 raise InvalidValue(f"--arg {item!r}: give NAME=VALUE")
             wanted_args[name] = _json_or_text(value)
-    rows = run_overview(
-        client, experiment=experiment, status=args.status, tags=args.tag, args=wanted_args
-    )
+    return {"experiment": experiment, "status": args.status, "tags": args.tag, "args": wanted_args}
+
+
+def _runs(client: Client, args: argparse.Namespace) -> int:
+    rows = run_overview(client, **_filters(args))
     _print_rows(OVERVIEW_COLUMNS, rows, args.format)
     return 0
 

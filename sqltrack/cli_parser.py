@@ -179,6 +179,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="points per curve at most (evenly spaced steps; default 500)",
     )
+    for name, what in (("delete", "delete runs (reversibly: see restore, gc)"),
+                       ("restore", "restore deleted runs")):  # fmt: skip
+        cmd = commands.add_parser(
+            name,
+            parents=[_connection_options()],
+            help=what,
+            description=f"{what[0].upper()}{what[1:]}: the RUNs given and the runs that "
+            "match the filters (as for sqltrack runs). Prints the ids.",
+        )
+        cmd.add_argument("runs", nargs="*", type=int, metavar="RUN")
+        cmd.add_argument("--experiment", metavar="NAME_OR_ID")
+        cmd.add_argument("--status", action="append")
+        cmd.add_argument("--tag", action="append")
+        cmd.add_argument("--arg", action="append", metavar="NAME=VALUE")
+        cmd.add_argument("--dry-run", action="store_true", help="show, change nothing")
+    gc_cmd = commands.add_parser(
+        "gc",
+        parents=[_connection_options()],
+        help="remove runs deleted long ago for good (never those tagged keep)",
+        description="Remove runs deleted more than --deleted-before ago, with their metrics "
+        "(in batches of --batch rows, each its own short transaction); runs tagged keep "
+        "are never removed.",
+    )
+    gc_cmd.add_argument("--deleted-before", default="30d", metavar="AGE", help="default 30d")
+    gc_cmd.add_argument("--batch", type=int, default=10_000, metavar="ROWS")
+    gc_cmd.add_argument("--dry-run", action="store_true", help="show, change nothing")
     reconcile_cmd = commands.add_parser(
         "reconcile",
         parents=[_connection_options(), _output_options()],

@@ -18,7 +18,7 @@ from .handles import Run
 from .metrics import known_columns
 from .names import KEY_COLUMNS
 from .runs import check_status
-from .summaries import available, check_available
+from .summaries import check_available
 from .values import json_dumps
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = [
     "OVERVIEW_COLUMNS",
     "SUMMARY_COLUMNS",
-    "compare_runs",
     "find_runs",
     "metric_summary",
     "run_overview",
@@ -36,6 +35,9 @@ __all__ = [
     "summarize",
 ]
 
+_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
+#: the schema script that adds deletion (time_deleted)
+DELETED_SCRIPT = "sqltrack/v007_deleted.sql"
 # {columns} and {conditions} are sqltrack's own text; values are parameters
 _SELECT_RUNS = (
     "SELECT {columns} FROM runs JOIN experiments ON experiments.id = runs.experiment_id "
@@ -65,12 +67,21 @@ def _select(
     args: Mapping[str, Any] | None = None,
     where: str | tuple[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
+    deleted: bool | None = False,
 ) -> list[Any]:
     """``columns`` of the runs that match the filters of :func:`find_runs`, by id
     (``extra``: sqltrack's own parameters of ``columns``)."""
     engine = client.engine
     conditions: list[str] = []
     params: dict[str, Any] = dict(extra or {})
+    if deleted is not None:
+        if not isinstance(deleted, bool):
+            raise InvalidValue(f"deleted must be True, False or None, got {deleted!r}")
+        if client.query(_APPLIED, {"name": DELETED_SCRIPT}):
+            gone = "(runs.time_deleted IS NOT NULL OR experiments.time_deleted IS NOT NULL)"
+            conditions.append(gone if deleted else f"NOT {gone}")
+        elif deleted:  # a database without deletion has no deleted runs
+            conditions.append("FALSE")
     if experiment is not None:
         if isinstance(experiment, str):
             conditions.append("experiments.name = :_experiment")
@@ -111,8 +122,10 @@ def find_runs(
     tags: str | Iterable[str] | None = None,
     args: Mapping[str, Any] | None = None,
     where: str | tuple[str, Mapping[str, Any]] | None = None,
+    deleted: bool | None = False,
 ) -> list[Run]:
-    """The runs that match every filter given, ordered by id.
+    """The runs that match every filter given, ordered by id (deleted runs, and the runs of
+    deleted experiments, left out unless ``deleted`` is True, only them, or None, all).
 
     Example::
 
@@ -129,7 +142,9 @@ def find_runs(
     :return: a :class:`~sqltrack.handles.Run` per run (made without further queries)
     :raises InvalidValue: a filter of the wrong type or an unknown status
     """
-    found = _select(client, "runs.id, runs.experiment_id", experiment, status, tags, args, where)
+    found = _select(
+        client, "runs.id, runs.experiment_id", experiment, status, tags, args, where, None, deleted
+    )
     return [Run.of(client, int(i), int(e)) for i, e in found]
 
 
@@ -143,80 +158,6 @@ def run_overview(client: Client, **filters: Any) -> list[tuple[Any, ...]]:
     for row in _select(client, _OVERVIEW, **filters):
         times = [convert(t, "datetime") for t in row[3:6]]
         rows.append((*row[:3], *times, sorted(convert(row[6], "json") or {})))
-    return rows
-
-
-_DETAILS = (
-    "SELECT runs.id, experiments.name, runs.status, runs.time_created, runs.time_started, "
-    "runs.time_updated, runs.comment, runs.tags, runs.args, runs.env, runs.extras FROM runs "
-    "JOIN experiments ON experiments.id = runs.experiment_id WHERE {condition}"
-)
-_FIELDS = ("experiment", "status", "created", "started", "updated", "comment", "tags")
-
-
-@operation
-def compare_runs(
-    client: Client, *run_ids: int, everything: bool = False, summaries: bool = True
-) -> list[tuple[Any, ...]]:
-    """What differs between runs: one row ``(field, value of each run…)`` per field whose
-    values are not all equal (every field with ``everything=True``), in this order: the
-    run's own fields, then ``args.<name>``, ``env.<name>``, ``extras.<name>`` (a missing
-    key is None), then (unless ``summaries=False``) the summaries side by side:
-    ``<metric>:min``, ``<metric>:max``, ``<metric>:last``.
-
-    Example::
-
-        for field, *values in compare_runs(client, a.id, b.id):
-            print(field, *values)
-
-    :raises InvalidValue: fewer than two runs
-    :raises NotFound: a run that does not exist
-    """
-    if len(run_ids) < 2:
-        raise InvalidValue("compare at least two runs")
-    ids = [check_id(i, "run") for i in run_ids]
-    engine = client.engine
-    convert = engine.python_value
-    condition = engine.in_array("runs.id", "ids")
-    found = {
-        row[0]: row
-        for row in client.query(
-            _DETAILS.format(condition=condition), {"ids": engine.adapt_array(ids)}
-        )
-    }
-    missing = [i for i in dict.fromkeys(ids) if i not in found]
-    if missing:
-        raise NotFound(f"run {', '.join(map(str, missing))} does not exist")
-    columns: list[dict[str, Any]] = []
-    for i in ids:
-        row = found[i]
-        fields = dict(zip(_FIELDS, row[1:8], strict=True))
-        for name in ("created", "started", "updated"):
-            fields[name] = convert(fields[name], "datetime")
-        fields["tags"] = sorted(convert(fields["tags"], "json") or {})
-        for prefix, value in zip(("args", "env", "extras"), row[8:], strict=True):
-            for key, item in (convert(value, "json") or {}).items():
-                fields[f"{prefix}.{key}"] = item
-        columns.append(fields)
-    names = list(_FIELDS) + sorted({k for c in columns for k in c} - set(_FIELDS))
-    if summaries and available(client):  # side by side, after the fields
-        found_summaries = client.query(
-            "SELECT run_id, metric, min, max, last FROM run_summaries WHERE "  # noqa: S608
-            f"{engine.in_array('run_id', 'ids')} ORDER BY metric",
-            {"ids": engine.adapt_array(ids)},
-        )
-        by_run = {i: c for i, c in zip(ids, columns, strict=True)}
-        metrics = []
-        for run, metric, *values in found_summaries:
-            metrics.append(metric)
-            for aggregate, value in zip(("min", "max", "last"), values, strict=True):
-                by_run[run][f"{metric}:{aggregate}"] = value
-        names += [f"{m}:{a}" for m in dict.fromkeys(metrics) for a in ("min", "max", "last")]
-    rows = []
-    for name in names:
-        values = [c.get(name) for c in columns]
-        if everything or any(v != values[0] for v in values[1:]):
-            rows.append((name, *values))
     return rows
 
 

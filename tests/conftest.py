@@ -247,6 +247,7 @@ BUILTIN = [
     "sqltrack/v004_artifacts.sql",
     "sqltrack/v005_run_state.sql",
     "sqltrack/v006_system_metrics.sql",
+    "sqltrack/v007_deleted.sql",
 ]
 
 
