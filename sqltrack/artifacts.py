@@ -21,8 +21,9 @@ from ._rows import check_id, check_object
 from .client import Client, operation
 from .engines import quote_identifier
 from .env import redact_text
-from .errors import InvalidValue, NotFound, SchemaError
+from .errors import InvalidValue, NotFound
 from .metrics import known_columns
+from .schema import require
 from .values import json_dumps
 
 if TYPE_CHECKING:
@@ -90,11 +91,7 @@ def _artifact(client: Client, row: Any) -> Artifact:
 
 
 def _check_schema(client: Client) -> None:
-    if not client.query("SELECT 1 FROM sqltrack_scripts WHERE name = :n", {"n": SCRIPT}):
-        raise SchemaError(
-            f"artifacts need the schema script {SCRIPT} in {client.engine.describe()}: "
-            "run `sqltrack setup`"
-        )
+    require(client, SCRIPT, "artifacts need")
 
 
 def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:

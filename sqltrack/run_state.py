@@ -21,7 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import _rows
 from .client import Client, operation
-from .errors import InvalidValue, SchemaError
+from .errors import InvalidValue
+from .schema import require
 from .values import Auto, json_dumps
 
 __all__ = [
@@ -170,8 +171,7 @@ def _set(
     if document is not None and not isinstance(document, Mapping):
         raise InvalidValue(f"run {column}: expected 'auto', a dict or None, got {value!r}")
     text = None if document is None else json_dumps(dict(document), f"run {column}")
-    if not client.query("SELECT 1 FROM sqltrack_scripts WHERE name = :n", {"n": SCRIPT}):
-        raise SchemaError(f"runs.{column} needs the schema script {SCRIPT}: run `sqltrack setup`")
+    require(client, SCRIPT, f"runs.{column} needs")
     _rows.set_column(client, "runs", column, run_id, text)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from . import _rows
 from .client import Client, operation
 from .errors import InvalidValue, NotFound
+from .schema import applied
 from .values import Auto, timestamp
 
 __all__ = [
@@ -90,7 +91,6 @@ _CREATE_WITH_UID = (
     "ON CONFLICT (id) DO NOTHING RETURNING id, experiment_id"
 )
 _CREATED_AS = "SELECT id, experiment_id FROM runs WHERE uid = :uid"
-_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
 _UID_SCRIPT = "sqltrack/v002_run_uid.sql"
 _IDS_OF = "SELECT id, experiment_id FROM runs WHERE id = :id"
 _SET_STATE = (
@@ -185,7 +185,7 @@ def _get_or_create_run(
             "uid": uid,
         }
         if run_id is None:
-            if client.query(_APPLIED, {"name": _UID_SCRIPT}):
+            if applied(client, _UID_SCRIPT):
                 rows = client.query(_CREATED_AS, params)  # made by an earlier try?
                 if rows:
                     return int(rows[0][0]), int(rows[0][1])

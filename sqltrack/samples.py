@@ -17,7 +17,8 @@ from typing import Any
 from ._rows import check_id
 from .artifacts import KIND, SCRIPT, Artifact
 from .client import Client, operation
-from .errors import InvalidValue, NotFound, SchemaError
+from .errors import InvalidValue, NotFound
+from .schema import require
 from .values import json_dumps
 
 __all__ = ["conditioning_key", "run_log_sample"]
@@ -82,8 +83,7 @@ def run_log_sample(
         check_id(artifact_id, "artifact")
     key = None if conditioning is None else conditioning_key(conditioning)
     output_json = None if output is None else json_dumps(output, "sample output")
-    if not client.query("SELECT 1 FROM sqltrack_scripts WHERE name = :n", {"n": SCRIPT}):
-        raise SchemaError(f"samples need the schema script {SCRIPT}: run `sqltrack setup`")
+    require(client, SCRIPT, "samples need")
     with client:
         conditioning_id = None
         if key is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from .client import Client
 from .errors import SchemaError
 
-__all__ = ["ScriptResult", "builtin_scripts", "setup", "sql_dir"]
+__all__ = ["ScriptResult", "applied", "builtin_scripts", "require", "setup", "sql_dir"]
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS sqltrack_scripts (
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS sqltrack_scripts (
 )
 """
 _CHECKSUM_OF = "SELECT checksum FROM sqltrack_scripts WHERE name = :name"
+_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
 _RECORD = (
     "INSERT INTO sqltrack_scripts (name, checksum, time_applied) VALUES (:name, :checksum, :now)"
 )
@@ -57,6 +58,20 @@ def sql_dir() -> Path:
 def builtin_scripts(engine: str) -> list[Path]:
     """The built-in scripts for ``engine``, in the order they must be applied."""
     return sorted((sql_dir() / engine).glob("v[0-9][0-9][0-9]_*.sql"))
+
+
+def applied(client: Client, script: str) -> bool:
+    """Whether ``script`` (as recorded, e.g. ``"sqltrack/v003_summaries.sql"``) has been
+    applied to the client's database: what a feature asks before it uses a later table."""
+    return bool(client.query(_APPLIED, {"name": script}))
+
+
+def require(client: Client, script: str, what: str) -> None:
+    """Raise :class:`SchemaError` saying ``what`` needs ``script``, unless it was applied."""
+    if not applied(client, script):
+        raise SchemaError(
+            f"{what} the schema script {script} in {client.engine.describe()}: run `sqltrack setup`"
+        )
 
 
 def _checksum(text: str) -> str:

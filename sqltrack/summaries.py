@@ -24,10 +24,11 @@ from typing import Any
 from ._rows import check_id
 from .client import Client, operation
 from .engines import first_line, quote_identifier
-from .errors import InvalidValue, SchemaError, warn
+from .errors import InvalidValue, warn
 from .metric_values import Row
 from .metrics import known_columns
 from .names import KEY_COLUMNS
+from .schema import applied, require
 from .summary_batches import ON_CONFLICT, BatchSummary
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
 
 #: the schema script that adds ``run_summaries``
 SCRIPT = "sqltrack/v003_summaries.sql"
-_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
 _SUMMARIZED = ("int", "float")
 _WATERMARKS = "SELECT metric, last_step, last_progress FROM run_summaries WHERE run_id = :run"
 _HIGHEST = (
@@ -74,16 +74,12 @@ _UPDATE += ON_CONFLICT  # (it has no {} fields for the format() above)
 
 def available(client: Client) -> bool:
     """Whether the database has ``run_summaries`` (schema version 3)."""
-    return bool(client.query(_APPLIED, {"name": SCRIPT}))
+    return applied(client, SCRIPT)
 
 
 def check_available(client: Client) -> None:
     """Raise :class:`SchemaError` unless the database has ``run_summaries``."""
-    if not available(client):
-        raise SchemaError(
-            f"run summaries need the schema script {SCRIPT} in {client.engine.describe()}: "
-            "run `sqltrack setup`"
-        )
+    require(client, SCRIPT, "run summaries need")
 
 
 def update_summary(
@@ -164,7 +160,7 @@ def catch_up(client: Client, run_id: int) -> None:
     """Add a run's values that are not in its summary yet, in a transaction of its own
     (after a spool was pushed); nothing if the schema has no summaries."""
     with client as conn:
-        if client.query(_APPLIED, {"name": SCRIPT}) and client.query(
+        if applied(client, SCRIPT) and client.query(
             client.engine.lock_row_sql("runs", "id"), {"id": run_id}
         ):
             update_summary(client, conn, run_id, None)
@@ -286,5 +282,5 @@ class Upkeep:
 
     def _has_table(self, client: Client) -> bool:
         if self.available is None:
-            self.available = bool(client.query(_APPLIED, {"name": SCRIPT}))
+            self.available = applied(client, SCRIPT)
         return self.available

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .client import Client
+from .schema import applied
 
 __all__ = ["SystemSampler", "allocated_gpus", "interval_from_env"]
 
@@ -182,8 +183,7 @@ class SystemSampler:
 
     def _loop(self) -> None:
         try:
-            applied = "SELECT 1 FROM sqltrack_scripts WHERE name = :n"
-            if not self._client.query(applied, {"n": _SCRIPT}):
+            if not applied(self._client, _SCRIPT):
                 log.warning(
                     "sqltrack: run %s: no system metrics: the database needs %s "
                     "(run `sqltrack setup`)",
