@@ -244,8 +244,11 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
     queues behind it. So where the engine has a lock timeout for it and the transaction
     is sqltrack's own, the columns are added in a short transaction of their own that
     waits at most ``engine.ddl_lock_timeout``, then steps back (letting the queue drain)
-    and retries, for up to ``engine.ddl_retry_seconds``. Inside a user's block they are
-    added in that transaction, which waits as long as needed.
+    and retries, for up to ``engine.ddl_retry_seconds``; every second try waits a little
+    longer than the server's ``deadlock_timeout``, after which PostgreSQL cancels an
+    automatic vacuum in the way (one would otherwise hold the columns off for as long as
+    it runs). Inside a user's block they are added in that transaction, which waits as
+    long as needed.
     """
     engine = client.engine
     cur = conn.cursor()
@@ -256,9 +259,15 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
         client.commit()  # sqltrack's own transaction: it has written nothing here yet
         deadline = time.monotonic() + engine.ddl_retry_seconds
         delay = 0.02
+        tries = 0
         while True:
+            timeout = engine.ddl_lock_timeout
+            if tries % 2:
+                timeout = engine.patient_ddl_lock_timeout(cur) or timeout
+                client.commit()  # (the question above opened a transaction)
+            tries += 1
             try:
-                engine.add_columns(cur, missing, lock_timeout=engine.ddl_lock_timeout)
+                engine.add_columns(cur, missing, lock_timeout=timeout)
                 client.commit()
                 return
             except Exception as e:

@@ -559,3 +559,50 @@ def test_a_failed_batch_writes_nothing(client: Client, engine: str) -> None:
     client.executemany(insert, [(run.id, 0, 0.0), (run.id, 1, 0.0)])  # the client still works
     run.add_metrics({"loss": 1.0}, step=2)
     assert q(client, "SELECT step FROM metrics ORDER BY step") == [(0,), (1,), (2,)]
+
+
+def test_a_new_column_waits_past_deadlock_timeout_so_autovacuum_gives_way(
+    client: Client, run: Any
+) -> None:
+    """PostgreSQL cancels an automatic vacuum that blocks a lock request only after the
+    request has waited deadlock_timeout (a vacuum of a big metrics table, as after a gc,
+    may take minutes). The ALTER TABLE of a new column steps back after 500 ms to let
+    other writers through, but every second try must wait longer than deadlock_timeout."""
+    if client.engine.name != "postgres":
+        pytest.skip("SQLite has no lock timeout and no automatic vacuum")
+    schema = client.engine.params["schema"]
+    blocker, probe = pg_admin(), pg_admin()
+    (deadlock_ms,) = probe.execute(
+        "SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout'"
+    ).fetchone()
+    blocker.autocommit = False
+    blocker.execute(f'SELECT count(*) FROM "{schema}".metrics')  # holds the table's lock
+    longest = 0.0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal longest
+        while not done.is_set():
+            row = probe.execute(
+                "SELECT max(extract(epoch FROM clock_timestamp() - query_start)) "
+                "FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'ALTER TABLE metrics%'"
+            ).fetchone()
+            longest = max(longest, float(row[0] or 0))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    releaser = threading.Timer(deadlock_ms / 1000 * 3 + 1, blocker.commit)
+    releaser.start()
+    try:
+        run.add_metrics({"new_column": 1.0}, step=0)  # waits for the lock, then adds it
+    finally:
+        releaser.join()
+        done.set()
+        watcher.join()
+        blocker.close()
+        probe.close()
+    assert longest > deadlock_ms / 1000, longest  # long enough for the vacuum's cancel
+    assert longest < deadlock_ms / 1000 + 1, longest  # and not much longer
+    assert q(client, "SELECT new_column FROM metrics") == [(1.0,)]

@@ -227,6 +227,17 @@ class Engine:
         already (nothing was written then, and the transaction is still usable)."""
         return False
 
+    def index_order_sql(self) -> list[str]:
+        """Statements that make the rest of the current transaction read rows in index
+        order rather than collect and sort them, whatever the table's statistics say (a
+        batch that should read a few thousand rows must not read a whole run)."""
+        return []
+
+    def patient_ddl_lock_timeout(self, cursor: Any) -> str | None:
+        """A lock timeout for ``ALTER TABLE`` long enough that the server cancels an
+        automatic vacuum in its way (None: the engine has no such thing)."""
+        return None
+
     def lock_row_sql(self, table: str, column: str) -> str:
         """A statement (parameter ``:id``) that locks one row for the rest of the current
         transaction and returns ``column``; no row if it does not exist."""

@@ -132,6 +132,7 @@ class PostgresEngine(Engine):
             os.environ.get(name) for name in _LIBPQ_WHERE
         )
         super().__init__(_expand_urls(params))
+        self._patient_timeout: str | None = None  # see patient_ddl_lock_timeout
         schema = self.params.get("schema")
         if schema is not None:
             check_identifier(schema, what="schema name", error=ConfigError)
@@ -246,6 +247,23 @@ class PostgresEngine(Engine):
         except pg_errors.UniqueViolation:
             return False
         return True
+
+    def index_order_sql(self) -> list[str]:
+        # Stale statistics (a run grown to millions of rows since the last ANALYZE) make
+        # the planner expect a few rows and choose a bitmap scan and a sort of all of them.
+        return ["SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_sort = off",
+                "SET LOCAL enable_seqscan = off"]  # fmt: skip
+
+    def patient_ddl_lock_timeout(self, cursor: Any) -> str | None:
+        # The server cancels an autovacuum that blocks a lock request only once the
+        # request has waited deadlock_timeout; a shorter wait never gets past a vacuum
+        # of a big metrics table (after a gc, say), which may take minutes.
+        if self._patient_timeout is None:
+            cursor.execute("SELECT setting FROM pg_settings WHERE name = 'deadlock_timeout'")
+            row = cursor.fetchone()
+            milliseconds = int(row[0]) if row else 1000
+            self._patient_timeout = f"{milliseconds + 300}ms"
+        return self._patient_timeout
 
     def lock_row_sql(self, table: str, column: str) -> str:
         table, column = quote_identifier(table), quote_identifier(column)
