@@ -4,10 +4,10 @@
     python bench/all.py --engine sqlite
     python bench/all.py --engine sqlite --quick     # tiny sizes: only checks that all run
 
-Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries and
-bench_import, each in a fresh interpreter with the sizes used in docs/benchmarks.md, and
-bench_mlflow when mlflow can be imported
-(by ``--mlflow-python``, e.g. a separate environment's interpreter). Shows their output,
+Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
+bench_gc and bench_import, each in a fresh interpreter with the sizes used in
+docs/benchmarks.md, and bench_mlflow when mlflow can be imported (by
+``--mlflow-python``, e.g. a separate environment's interpreter). Shows their output,
 then a table of every figure against its target. On PostgreSQL one throwaway server (or
 ``--dsn``) serves all scripts, each in a schema of its own. Exits 1 if a target is missed
 (except with ``--quick``, whose figures mean nothing).
@@ -35,6 +35,7 @@ FULL = {
     "bench_plot.py": ["--runs", "50", "--steps", "10000"],
     "bench_summaries.py": ["--runs", "1000", "--steps", "10000", "--seconds", "30"],
     "bench_system.py": ["--seconds", "4", "--rounds", "12"],
+    "bench_gc.py": ["--rows", "10000000", "--baseline", "5", "--after", "60"],
 }
 # engine-independent: run once, without --engine
 FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
@@ -46,6 +47,7 @@ QUICK = {
     "bench_plot.py": ["--runs", "2", "--steps", "50"],
     "bench_summaries.py": ["--runs", "3", "--steps", "50", "--frame-runs", "5", "--seconds", "0.5"],
     "bench_system.py": ["--seconds", "0.3", "--rounds", "2", "--interval", "0.1"],
+    "bench_gc.py": ["--rows", "20000", "--baseline", "0.5", "--after", "0.5"],
 }
 
 
@@ -53,7 +55,7 @@ def met(value: float, target: str | None) -> str:
     if target is None:
         return ""
     op, bound = target.split()
-    compare = {"<=": operator.le, ">=": operator.ge}[op]
+    compare = {"<=": operator.le, ">=": operator.ge, "<": operator.lt}[op]
     return "yes" if compare(value, float(bound)) else "**NO**"
 
 

@@ -40,7 +40,13 @@ from .experiments import (
     experiment_set_tags,
 )
 from .handles import Experiment, Run, run_from_env
-from .lifecycle import delete_runs, gc_deleted, restore_runs
+from .lifecycle import (
+    delete_experiments,
+    delete_runs,
+    gc_deleted,
+    restore_experiments,
+    restore_runs,
+)
 from .metrics import run_add_metrics
 from .read import metrics_dataframe, read_metrics, stale_runs
 from .reconcile import reconcile
@@ -98,6 +104,7 @@ __all__ = [
     "artifacts_dataframe",
     "best_checkpoint",
     "compare_runs",
+    "delete_experiments",
     "delete_runs",
     "experiment_add_link",
     "experiment_add_tags",
@@ -116,6 +123,7 @@ __all__ = [
     "read_metrics",
     "reconcile",
     "refresh_summaries",
+    "restore_experiments",
     "restore_runs",
     "run_add_args",
     "run_add_env",

@@ -1,4 +1,5 @@
-"""Statements shared by experiments and runs: one column, a JSON column, tags, links.
+"""Statements shared by experiments and runs: one column, a JSON column, tags, links,
+which runs count as deleted.
 
 Tables and columns named here come from the fixed sets below, never from callers; the
 statements are templates filled with those names only.
@@ -12,6 +13,7 @@ from typing import Any
 
 from .client import Client
 from .errors import InvalidValue, NotFound
+from .schema import applied
 from .values import check_text, json_dumps, json_value
 
 _WHAT = {"experiments": "experiment", "runs": "run"}
@@ -33,6 +35,9 @@ _COLUMNS = frozenset(
     }
 )
 _LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
+#: the schema script that adds deletion (``time_deleted``)
+DELETED_SCRIPT = "sqltrack/v007_deleted.sql"
+_GONE = "(runs.time_deleted IS NOT NULL OR experiments.time_deleted IS NOT NULL)"
 
 _SET_COLUMN = "UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id"
 _SET_JSON = "UPDATE {table} SET {column} = :value WHERE id = :id"
@@ -172,3 +177,19 @@ def remove_link(client: Client, table: str, from_id: int, kind: str, to_id: int)
             "to_id": check_id(to_id, what),
         },
     )
+
+
+def deleted_condition(client: Client, deleted: bool | None) -> str:
+    """A condition on ``runs`` joined with ``experiments`` (those names) that keeps the
+    runs not deleted (``deleted=False``: the read side's default), only the deleted ones
+    (True: deleted runs and the runs of deleted experiments), or all (None).
+
+    A database without deletion (schema before version 7) has no deleted runs.
+    """
+    if deleted is not None and not isinstance(deleted, bool):
+        raise InvalidValue(f"deleted must be True, False or None, got {deleted!r}")
+    if deleted is None:
+        return "TRUE"
+    if not applied(client, DELETED_SCRIPT):
+        return "FALSE" if deleted else "TRUE"
+    return _GONE if deleted else f"NOT {_GONE}"

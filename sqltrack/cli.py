@@ -18,7 +18,13 @@ from .client import Client
 from .compare import compare_runs
 from .engines import first_line
 from .errors import InvalidValue, SQLTrackError
-from .lifecycle import delete_runs, gc_deleted, restore_runs
+from .lifecycle import (
+    delete_experiments,
+    delete_runs,
+    gc_deleted,
+    restore_experiments,
+    restore_runs,
+)
 from .merge import merge_database
 from .plot import plot_curves
 from .read import stale_runs
@@ -100,6 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'would be ' if args.dry_run else ''}{verb}: {len(ids)} runs")
             for run_id in ids:
                 print(run_id)
+            return 0
+        if args.command in ("delete-experiment", "restore-experiment"):
+            restore = args.command == "restore-experiment"
+            given = [int(e) if e.isdigit() else e for e in args.experiments]
+            change = restore_experiments if restore else delete_experiments
+            ids = change(client, given, args.dry_run)
+            verb = "restored" if restore else "deleted"
+            print(f"{'would be ' if args.dry_run else ''}{verb}: {len(ids)} experiments")
+            for experiment_id in ids:
+                print(experiment_id)
             return 0
         if args.command == "gc":
             ids = gc_deleted(client, _seconds(args.deleted_before), args.batch, args.dry_run)

@@ -194,13 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--tag", action="append")
         cmd.add_argument("--arg", action="append", metavar="NAME=VALUE")
         cmd.add_argument("--dry-run", action="store_true", help="show, change nothing")
+    for name, what in (("delete-experiment", "delete experiments and their runs (reversibly)"),
+                       ("restore-experiment", "restore experiments and the runs deleted with "
+                        "them")):  # fmt: skip
+        cmd = commands.add_parser(
+            name,
+            parents=[_connection_options()],
+            help=what,
+            description=f"{what[0].upper()}{what[1:]}. Prints the ids.",
+        )
+        cmd.add_argument("experiments", nargs="+", metavar="NAME_OR_ID")
+        cmd.add_argument("--dry-run", action="store_true", help="show, change nothing")
     gc_cmd = commands.add_parser(
         "gc",
         parents=[_connection_options()],
         help="remove runs deleted long ago for good (never those tagged keep)",
         description="Remove runs deleted more than --deleted-before ago, with their metrics "
-        "(in batches of --batch rows, each its own short transaction); runs tagged keep "
-        "are never removed.",
+        "(in batches of --batch rows, each its own short transaction), then experiments "
+        "deleted as long ago and left without runs; runs tagged keep are never removed.",
     )
     gc_cmd.add_argument("--deleted-before", default="30d", metavar="AGE", help="default 30d")
     gc_cmd.add_argument("--batch", type=int, default=10_000, metavar="ROWS")

@@ -10,7 +10,8 @@ from typing import Any
 
 from . import _rows
 from .client import Client, operation
-from .errors import InvalidValue, NotFound
+from .errors import InvalidValue, NotFound, warn
+from .schema import applied
 from .values import check_text
 
 __all__ = [
@@ -28,6 +29,10 @@ _T = "experiments"
 
 _NAME_OF = "SELECT name FROM experiments WHERE id = :id"
 _ID_OF = "SELECT id FROM experiments WHERE name = :name"
+_REVIVE = (
+    "UPDATE experiments SET time_deleted = NULL WHERE id = :id AND time_deleted IS NOT NULL "
+    "RETURNING name"
+)
 _CREATE = (
     "INSERT INTO experiments (name, time_created) VALUES (:name, :now) "
     "ON CONFLICT DO NOTHING RETURNING id"
@@ -55,6 +60,9 @@ def get_or_create_experiment(
     - id and name: the experiment with that id, which must have that name; if no
       experiment has that id, it is created with both.
 
+    A deleted experiment (:func:`~sqltrack.lifecycle.delete_experiments`) used again is
+    brought back, with a warning; its deleted runs stay deleted.
+
     :raises NotFound: only an id was given and no such experiment exists.
     :raises InvalidValue: id and name disagree with what is stored, or are invalid.
     """
@@ -72,7 +80,7 @@ def get_or_create_experiment(
                     raise InvalidValue(
                         f"experiment {experiment_id} is named {rows[0][0]!r}, not {name!r}"
                     )
-                return experiment_id
+                return _revived(client, experiment_id)
             if name is None:
                 raise NotFound(
                     f"experiment {experiment_id} does not exist; give a name to create it"
@@ -80,8 +88,18 @@ def get_or_create_experiment(
         if experiment_id is None:  # look up first: a failed insert burns an identity value
             rows = client.query(_ID_OF, {"name": name})
             if rows:
-                return int(rows[0][0])
+                return _revived(client, int(rows[0][0]))
         return _create(client, experiment_id, name)  # type: ignore[arg-type]
+
+
+def _revived(client: Client, experiment_id: int) -> int:
+    """``experiment_id``, no longer deleted if it was."""
+    if applied(client, _rows.DELETED_SCRIPT):
+        rows = client.query(_REVIVE, {"id": experiment_id})
+        if rows:
+            warn(f"experiment {rows[0][0]!r} was deleted; used again, it is back "
+                 "(its deleted runs stay deleted: see sqltrack restore)")  # fmt: skip
+    return experiment_id
 
 
 def _create(client: Client, experiment_id: int | None, name: str) -> int:

@@ -1,33 +1,55 @@
 """Deleting, restoring and collecting runs: ``sqltrack delete``, ``restore``, ``gc``.
 
 Deleting a run only sets its ``time_deleted`` (schema version 7): the read side leaves
-it out, and :func:`restore_runs` brings it back with everything it had. :func:`gc_deleted`
+it out, and :func:`restore_runs` brings it back with everything it had. Deleting an
+experiment deletes its runs with it, at the same time, so that restoring the experiment
+restores those runs and not the ones deleted before on their own. :func:`gc_deleted`
 removes runs deleted long enough ago for good, their metrics in bounded batches (each
 batch its own short transaction, so writers of other runs never wait long, and the
-client's memory stays flat); runs tagged ``keep`` are never collected.
+client's memory stays flat), then deleted experiments left without runs; runs tagged
+``keep`` are never collected.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ._rows import check_id
+from ._rows import DELETED_SCRIPT, check_id
 from .client import Client, operation
-from .errors import InvalidValue, SchemaError
+from .errors import InvalidValue, NotFound
 from .runs import db_time
-from .search import _APPLIED, DELETED_SCRIPT, _select
+from .schema import require
+from .search import _select
 
-__all__ = ["delete_runs", "gc_deleted", "restore_runs"]
+__all__ = [
+    "delete_experiments",
+    "delete_runs",
+    "gc_deleted",
+    "restore_experiments",
+    "restore_runs",
+]
 
 _FILTERS = ("experiment", "status", "tags", "args", "where")
+_EXPERIMENT_BY_NAME = "SELECT id, time_deleted FROM experiments WHERE name = :e"
+_EXPERIMENT_BY_ID = "SELECT id, time_deleted FROM experiments WHERE id = :e"
+# {ids}: the engine's "column is one of :ids"
+_DELETE_RUNS_OF = "UPDATE runs SET time_deleted = :now WHERE {ids} AND time_deleted IS NULL"
+_RESTORE_RUNS_OF = (  # the runs deleted with their experiment: at the same time
+    "UPDATE runs SET time_deleted = NULL WHERE {ids} AND time_deleted = "
+    "(SELECT e.time_deleted FROM experiments e WHERE e.id = runs.experiment_id)"
+)
+_SET_EXPERIMENTS = "UPDATE experiments SET time_deleted = :now WHERE {ids}"
+_GC_EXPERIMENTS = (
+    "DELETE FROM experiments WHERE time_deleted < :cutoff "
+    "AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.experiment_id = experiments.id)"
+)
 
 
 def _check_schema(client: Client) -> None:
-    if not client.query(_APPLIED, {"name": DELETED_SCRIPT}):
-        raise SchemaError(f"deleting runs needs the schema script {DELETED_SCRIPT}: "
-                          "run `sqltrack setup`")  # fmt: skip
+    require(client, DELETED_SCRIPT, "deleting runs needs")
 
 
 def _chosen(client: Client, run_ids: Iterable[int], deleted: bool, filters: Any) -> list[int]:
@@ -90,14 +112,84 @@ def restore_runs(
     return ids
 
 
+def _experiments(client: Client, experiments: int | str | Iterable[int | str]) -> list[Any]:
+    """``(id, time_deleted)`` of each experiment given by name or id, in the order given."""
+    items = [experiments] if isinstance(experiments, (int, str)) else list(experiments)
+    if not items:
+        raise InvalidValue("give at least one experiment (a name or an id)")
+    found = []
+    for item in items:
+        if isinstance(item, str):
+            rows = client.query(_EXPERIMENT_BY_NAME, {"e": item})
+        elif isinstance(item, int) and not isinstance(item, bool):
+            rows = client.query(_EXPERIMENT_BY_ID, {"e": check_id(item, "experiment")})
+        else:
+            raise InvalidValue(f"an experiment is a name or an id, got {item!r}")
+        if not rows:
+            raise NotFound(f"experiment {item!r} does not exist")
+        if rows[0] not in found:
+            found.append(rows[0])
+    return found
+
+
+@operation
+def delete_experiments(
+    client: Client, experiments: int | str | Iterable[int | str], dry_run: bool = False
+) -> list[int]:
+    """Delete experiments (reversibly), given by name or id, and their runs with them;
+    returns the ids of the experiments deleted now (those deleted before stay as they are).
+
+    Example::
+
+        delete_experiments(client, ["sweep-old", "debug"])
+
+    Using a deleted experiment again (``Experiment(client, name="debug")``) brings it
+    back, without its deleted runs.
+
+    :raises NotFound: an experiment that does not exist
+    """
+    _check_schema(client)
+    ids = [int(i) for i, deleted in _experiments(client, experiments) if deleted is None]
+    if ids and not dry_run:
+        engine = client.engine
+        params = {"now": db_time(client, "auto", "time_deleted"), "ids": engine.adapt_array(ids)}
+        with client:
+            client.query(_DELETE_RUNS_OF.format(ids=engine.in_array("experiment_id", "ids")),
+                         params)  # fmt: skip
+            client.query(_SET_EXPERIMENTS.format(ids=engine.in_array("id", "ids")), params)
+    return ids
+
+
+@operation
+def restore_experiments(
+    client: Client, experiments: int | str | Iterable[int | str], dry_run: bool = False
+) -> list[int]:
+    """Restore deleted experiments, given by name or id, with the runs deleted with them
+    (runs deleted before, on their own, stay deleted); returns the ids restored now."""
+    _check_schema(client)
+    ids = [int(i) for i, deleted in _experiments(client, experiments) if deleted is not None]
+    if ids and not dry_run:
+        engine = client.engine
+        params = {"now": None, "ids": engine.adapt_array(ids)}
+        with client:
+            client.query(_RESTORE_RUNS_OF.format(ids=engine.in_array("experiment_id", "ids")),
+                         params)  # fmt: skip
+            client.query(_SET_EXPERIMENTS.format(ids=engine.in_array("id", "ids")), params)
+    return ids
+
+
 @operation
 def gc_deleted(
     client: Client, deleted_before: float = 30 * 86400, batch: int = 10_000, dry_run: bool = False
 ) -> list[int]:
     """Remove for good the runs deleted more than ``deleted_before`` seconds ago, except
-    those tagged ``keep``: their metrics in batches of about ``batch`` rows, each in its
-    own transaction, then the run (its links, summaries, samples and uses with it; its
-    artifacts stay, without a run). Returns the ids removed.
+    those tagged ``keep``: their metrics in batches of ``batch`` rows, each in its own
+    transaction and followed by a rest as long as it took, then the run (its links,
+    summaries, samples and uses with it; its artifacts stay, without a run); then the
+    experiments deleted as long ago that have no run left. Returns the run ids removed.
+
+    :raises InvalidValue: called inside a ``with client:`` block (one transaction for
+        all batches would hold what it deleted, and writers behind it, to the end)
     """
     if (
         isinstance(deleted_before, bool)
@@ -107,6 +199,9 @@ def gc_deleted(
         raise InvalidValue(f"deleted_before must be seconds >= 0, got {deleted_before!r}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InvalidValue(f"batch must be a positive integer, got {batch!r}")
+    if client.in_block:
+        raise InvalidValue("gc_deleted commits batch by batch, so that writers never wait "
+                           "long: call it outside a `with client:` block")  # fmt: skip
     _check_schema(client)
     engine = client.engine
     cutoff = db_time(
@@ -119,22 +214,59 @@ def gc_deleted(
     if dry_run:
         return doomed
     for run_id in doomed:
-        while True:  # metrics in batches: short transactions, flat memory
-            with client:
-                bound = client.query(
-                    "SELECT step, progress FROM metrics WHERE run_id = :run "
-                    "ORDER BY step, progress LIMIT 1 OFFSET :n",
-                    {"run": run_id, "n": batch},
-                )
-                if not bound:
-                    client.query("DELETE FROM metrics WHERE run_id = :run", {"run": run_id})
-                    break
-                client.query(  # the `batch` rows below the bound (keys are unique)
-                    "DELETE FROM metrics WHERE run_id = :run AND "
-                    "(step < :step OR (step = :step AND progress < :progress))",
-                    {"run": run_id, "step": bound[0][0], "progress": bound[0][1]},
-                )
+        _delete_metrics(client, run_id, batch)
         with client:
             client.query("DELETE FROM system_metrics WHERE run_id = :run", {"run": run_id})
             client.query("DELETE FROM runs WHERE id = :run", {"run": run_id})
+    with client:
+        client.query(_GC_EXPERIMENTS, {"cutoff": cutoff})
     return doomed
+
+
+def _delete_metrics(client: Client, run_id: int, batch: int) -> None:
+    """Delete a run's metric rows, ``batch`` rows per transaction, in key order.
+
+    A batch deletes from ``low`` (where the last one ended) up to the key ``batch`` rows
+    further, found by a scan that starts at the last batch's rows, now deleted: on
+    PostgreSQL their index entries stay until a vacuum, and a scan that meets them marks
+    them dead, so the final ``DELETE FROM runs`` (whose cascade looks for the run's
+    metrics) skips them instead of visiting millions of deleted rows while it holds
+    ``metrics``. Each scan starts near its rows: one from the start of the run would
+    cost n * n / batch for n rows.
+
+    After each batch it rests as long as the batch took: the database is never busy with
+    the gc more than half the time, and on SQLite, whose writers poll for the one write
+    lock, a writer finds it free (back-to-back batches would starve them).
+    """
+    low: tuple[Any, Any] | None = None  # where this batch starts
+    swept: tuple[Any, Any] | None = None  # where the last batch started
+    while True:
+        args: dict[str, Any] = {"run": run_id, "n": batch}
+        after = {}
+        if swept is not None:
+            after["swept"] = " AND (step, progress) >= (:swept_step, :swept_progress)"
+            args.update(swept_step=swept[0], swept_progress=swept[1])
+        if low is not None:
+            after["low"] = " AND (step, progress) >= (:low_step, :low_progress)"
+            args.update(low_step=low[0], low_progress=low[1])
+        started = time.monotonic()
+        with client:
+            for statement in client.engine.index_order_sql():
+                client.query(statement)
+            bound = client.query(
+                f"SELECT step, progress FROM metrics WHERE run_id = :run{after.get('swept', '')} "  # noqa: S608
+                "ORDER BY step, progress LIMIT 1 OFFSET :n",
+                args,
+            )
+            below = ""
+            if bound:  # the `batch` rows below the bound (keys are unique)
+                below = " AND (step, progress) < (:step, :progress)"
+                args.update(step=bound[0][0], progress=bound[0][1])
+            client.query(
+                f"DELETE FROM metrics WHERE run_id = :run{after.get('low', '')}{below}",  # noqa: S608
+                args,
+            )
+        if not bound:
+            return
+        swept, low = low, bound[0]
+        time.sleep(time.monotonic() - started)

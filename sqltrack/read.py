@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from ._rows import check_id
+from ._rows import check_id, deleted_condition
 from .client import Client, operation
 from .engines import quote_identifier
 from .errors import InvalidValue, NotFound
@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = ["metrics_dataframe", "read_metrics", "stale_runs"]
 
+# {visible}: sqltrack's own condition leaving deleted runs out
 _STALE_RUNS = (
-    "SELECT id FROM runs WHERE status = 'RUNNING' "
-    "AND COALESCE(time_updated, time_started, time_created) < :cutoff "
-    "AND (CAST(:experiment_id AS BIGINT) IS NULL OR experiment_id = :experiment_id) "
-    "ORDER BY COALESCE(time_updated, time_started, time_created), id"
+    "SELECT runs.id FROM runs JOIN experiments ON experiments.id = runs.experiment_id "
+    "WHERE runs.status = 'RUNNING' AND {visible} "
+    "AND COALESCE(runs.time_updated, runs.time_started, runs.time_created) < :cutoff "
+    "AND (CAST(:experiment_id AS BIGINT) IS NULL OR runs.experiment_id = :experiment_id) "
+    "ORDER BY COALESCE(runs.time_updated, runs.time_started, runs.time_created), runs.id"
 )
 _READ_METRICS = "SELECT {columns} FROM metrics WHERE {condition} ORDER BY 1, 2, 3"
 _EXISTING = "SELECT id FROM runs WHERE {}"
@@ -39,7 +41,8 @@ _EXISTING = "SELECT id FROM runs WHERE {}"
 def stale_runs(
     client: Client, older_than: float | timedelta = 600, experiment_id: int | None = None
 ) -> list[int]:
-    """Ids of runs that are ``RUNNING`` but have not been updated for ``older_than``.
+    """Ids of runs that are ``RUNNING`` but have not been updated for ``older_than``
+    (deleted runs left out).
 
     A job killed with SIGKILL (out of memory, node failure, a time limit without grace)
     cannot record a status, so its run stays ``RUNNING``. While a run is tracked, its
@@ -61,7 +64,8 @@ def stale_runs(
     if experiment_id is not None:
         check_id(experiment_id, "experiment")
     cutoff = db_time(client, datetime.now(timezone.utc) - timedelta(seconds=seconds), "cutoff")
-    rows = client.query(_STALE_RUNS, {"cutoff": cutoff, "experiment_id": experiment_id})
+    query = _STALE_RUNS.format(visible=deleted_condition(client, False))
+    rows = client.query(query, {"cutoff": cutoff, "experiment_id": experiment_id})
     return [int(r[0]) for r in rows]
 
 

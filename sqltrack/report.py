@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ._rows import check_id
+from ._rows import check_id, deleted_condition
 from .client import Client, operation
 from .engines import quote_identifier
 from .errors import InvalidValue, NotFound
@@ -26,16 +26,20 @@ from .summaries import check_available
 __all__ = ["report_data", "write_report"]
 
 _PAGE = Path(__file__).with_name("report_page.html")
+# {visible}: sqltrack's own condition leaving deleted runs out
 _METRICS = (
     "SELECT DISTINCT s.metric FROM run_summaries s JOIN runs ON runs.id = s.run_id "
-    "WHERE runs.experiment_id = :e ORDER BY s.metric"
+    "JOIN experiments ON experiments.id = runs.experiment_id "
+    "WHERE runs.experiment_id = :e AND {visible} ORDER BY s.metric"
 )
 # {columns} are quoted, checked metric columns; values are parameters
 _CURVES = """
 SELECT run_id, step, {columns} FROM (
     SELECT m.*, row_number() OVER (PARTITION BY m.run_id ORDER BY m.step, m.progress) AS rn,
         count(*) OVER (PARTITION BY m.run_id) AS n
-    FROM metrics m JOIN runs ON runs.id = m.run_id WHERE runs.experiment_id = :e
+    FROM metrics m JOIN runs ON runs.id = m.run_id
+    JOIN experiments ON experiments.id = runs.experiment_id
+    WHERE runs.experiment_id = :e AND {visible}
 ) sampled
 WHERE (rn - 1) % ((n + :points - 1) / :points) = 0 OR rn = n
 ORDER BY run_id, step, progress
@@ -77,7 +81,9 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
         raise InvalidValue(f"points must be an integer of at least 2, got {points!r}")
     check_available(client)
     experiment_id, name = _experiment_id(client, experiment)
-    metrics = [str(r[0]) for r in client.query(_METRICS, {"e": experiment_id})]
+    visible = deleted_condition(client, False)
+    query = _METRICS.format(visible=visible)
+    metrics = [str(r[0]) for r in client.query(query, {"e": experiment_id})]
     summaries = [f"{m}:{a}" for m in metrics for a in ("min", "max", "last")]
     labels, rows = runs_dataframe_rows(client, summaries, experiment=experiment_id)
     runs = []
@@ -99,7 +105,7 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
     curves: dict[str, dict[str, list[list[Any]]]] = {}
     if metrics:
         columns = ", ".join(quote_identifier(m) for m in metrics)
-        query = _CURVES.format(columns=columns)
+        query = _CURVES.format(columns=columns, visible=visible)
         for run_id, step, *values in client.query(query, {"e": experiment_id, "points": points}):
             run_curves = curves.setdefault(str(run_id), {})
             for metric, value in zip(metrics, values, strict=True):

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._rows import check_id
+from ._rows import check_id, deleted_condition
 from .client import Client, operation
 from .engines import quote_identifier
 from .errors import InvalidValue, NotFound
@@ -35,9 +35,6 @@ __all__ = [
     "summarize",
 ]
 
-_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
-#: the schema script that adds deletion (time_deleted)
-DELETED_SCRIPT = "sqltrack/v007_deleted.sql"
 # {columns} and {conditions} are sqltrack's own text; values are parameters
 _SELECT_RUNS = (
     "SELECT {columns} FROM runs JOIN experiments ON experiments.id = runs.experiment_id "
@@ -75,13 +72,7 @@ def _select(
     conditions: list[str] = []
     params: dict[str, Any] = dict(extra or {})
     if deleted is not None:
-        if not isinstance(deleted, bool):
-            raise InvalidValue(f"deleted must be True, False or None, got {deleted!r}")
-        if client.query(_APPLIED, {"name": DELETED_SCRIPT}):
-            gone = "(runs.time_deleted IS NOT NULL OR experiments.time_deleted IS NOT NULL)"
-            conditions.append(gone if deleted else f"NOT {gone}")
-        elif deleted:  # a database without deletion has no deleted runs
-            conditions.append("FALSE")
+        conditions.append(deleted_condition(client, deleted))
     if experiment is not None:
         if isinstance(experiment, str):
             conditions.append("experiments.name = :_experiment")

@@ -50,6 +50,7 @@ def test_all_benchmarks_run(db_params: dict[str, Any]) -> None:
         "one run into a DataFrame",
         "bytes per metric value",
         "import sqltrack",
+        "gc",
     ]:
         assert f"| {figure}" in summary, figure
 

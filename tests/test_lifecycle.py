@@ -72,11 +72,109 @@ def test_steps_that_repeat_are_collected_too(client: Client) -> None:
     run = Experiment(client, name="progress").get_run()
     for i in range(25):  # one step, many progress values: batches must still advance
         run.add_metrics({"loss": float(i)}, step=0, progress=i / 25)
-    st.delete_runs(client, [run.id])
-    q(client, "UPDATE runs SET time_deleted = ?", client.engine.adapt_datetime(
-        datetime.now(timezone.utc) - timedelta(days=1)))  # fmt: skip
+    _aged(client, run, days=1)
     assert st.gc_deleted(client, deleted_before=60, batch=4) == [run.id]
     assert q(client, "SELECT count(*) FROM metrics") == [(0,)]
+
+
+def _aged(client: Client, run: st.Run, days: int = 2) -> None:
+    st.delete_runs(client, [run.id])
+    when = client.engine.adapt_datetime(datetime.now(timezone.utc) - timedelta(days=days))
+    q(client, "UPDATE runs SET time_deleted = ? WHERE id = ?", when, run.id)
+
+
+def test_gc_commits_each_batch_so_an_interrupted_gc_resumes(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Experiment(client, name="big").get_run()
+    for step in range(30):
+        run.add_metrics({"loss": float(step)}, step=step)
+    _aged(client, run)
+    deletes = 0
+    real = client.query
+
+    def killed_in_third_batch(sql: str, params: Any = None) -> Any:
+        nonlocal deletes
+        if sql.startswith("DELETE FROM metrics"):
+            deletes += 1
+            if deletes == 3:
+                raise KeyboardInterrupt  # as a user's Ctrl-C would stop it
+        return real(sql, params)
+
+    monkeypatch.setattr(client, "query", killed_in_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        st.gc_deleted(client, deleted_before=60, batch=7)
+    monkeypatch.undo()
+    left = q(client, "SELECT step FROM metrics WHERE run_id = ? ORDER BY step", run.id)
+    assert [s for (s,) in left] == list(range(14, 30))  # two batches of 7 committed
+    assert st.gc_deleted(client, deleted_before=60, batch=7) == [run.id]
+    assert q(client, "SELECT count(*) FROM metrics") == [(0,)]
+    assert q(client, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_gc_refuses_to_run_in_one_long_transaction(client: Client) -> None:
+    with client, pytest.raises(InvalidValue, match="outside a `with client:` block"):
+        st.gc_deleted(client)
+
+
+def test_deleting_an_experiment_deletes_its_runs_and_restoring_brings_back_only_those(
+    client: Client, sweep: Any
+) -> None:
+    st.delete_runs(client, [sweep["bad1"].id])  # deleted on its own, before
+    assert st.delete_experiments(client, "sweep") == [sweep["ok"].experiment_id]
+    assert st.delete_experiments(client, ["sweep"]) == []  # already deleted
+    assert st.find_runs(client) == []
+    assert q(client, "SELECT count(*) FROM run_overview") == [(0,)]
+    assert st.restore_experiments(client, sweep["ok"].experiment_id) == [sweep["ok"].experiment_id]
+    assert _ids(st.find_runs(client)) == [sweep["ok"].id, sweep["bad2"].id, sweep["kept"].id]
+    assert _ids(st.find_runs(client, deleted=True)) == [sweep["bad1"].id]
+
+
+def test_a_deleted_experiment_used_again_is_back_without_its_deleted_runs(
+    client: Client, sweep: Any
+) -> None:
+    st.delete_experiments(client, "sweep")
+    with pytest.warns(st.SQLTrackWarning, match="'sweep' was deleted; used again, it is back"):
+        new = Experiment(client, name="sweep").get_run()
+    assert _ids(st.find_runs(client)) == [new.id]
+
+
+def test_gc_removes_deleted_experiments_left_without_runs(client: Client, sweep: Any) -> None:
+    other = Experiment(client, name="other")
+    st.delete_experiments(client, ["sweep", other.id])
+    old = client.engine.adapt_datetime(datetime.now(timezone.utc) - timedelta(days=40))
+    q(client, "UPDATE runs SET time_deleted = ?", old)
+    q(client, "UPDATE experiments SET time_deleted = ?", old)
+    removed = st.gc_deleted(client)
+    assert sweep["kept"].id not in removed and len(removed) == 3
+    # "sweep" keeps its run tagged keep, so it stays (deleted); "other" had no run left
+    assert q(client, "SELECT name FROM experiments") == [("sweep",)]
+
+
+def test_deleted_runs_are_not_stale_and_not_in_the_report(client: Client, sweep: Any) -> None:
+    from sqltrack.report import report_data
+
+    hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    stale = Experiment(client, name="sweep").get_run().start(terminated=None, updated=hour_ago)
+    assert st.stale_runs(client, 60) == [stale.id]
+    st.delete_runs(client, [stale.id, sweep["bad1"].id])
+    assert st.stale_runs(client, 60) == []
+    data = report_data(client, "sweep")
+    assert sorted(r["id"] for r in data["runs"]) == [sweep[k].id for k in ("ok", "bad2", "kept")]
+    assert set(data["curves"]) == {str(sweep["ok"].id), str(sweep["bad2"].id)}
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda c: st.delete_experiments(c, []), InvalidValue, "at least one experiment"),
+        (lambda c: st.delete_experiments(c, "nope"), st.NotFound, "'nope' does not exist"),
+        (lambda c: st.restore_experiments(c, [1.5]), InvalidValue, "a name or an id"),
+    ],
+)
+def test_bad_experiments(client: Client, call: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call(client)
 
 
 def test_cli_delete_restore_gc(
@@ -94,6 +192,16 @@ def test_cli_delete_restore_gc(
     assert capsys.readouterr().out.splitlines() == ["would remove: 0 runs"]
     assert main(["delete", *options]) == 1  # neither runs nor filters
     assert "give run ids or filters" in capsys.readouterr().err
+    assert main(["delete-experiment", "sweep", "--dry-run", *options]) == 0
+    assert capsys.readouterr().out.splitlines() == ["would be deleted: 1 experiments",
+                                                    str(sweep["ok"].experiment_id)]  # fmt: skip
+    assert main(["delete-experiment", "sweep", *options]) == 0
+    assert st.find_runs(client) == []
+    assert main(["restore-experiment", str(sweep["ok"].experiment_id), *options]) == 0
+    assert capsys.readouterr().out.splitlines()[-2] == "restored: 1 experiments"
+    assert len(st.find_runs(client)) == 4
+    assert main(["delete-experiment", "nope", *options]) == 1
+    assert capsys.readouterr().err.strip() == "sqltrack: error: experiment 'nope' does not exist"
 
 
 @pytest.mark.parametrize(
