@@ -106,6 +106,8 @@ def reconcile(
 ) -> list[Reconciled]:
     """Set the final state Slurm recorded on runs still ``RUNNING`` or ``PENDING``.
 
+    Deleted runs are reconciled too: a run restored later then has its true state.
+
     Example::
 
         for run_id, old, new, ended in reconcile(client, experiment="sweep"):

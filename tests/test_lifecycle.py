@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import cli_options, q
+from conftest import cli_options, q, tables
 
 import sqltrack as st
 from sqltrack import Client, Experiment, InvalidValue
@@ -49,6 +50,36 @@ def test_delete_hides_and_restore_brings_back_everything(client: Client, sweep: 
     assert st.restore_runs(client, status="FAILED") == [sweep["bad2"].id, sweep["kept"].id]
     assert len(st.find_runs(client)) == 4
     assert q(client, "SELECT count(*) FROM metrics") == before  # nothing was lost
+
+
+def _everything(client: Client) -> dict[str, list[Any]]:
+    """Every row of every table, in a stable order."""
+    return {t: sorted(map(repr, q(client, f"SELECT * FROM {t}"))) for t in sorted(tables(client))}
+
+
+def test_delete_then_restore_changes_no_row_anywhere(
+    client: Client, sweep: Any, tmp_path: Any
+) -> None:
+    run = sweep["bad1"]
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    artifact = run.log_artifact(checkpoint, kind="checkpoint", step=29)
+    run.log_sample(29, {"text": "a prompt"}, {"text": "an answer"})
+    run.add_link("resumes", sweep["ok"].id)
+    sweep["bad2"].use_artifact(artifact.name)
+    with run.track(system_metrics=0.05):
+        run.add_metrics({"loss": 0.01}, step=30)
+        time.sleep(0.2)  # a few samples
+    before = _everything(client)
+    for table in ("metrics", "run_summaries", "artifacts", "artifact_uses", "samples",
+                  "conditionings", "run_links", "system_metrics"):  # fmt: skip
+        assert before[table], table  # each kind of row the run has is checked
+    st.delete_runs(client, [run.id])
+    st.delete_experiments(client, "sweep")
+    assert _everything(client) != before  # (the check can see a change)
+    st.restore_experiments(client, "sweep")
+    st.restore_runs(client, [run.id])
+    assert _everything(client) == before
 
 
 def test_gc_removes_old_deleted_runs_in_batches_but_never_keep(client: Client, sweep: Any) -> None:

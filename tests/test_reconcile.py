@@ -143,3 +143,12 @@ def test_bad_input(client: Client, kwargs: dict[str, Any], message: str) -> None
 def test_a_bad_age_on_the_command_line(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reconcile", "--older-than", "soon", *cli_options(client)]) == 1
     assert "give an age like 600, 90s, 10m, 2h or 1d" in capsys.readouterr().err
+
+
+def test_deleted_runs_are_reconciled_too(client: Client, sacct: Path) -> None:
+    """A deleted run keeps its true state for the day it is restored."""
+    runs = _runs(client)
+    st.delete_runs(client, [101])
+    assert 101 in {r.run_id for r in st.reconcile(client)}
+    st.restore_runs(client, [101])
+    assert runs[101].id == 101 and _status(client, 101) == "TIMEOUT"
