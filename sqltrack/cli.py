@@ -235,7 +235,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _runs(client: Client, args: argparse.Namespace) -> int:
-    rows = run_overview(client, **_filters(args))
+    rows = run_overview(client, **_filters(args), deleted=args.deleted)
     _print_rows(OVERVIEW_COLUMNS, rows, args.format)
     return 0
 

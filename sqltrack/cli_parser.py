@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an argument the run was given (repeatable); VALUE is read as JSON if it "
         "can be (--arg lr=0.1, --arg opt=adam)",
     )
+    runs_cmd.add_argument(
+        "--deleted", action="store_true", help="only deleted runs (see sqltrack restore)"
+    )
     stale_cmd = commands.add_parser(
         "stale",
         parents=[_connection_options(), _output_options()],

@@ -217,6 +217,11 @@ def test_cli_delete_restore_gc(
     assert len(st.find_runs(client)) == 4
     assert main(["delete", str(sweep["bad1"].id), *options]) == 0
     assert capsys.readouterr().out.splitlines() == ["deleted: 1 runs", str(sweep["bad1"].id)]
+    assert main(["runs", "--format", "csv", *options]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 3  # header, the others
+    assert main(["runs", "--deleted", "--format", "csv", *options]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"{sweep['bad1'].id},")
     assert main(["restore", "--experiment", "sweep", *options]) == 0
     assert capsys.readouterr().out.splitlines() == ["restored: 1 runs", str(sweep["bad1"].id)]
     assert main(["gc", "--deleted-before", "0", "--dry-run", *options]) == 0
