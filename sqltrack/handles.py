@@ -96,112 +96,112 @@ class Run(Tracking):
 
     def set_status(self, status: str) -> Run:
         """Set the run status. See :func:`run_set_status`."""
-        run_set_status(self.client, self.id, status)
+        self._tracked(run_set_status, status)
         return self
 
     def set_comment(self, comment: str | None) -> Run:
         """Set the run comment."""
-        run_set_comment(self.client, self.id, comment)
+        self._tracked(run_set_comment, comment)
         return self
 
     def set_created(self, dt: Auto | datetime | None = "auto") -> Run:
         """Set time_created for the run. See :func:`run_set_created`."""
-        run_set_created(self.client, self.id, dt)
+        self._tracked(run_set_created, dt)
         return self
 
     def set_started(self, dt: Auto | datetime | None = "auto") -> Run:
         """Set time_started for the run. See :func:`run_set_started`."""
-        run_set_started(self.client, self.id, dt)
+        self._tracked(run_set_started, dt)
         return self
 
     def set_updated(self, dt: Auto | datetime | None = "auto") -> Run:
         """Set time_updated for the run. See :func:`run_set_updated`."""
-        run_set_updated(self.client, self.id, dt)
+        self._tracked(run_set_updated, dt)
         return self
 
     def set_tags(self, *tags: str) -> Run:
         """Set the run tags. See :func:`run_set_tags`."""
-        run_set_tags(self.client, self.id, *tags)
+        self._tracked(run_set_tags, *tags)
         return self
 
     def add_tags(self, *tags: str) -> Run:
         """Add tags to the run. See :func:`run_add_tags`."""
-        run_add_tags(self.client, self.id, *tags)
+        self._tracked(run_add_tags, *tags)
         return self
 
     def remove_tags(self, *tags: str) -> Run:
         """Remove tags from the run. See :func:`run_remove_tags`."""
-        run_remove_tags(self.client, self.id, *tags)
+        self._tracked(run_remove_tags, *tags)
         return self
 
     def add_link(self, kind: str, to_id: int) -> Run:
         """Add a link of ``kind`` from this run to run ``to_id``."""
-        run_add_link(self.client, self.id, kind, to_id)
+        self._tracked(run_add_link, kind, to_id)
         return self
 
     def remove_link(self, kind: str, to_id: int) -> Run:
         """Remove a link of ``kind`` from this run to run ``to_id``."""
-        run_remove_link(self.client, self.id, kind, to_id)
+        self._tracked(run_remove_link, kind, to_id)
         return self
 
     def set_args(self, args: Auto | Mapping[str, Any] | Any | None = "auto") -> Run:
         """Set the run parameters. See :func:`run_set_args`."""
-        run_set_args(self.client, self.id, args)
+        self._tracked(run_set_args, args)
         return self
 
     def add_args(self, args: Auto | Mapping[str, Any] | Any | None = "auto") -> Run:
         """Add parameters to the run. See :func:`run_add_args`."""
-        run_add_args(self.client, self.id, args)
+        self._tracked(run_add_args, args)
         return self
 
     def remove_args(self, *args: str | Mapping[str, Any]) -> Run:
         """Remove parameters from the run, by name (or the keys of a dict)."""
-        run_remove_args(self.client, self.id, *args)
+        self._tracked(run_remove_args, *args)
         return self
 
     def set_env(self, env: Auto | Mapping[str, Any] | None = "auto") -> Run:
         """Set the run environment. See :func:`run_set_env`."""
-        run_set_env(self.client, self.id, env)
+        self._tracked(run_set_env, env)
         return self
 
     def add_env(self, env: Auto | Mapping[str, Any] | None = "auto") -> Run:
         """Add environment variables to the run. See :func:`run_add_env`."""
-        run_add_env(self.client, self.id, env)
+        self._tracked(run_add_env, env)
         return self
 
     def remove_env(self, *env: str | Mapping[str, Any]) -> Run:
         """Remove environment variables from the run, by name (or the keys of a dict)."""
-        run_remove_env(self.client, self.id, *env)
+        self._tracked(run_remove_env, *env)
         return self
 
     def set_extras(self, extras: Mapping[str, Any] | None = None) -> Run:
         """Set the run extras. See :func:`run_set_extras`."""
-        run_set_extras(self.client, self.id, extras)
+        self._tracked(run_set_extras, extras)
         return self
 
     def add_extras(self, extras: Mapping[str, Any] | None = None) -> Run:
         """Add extras to the run. See :func:`run_add_extras`."""
-        run_add_extras(self.client, self.id, extras)
+        self._tracked(run_add_extras, extras)
         return self
 
     def remove_extras(self, *extras: str | Mapping[str, Any]) -> Run:
         """Remove extras from the run, by name (or the keys of a dict)."""
-        run_remove_extras(self.client, self.id, *extras)
+        self._tracked(run_remove_extras, *extras)
         return self
 
     def set_code(self, code: Auto | Mapping[str, Any] | None = "auto") -> Run:
         """Record the git state of the code. See :func:`~sqltrack.run_state.run_set_code`."""
-        run_set_code(self.client, self.id, code)
+        self._tracked(run_set_code, code)
         return self
 
     def set_packages(self, packages: Auto | Mapping[str, Any] | None = "auto") -> Run:
         """Record the Python packages. See :func:`~sqltrack.run_state.run_set_packages`."""
-        run_set_packages(self.client, self.id, packages)
+        self._tracked(run_set_packages, packages)
         return self
 
     def set_hardware(self, hardware: Auto | Mapping[str, Any] | None = "auto") -> Run:
         """Record the hardware. See :func:`~sqltrack.run_state.run_set_hardware`."""
-        run_set_hardware(self.client, self.id, hardware)
+        self._tracked(run_set_hardware, hardware)
         return self
 
     # -- artifacts ------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class Run(Tracking):
     ) -> Artifact:
         """Log a file, directory or URL as the next version of ``name``; returns the
         :class:`~sqltrack.artifacts.Artifact`. See :func:`run_log_artifact`."""
-        return run_log_artifact(self.client, self.id, uri, name, kind, step, metadata, sha256, size)
+        return self._tracked(run_log_artifact, uri, name, kind, step, metadata, sha256, size)
 
     def log_sample(
         self,
@@ -230,12 +230,12 @@ class Run(Tracking):
     ) -> int:
         """Log a generated sample at a step with its conditioning; returns its id.
         See :func:`~sqltrack.samples.run_log_sample`."""
-        return run_log_sample(self.client, self.id, step, conditioning, output, kind, artifact)
+        return self._tracked(run_log_sample, step, conditioning, output, kind, artifact)
 
     def use_artifact(self, name: str, version: int | None = None) -> Artifact:
         """Record that this run used an artifact (the latest version by default) and
         return it. See :func:`run_use_artifact`."""
-        return run_use_artifact(self.client, self.id, name, version)
+        return self._tracked(run_use_artifact, name, version)
 
 
 class Experiment:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from . import _process, sigterm
 from .buffer import MetricsBuffer, SetState, SetUpdated
 from .client import Client
 from .engines import first_line
-from .errors import InvalidValue
+from .errors import ConnectionFailed, InvalidValue
 from .metric_values import Row, validate
 from .metrics import write_row
 from .runs import check_status, run_set_updated, set_state
@@ -32,6 +32,7 @@ __all__ = ["Tracking"]
 
 log = logging.getLogger("sqltrack")
 T = TypeVar("T", bound="Tracking")
+R = TypeVar("R")
 
 
 class Tracking:
@@ -57,6 +58,10 @@ class Tracking:
     #: (:mod:`sqltrack.summaries`); False saves the buffered writer about 0.5 µs per step
     #: of 10 metrics, and leaves the summary to ``sqltrack refresh``
     keep_summary: bool = True
+    #: inside ``track()`` any other call of the run (tags, args, an artifact, a sample)
+    #: that meets an outage waits for the database instead of failing the job, trying
+    #: again after pauses that grow up to this many seconds
+    wait_pause_seconds: float = 30.0
 
     def __init__(self, client: Client, run_id: int) -> None:
         self.client = client
@@ -127,6 +132,32 @@ class Tracking:
         if gap > self.release_seconds:
             self.client.release()  # a slow loop: the connection is not worth holding
         return self
+
+    def _tracked(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(client, run id, *args)``, one of the run's operations. Inside ``track()``
+        an outage does not end the job: the call is tried again until the database takes
+        it (the loop waits; metrics logged meanwhile by other threads go on buffered).
+        Only there: elsewhere a caller may prefer the error to a wait."""
+        pause, waited = 1.0, False
+        while True:
+            try:
+                result = fn(self.client, self.id, *args)
+            except Exception as e:
+                permanent = isinstance(e, ConnectionFailed) and e.kind == "permanent"
+                if permanent or not self._may_hand_over(e):
+                    raise
+                if not waited:
+                    log.warning(
+                        "sqltrack: run %s: %s did not answer (%s); %s waits for it",
+                        self.id, self.client.engine.describe(), first_line(e), fn.__name__,
+                    )  # fmt: skip
+                waited = True
+                time.sleep(pause)
+                pause = min(2 * pause, self.wait_pause_seconds)
+                continue
+            if waited:
+                log.warning("sqltrack: run %s: %s done after the wait", self.id, fn.__name__)
+            return result
 
     def _may_hand_over(self, exc: BaseException) -> bool:
         """Whether a failed write goes to a background writer instead of raising: inside

@@ -99,6 +99,44 @@ def test_buffered_writer_survives_a_server_restart(
 
 
 @pytest.mark.slow
+def test_a_tracked_run_waits_out_an_outage_for_its_artifacts_and_tags(
+    own_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the server down for 4 s, a checkpoint and a tag logged inside track() wait
+    for it and land; the job never sees the error (which it did after reconnect_timeout,
+    here 1 s). Outside track() the same call still raises."""
+    from sqltrack.artifacts import file_digest
+
+    client, _, outage = own_server
+    client = Client({}, **{**client.engine.params, "reconnect_timeout": 1})
+    run = Experiment(client, name="outage").get_run()
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    stopper = threading.Thread(target=outage, args=(4,))
+    with warnings.catch_warnings(), run.track():
+        warnings.simplefilter("ignore", ResourceWarning)
+        run.add_metrics({"loss": 1.0}, step=0)
+        stopper.start()
+        time.sleep(1)  # the server is down now
+        artifact = run.log_artifact(checkpoint, kind="checkpoint", step=0)
+        run.add_tags("survived")
+        run.add_metrics({"loss": 0.5}, step=1)
+    stopper.join()
+    assert (artifact.version, artifact.sha256) == (1, file_digest(checkpoint)[0])
+    assert client.execute("SELECT status, tags FROM runs")[0][0] == "COMPLETED"
+    assert "survived" in client.execute("SELECT tags FROM runs")[0][0]
+    assert client.execute("SELECT count(*) FROM metrics") == [(2,)]
+    assert "run_log_artifact waits for it" in caplog.text
+    assert "run_log_artifact done after the wait" in caplog.text
+    stopper = threading.Thread(target=outage, args=(3,))
+    stopper.start()
+    time.sleep(1)
+    with pytest.raises(ConnectionLost):  # not tracked: the caller decides
+        run.add_tags("untracked")
+    stopper.join()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("buffered", [False, True], ids=["sync", "buffered"])
 def test_server_down_mid_run(
     own_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, buffered: bool
