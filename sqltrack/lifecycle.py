@@ -148,16 +148,7 @@ def delete_experiments(
 
     :raises NotFound: an experiment that does not exist
     """
-    _check_schema(client)
-    ids = [int(i) for i, deleted in _experiments(client, experiments) if deleted is None]
-    if ids and not dry_run:
-        engine = client.engine
-        params = {"now": db_time(client, "auto", "time_deleted"), "ids": engine.adapt_array(ids)}
-        with client:
-            client.query(_DELETE_RUNS_OF.format(ids=engine.in_array("experiment_id", "ids")),
-                         params)  # fmt: skip
-            client.query(_SET_EXPERIMENTS.format(ids=engine.in_array("id", "ids")), params)
-    return ids
+    return _mark_experiments(client, experiments, dry_run, delete=True)
 
 
 @operation
@@ -166,14 +157,22 @@ def restore_experiments(
 ) -> list[int]:
     """Restore deleted experiments, given by name or id, with the runs deleted with them
     (runs deleted before, on their own, stay deleted); returns the ids restored now."""
+    return _mark_experiments(client, experiments, dry_run, delete=False)
+
+
+def _mark_experiments(client: Client, experiments: Any, dry_run: bool, delete: bool) -> list[int]:
+    """Set (``delete``) or clear the experiments' ``time_deleted`` and their runs'; the
+    ids of the experiments changed (or that would be, with ``dry_run``)."""
     _check_schema(client)
-    ids = [int(i) for i, deleted in _experiments(client, experiments) if deleted is not None]
+    found = _experiments(client, experiments)
+    ids = [int(i) for i, deleted in found if (deleted is None) == delete]
     if ids and not dry_run:
         engine = client.engine
-        params = {"now": None, "ids": engine.adapt_array(ids)}
-        with client:
-            client.query(_RESTORE_RUNS_OF.format(ids=engine.in_array("experiment_id", "ids")),
-                         params)  # fmt: skip
+        now = db_time(client, "auto", "time_deleted") if delete else None
+        runs = _DELETE_RUNS_OF if delete else _RESTORE_RUNS_OF
+        params = {"now": now, "ids": engine.adapt_array(ids)}
+        with client:  # the runs first: restoring compares them with the experiment's time
+            client.query(runs.format(ids=engine.in_array("experiment_id", "ids")), params)
             client.query(_SET_EXPERIMENTS.format(ids=engine.in_array("id", "ids")), params)
     return ids
 
