@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -23,7 +24,7 @@ from .engines import quote_identifier
 from .env import redact_text
 from .errors import InvalidValue, NotFound
 from .metrics import known_columns
-from .schema import require
+from .schema import applied, require
 from .values import json_dumps
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 SCRIPT = "sqltrack/v004_artifacts.sql"
+#: the schema script that adds ``uid`` to artifacts and samples (idempotent retries)
+UID_SCRIPT = "sqltrack/v008_call_uids.sql"
 KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -53,6 +56,11 @@ _NEXT = "SELECT COALESCE(max(version), 0) + 1 FROM artifacts WHERE name = :name"
 _INSERT = (
     "INSERT INTO artifacts (name, version, kind, run_id, step, uri, sha256, size, metadata) "
     "VALUES (:name, :version, :kind, :run, :step, :uri, :sha256, :size, :metadata) "
+    "RETURNING id, name, version, kind, run_id, step, uri, sha256, size, metadata, time_created"
+)
+_INSERT_KEYED = (  # schema version 8: with the call's key
+    "INSERT INTO artifacts (name, version, kind, run_id, step, uri, sha256, size, metadata, uid) "
+    "VALUES (:name, :version, :kind, :run, :step, :uri, :sha256, :size, :metadata, :uid) "
     "RETURNING id, name, version, kind, run_id, step, uri, sha256, size, metadata, time_created"
 )
 
@@ -142,7 +150,6 @@ def _where(uri: str | os.PathLike[str]) -> tuple[str, Path | None]:
     return str(path), path
 
 
-@operation
 def run_log_artifact(
     client: Client,
     run_id: int,
@@ -153,6 +160,7 @@ def run_log_artifact(
     metadata: Mapping[str, Any] | None = None,
     sha256: str | None = None,
     size: int | None = None,
+    uid: str | None = None,
 ) -> Artifact:
     """Log an artifact of a run: the next version of ``name``.
 
@@ -169,6 +177,10 @@ def run_log_artifact(
     :param step: the training step it belongs to (what :func:`best_checkpoint` looks at)
     :param sha256: the content's SHA-256 for a URL (for a local file it is computed)
     :param size: the content's size in bytes for a URL
+    :param uid: a key for this call: a call with the key of an artifact logged before
+        returns that artifact instead of logging another version. sqltrack makes one per
+        call, so that its own retries (after a connection lost between the commit and
+        its answer) never add a version; give your own to make your retries safe too.
     :raises InvalidValue: bad input, or a local path that does not exist
     :raises NotFound: the run does not exist
     """
@@ -196,7 +208,8 @@ def run_log_artifact(
         name = stored.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
     if not isinstance(name, str) or not name:
         raise InvalidValue(f"artifact name must be a non-empty string, got {name!r}")
-    _check_schema(client)
+    if uid is not None and (not isinstance(uid, str) or not uid):
+        raise InvalidValue(f"uid must be a non-empty string, got {uid!r}")
     params = {
         "name": name,
         "kind": kind,
@@ -206,14 +219,30 @@ def run_log_artifact(
         "sha256": sha256,
         "size": size,
         "metadata": json_dumps(meta, "artifact metadata"),
+        "uid": uid or uuid.uuid4().hex,
     }
+    return _insert_artifact(client, params)  # (the file was hashed once, before)
+
+
+@operation
+def _insert_artifact(client: Client, params: dict[str, Any]) -> Artifact:
+    """The artifact row of :func:`run_log_artifact`: the one with ``params["uid"]`` if a
+    try before this one made it, else a new one with the next version."""
+    _check_schema(client)
     engine = client.engine
+    run_id = params["run"]
     with client:
+        insert = _INSERT
+        if applied(client, UID_SCRIPT):
+            insert = _INSERT_KEYED
+            made = client.query(f"SELECT {_COLUMNS} FROM artifacts WHERE uid = :uid", params)  # noqa: S608
+            if made:
+                return _artifact(client, made[0])
         while True:  # another process took the version: take the next one
             params["version"] = client.query(_NEXT, params)[0][0]
             client.query("SAVEPOINT sqltrack_artifact")
             try:
-                row = client.query(_INSERT, params)[0]
+                row = client.query(insert, params)[0]
             except Exception as e:
                 client.query("ROLLBACK TO SAVEPOINT sqltrack_artifact")
                 if engine.is_foreign_key_violation(e):

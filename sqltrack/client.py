@@ -407,7 +407,8 @@ def operation(fn: F) -> F:
 
     Outside a ``with client:`` block a lost connection is replaced and the whole
     operation retried, for up to ``reconnect_timeout`` seconds (sqltrack's writes are
-    idempotent: upserts, set-this-value updates); a server that is full ("too many
+    idempotent: upserts, set-this-value updates, and inserts that look for the key of
+    their call first); a server that is full ("too many
     clients") is retried for up to ``busy_timeout`` seconds, with jittered exponential
     backoff and one warning line. Inside a block, where the transaction
     cannot be replayed, :class:`ConnectionLost` is raised at once.

@@ -9,6 +9,7 @@ exists once, in :mod:`sqltrack.experiments`, :mod:`sqltrack.runs` or
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -215,10 +216,13 @@ class Run(Tracking):
         metadata: Mapping[str, Any] | None = None,
         sha256: str | None = None,
         size: int | None = None,
+        uid: str | None = None,
     ) -> Artifact:
         """Log a file, directory or URL as the next version of ``name``; returns the
         :class:`~sqltrack.artifacts.Artifact`. See :func:`run_log_artifact`."""
-        return self._tracked(run_log_artifact, uri, name, kind, step, metadata, sha256, size)
+        uid = uuid.uuid4().hex if uid is None else uid  # one key for every try
+        args = (uri, name, kind, step, metadata, sha256, size, uid)
+        return self._tracked(run_log_artifact, *args)
 
     def log_sample(
         self,
@@ -227,10 +231,13 @@ class Run(Tracking):
         output: Any,
         kind: str | None = None,
         artifact: Artifact | int | None = None,
+        uid: str | None = None,
     ) -> int:
         """Log a generated sample at a step with its conditioning; returns its id.
         See :func:`~sqltrack.samples.run_log_sample`."""
-        return self._tracked(run_log_sample, step, conditioning, output, kind, artifact)
+        uid = uuid.uuid4().hex if uid is None else uid  # one key for every try
+        args = (step, conditioning, output, kind, artifact, uid)
+        return self._tracked(run_log_sample, *args)
 
     def use_artifact(self, name: str, version: int | None = None) -> Artifact:
         """Record that this run used an artifact (the latest version by default) and

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from ._rows import check_id
-from .artifacts import KIND, SCRIPT, Artifact
+from .artifacts import KIND, SCRIPT, UID_SCRIPT, Artifact
 from .client import Client, operation
 from .errors import InvalidValue, NotFound
-from .schema import require
+from .schema import applied, require
 from .values import json_dumps
 
 __all__ = ["conditioning_key", "run_log_sample"]
@@ -31,6 +32,10 @@ _INSERT_CONDITIONING = (
 _INSERT_SAMPLE = (
     "INSERT INTO samples (run_id, step, conditioning_id, kind, output, artifact_id) "
     "VALUES (:run, :step, :conditioning, :kind, :output, :artifact) RETURNING id"
+)
+_INSERT_KEYED = (  # schema version 8: with the call's key
+    "INSERT INTO samples (run_id, step, conditioning_id, kind, output, artifact_id, uid) "
+    "VALUES (:run, :step, :conditioning, :kind, :output, :artifact, :uid) RETURNING id"
 )
 
 
@@ -48,7 +53,6 @@ def conditioning_key(conditioning: Any) -> tuple[str, str, str]:
     return hashlib.sha256(canonical.encode()).hexdigest(), kind, canonical
 
 
-@operation
 def run_log_sample(
     client: Client,
     run_id: int,
@@ -57,6 +61,7 @@ def run_log_sample(
     output: Any,
     kind: str | None = None,
     artifact: Artifact | int | None = None,
+    uid: str | None = None,
 ) -> int:
     """Log a generated sample of a run at a step; returns its id.
 
@@ -71,6 +76,9 @@ def run_log_sample(
     :param output: the output as a JSON value (text, scores), or None if only a file
     :param kind: a lowercase word such as ``image`` or ``text``
     :param artifact: the output's file: an :class:`~sqltrack.artifacts.Artifact` or its id
+    :param uid: a key for this call: a call with the key of a sample logged before returns
+        its id instead of logging another (sqltrack makes one per call, so that its own
+        retries never double a sample)
     :raises InvalidValue: bad input; :class:`NotFound`: no such run or artifact
     """
     check_id(run_id, "run")
@@ -83,8 +91,26 @@ def run_log_sample(
         check_id(artifact_id, "artifact")
     key = None if conditioning is None else conditioning_key(conditioning)
     output_json = None if output is None else json_dumps(output, "sample output")
+    if uid is not None and (not isinstance(uid, str) or not uid):
+        raise InvalidValue(f"uid must be a non-empty string, got {uid!r}")
+    sample = {"run": run_id, "step": step, "kind": kind, "output": output_json,
+              "artifact": artifact_id, "uid": uid or uuid.uuid4().hex}  # fmt: skip
+    return _insert_sample(client, key, sample)
+
+
+@operation
+def _insert_sample(client: Client, key: tuple[str, str, str] | None, sample: dict[str, Any]) -> int:
+    """The sample row of :func:`run_log_sample`: the one with ``sample["uid"]`` if a try
+    before this one made it, else a new one."""
     require(client, SCRIPT, "samples need")
+    run_id, artifact_id = sample["run"], sample["artifact"]
     with client:
+        insert = _INSERT_SAMPLE
+        if applied(client, UID_SCRIPT):
+            insert = _INSERT_KEYED
+            made = client.query("SELECT id FROM samples WHERE uid = :uid", sample)
+            if made:
+                return int(made[0][0])
         conditioning_id = None
         if key is not None:
             params = {"sha256": key[0], "type": key[1], "content": key[2]}
@@ -93,17 +119,7 @@ def run_log_sample(
             )
             conditioning_id = int(found[0][0])
         try:
-            row = client.query(
-                _INSERT_SAMPLE,
-                {
-                    "run": run_id,
-                    "step": step,
-                    "conditioning": conditioning_id,
-                    "kind": kind,
-                    "output": output_json,
-                    "artifact": artifact_id,
-                },
-            )
+            row = client.query(insert, {**sample, "conditioning": conditioning_id})
         except Exception as e:
             if client.engine.is_foreign_key_violation(e):
                 raise NotFound(f"run {run_id} or artifact {artifact_id} does not exist") from None

@@ -248,6 +248,7 @@ BUILTIN = [
     "sqltrack/v005_run_state.sql",
     "sqltrack/v006_system_metrics.sql",
     "sqltrack/v007_deleted.sql",
+    "sqltrack/v008_call_uids.sql",
 ]
 
 

@@ -185,8 +185,8 @@ def test_an_old_schema_says_to_set_up(
     empty_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builtin = schema.builtin_scripts
-    monkeypatch.setattr(
-        schema, "builtin_scripts", lambda e: [p for p in builtin(e) if "v004" not in p.name]
+    monkeypatch.setattr(  # a database of version 3 (later versions build on version 4)
+        schema, "builtin_scripts", lambda e: [p for p in builtin(e) if p.name < "v004"]
     )
     schema.setup(empty_client)
     run = Experiment(empty_client, name="old").get_run()
@@ -271,3 +271,37 @@ def test_samples_store_each_conditioning_once(run: Run, client: Client, tmp_path
         run.log_sample(1, {"x": object()}, None)
     with pytest.raises(NotFound, match="artifact 999"):
         run.log_sample(1, "x", None, artifact=999)
+
+
+def test_a_call_tried_again_with_its_key_makes_no_second_row(
+    run: Run, client: Client, tmp_path: Path
+) -> None:
+    """What a retry after a commit whose answer was lost does: the same call again, with
+    the key sqltrack made for it. It finds its artifact (and sample) instead of making
+    version 2 (and a second sample); a new call makes a new one."""
+    path = _file(tmp_path / "model.pt", b"weights")
+    first = run.log_artifact(path, kind="checkpoint", step=1, uid="call-1")
+    again = run.log_artifact(path, kind="checkpoint", step=1, uid="call-1")
+    assert again == first and first.version == 1
+    assert run.log_artifact(path, kind="checkpoint", step=1).version == 2  # a new call
+    sample = run.log_sample(1, "a prompt", "an answer", uid="sample-1")
+    assert run.log_sample(1, "a prompt", "an answer", uid="sample-1") == sample
+    assert run.log_sample(1, "a prompt", "an answer") != sample
+    assert q(client, "SELECT count(*) FROM samples") == [(2,)]
+    assert q(client, "SELECT uid FROM artifacts WHERE id = ?", first.id) == [("call-1",)]
+    with pytest.raises(InvalidValue, match="uid must be a non-empty string"):
+        run.log_artifact(path, uid="")
+
+
+def test_a_database_before_version_8_still_logs_without_keys(
+    empty_client: Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    builtin = schema.builtin_scripts
+    monkeypatch.setattr(
+        schema, "builtin_scripts", lambda e: [p for p in builtin(e) if p.name < "v008"]
+    )
+    schema.setup(empty_client)
+    run = Experiment(empty_client, name="v7").get_run()
+    path = _file(tmp_path / "model.pt", b"weights")
+    assert [run.log_artifact(path, uid="same").version for _ in range(2)] == [1, 2]
+    assert run.log_sample(0, None, "out") != run.log_sample(0, None, "out")
