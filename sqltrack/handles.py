@@ -3,7 +3,8 @@
 A handle holds a client and an id and delegates each method to its module-level twin
 (``run.add_tags("x")`` is ``run_add_tags(client, run.id, "x")``), so every statement
 exists once, in :mod:`sqltrack.experiments`, :mod:`sqltrack.runs` or
-:mod:`sqltrack.metrics`. A run's lifecycle comes from :class:`~sqltrack.tracking.Tracking`.
+:mod:`sqltrack.metrics`; inside ``track()`` a run's calls wait out an outage
+(``Tracking._tracked``). A run's lifecycle comes from :class:`~sqltrack.tracking.Tracking`.
 """
 
 from __future__ import annotations

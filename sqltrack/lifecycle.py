@@ -42,6 +42,11 @@ _RESTORE_RUNS_OF = (  # the runs deleted with their experiment: at the same time
     "(SELECT e.time_deleted FROM experiments e WHERE e.id = runs.experiment_id)"
 )
 _SET_EXPERIMENTS = "UPDATE experiments SET time_deleted = :now WHERE {ids}"
+#: the key ``:n`` rows on of a run's metrics ({after}: where the scan starts, or nothing)
+BOUND = (
+    "SELECT step, progress FROM metrics WHERE run_id = :run{after} "
+    "ORDER BY step, progress LIMIT 1 OFFSET :n"
+)
 _GC_EXPERIMENTS = (
     "DELETE FROM experiments WHERE time_deleted < :cutoff "
     "AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.experiment_id = experiments.id)"
@@ -239,33 +244,34 @@ def _delete_metrics(client: Client, run_id: int, batch: int) -> None:
     """
     low: tuple[Any, Any] | None = None  # where this batch starts
     swept: tuple[Any, Any] | None = None  # where the last batch started
+    prefer_index = client.engine.index_order_sql()
     while True:
         args: dict[str, Any] = {"run": run_id, "n": batch}
-        after = {}
-        if swept is not None:
-            after["swept"] = " AND (step, progress) >= (:swept_step, :swept_progress)"
-            args.update(swept_step=swept[0], swept_progress=swept[1])
-        if low is not None:
-            after["low"] = " AND (step, progress) >= (:low_step, :low_progress)"
-            args.update(low_step=low[0], low_progress=low[1])
+        scan_from = _from_key("swept", swept, args)
+        delete_from = _from_key("low", low, args)
         started = time.monotonic()
         with client:
-            for statement in client.engine.index_order_sql():
-                client.query(statement)
-            bound = client.query(
-                f"SELECT step, progress FROM metrics WHERE run_id = :run{after.get('swept', '')} "  # noqa: S608
-                "ORDER BY step, progress LIMIT 1 OFFSET :n",
-                args,
-            )
+            if prefer_index is not None:
+                client.query(prefer_index)
+            bound = client.query(BOUND.format(after=scan_from), args)
             below = ""
             if bound:  # the `batch` rows below the bound (keys are unique)
                 below = " AND (step, progress) < (:step, :progress)"
                 args.update(step=bound[0][0], progress=bound[0][1])
             client.query(
-                f"DELETE FROM metrics WHERE run_id = :run{after.get('low', '')}{below}",  # noqa: S608
+                f"DELETE FROM metrics WHERE run_id = :run{delete_from}{below}",  # noqa: S608
                 args,
             )
         if not bound:
             return
         swept, low = low, bound[0]
         time.sleep(time.monotonic() - started)
+
+
+def _from_key(name: str, key: tuple[Any, Any] | None, args: dict[str, Any]) -> str:
+    """The condition "(step, progress) from ``key`` on" (nothing if None), its values
+    added to ``args`` as ``<name>_step`` and ``<name>_progress``."""
+    if key is None:
+        return ""
+    args[f"{name}_step"], args[f"{name}_progress"] = key
+    return f" AND (step, progress) >= (:{name}_step, :{name}_progress)"

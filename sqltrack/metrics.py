@@ -256,15 +256,13 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
         if client.in_user_block or engine.ddl_lock_timeout is None:
             engine.add_columns(cur, missing)
             return
+        patient = engine.patient_ddl_lock_timeout(cur) or engine.ddl_lock_timeout
         client.commit()  # sqltrack's own transaction: it has written nothing here yet
         deadline = time.monotonic() + engine.ddl_retry_seconds
         delay = 0.02
         tries = 0
         while True:
-            timeout = engine.ddl_lock_timeout
-            if tries % 2:
-                timeout = engine.patient_ddl_lock_timeout(cur) or timeout
-                client.commit()  # (the question above opened a transaction)
+            timeout = patient if tries % 2 else engine.ddl_lock_timeout
             tries += 1
             try:
                 engine.add_columns(cur, missing, lock_timeout=timeout)

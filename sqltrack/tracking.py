@@ -160,8 +160,9 @@ class Tracking:
             return result
 
     def _may_hand_over(self, exc: BaseException) -> bool:
-        """Whether a failed write goes to a background writer instead of raising: inside
-        ``track()``, outside a user's ``with client:`` block, and an outage."""
+        """Whether a failed write is an outage met inside ``track()`` (outside a user's
+        ``with client:`` block): then a step or status goes to a background writer, and
+        the run's other calls wait (:meth:`_tracked`), instead of raising."""
         return self._within is not None and not self.client.in_block and self.client.is_outage(exc)
 
     def _hand_over(self, reason: BaseException) -> MetricsBuffer:

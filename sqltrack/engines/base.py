@@ -227,11 +227,12 @@ class Engine:
         already (nothing was written then, and the transaction is still usable)."""
         return False
 
-    def index_order_sql(self) -> list[str]:
-        """Statements that make the rest of the current transaction read rows in index
+    def index_order_sql(self) -> str | None:
+        """A statement that makes the rest of the current transaction read rows in index
         order rather than collect and sort them, whatever the table's statistics say (a
-        batch that should read a few thousand rows must not read a whole run)."""
-        return []
+        batch that should read a few thousand rows must not read a whole run); None:
+        the engine's planner does so anyway."""
+        return None
 
     def patient_ddl_lock_timeout(self, cursor: Any) -> str | None:
         """A lock timeout for ``ALTER TABLE`` long enough that the server cancels an

@@ -248,11 +248,13 @@ class PostgresEngine(Engine):
             return False
         return True
 
-    def index_order_sql(self) -> list[str]:
+    def index_order_sql(self) -> str | None:
         # Stale statistics (a run grown to millions of rows since the last ANALYZE) make
         # the planner expect a few rows and choose a bitmap scan and a sort of all of them.
-        return ["SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_sort = off",
-                "SET LOCAL enable_seqscan = off"]  # fmt: skip
+        return (
+            "SELECT set_config('enable_bitmapscan', 'off', true), "
+            "set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true)"
+        )
 
     def patient_ddl_lock_timeout(self, cursor: Any) -> str | None:
         # The server cancels an autovacuum that blocks a lock request only once the
