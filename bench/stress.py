@@ -10,6 +10,7 @@ its spool are pushed with ``sqltrack sync`` first, and counted as such.
     python bench/stress.py --processes 400 --max-connections 100 --rows 300 --step-seconds 0.05
     python bench/stress.py --processes 400 --max-connections 100 --pgbouncer --buffered
     python bench/stress.py --processes 100 --restart-postgres 5 --restart-pgbouncer 10 --pgbouncer
+    python bench/stress.py --processes 250 --rows 1000 --pgbouncer --pgbouncer-defaults
     python bench/stress.py --processes 20 --outage-at 5 --outage 120 --rows 600 --step-seconds 0.25
     python bench/stress.py --engine sqlite --processes 8 --rows 2000 --step-seconds 0
 
@@ -67,6 +68,11 @@ def main() -> int:
     parser.add_argument("--buffered", action="store_true", help="track(buffered=True)")
     parser.add_argument("--max-connections", type=int, default=100, help="of the server")
     parser.add_argument("--pgbouncer", action="store_true", help="jobs go through PgBouncer")
+    parser.add_argument(
+        "--pgbouncer-defaults",
+        action="store_true",
+        help="... with the default settings (no pgbouncer=true): sqltrack recognises the pooler",
+    )
     parser.add_argument("--pool-size", type=int, default=20, help="PgBouncer's server pool")
     for what in ("postgres", "pgbouncer"):
         parser.add_argument(
@@ -97,6 +103,8 @@ def main() -> int:
         if args.pgbouncer:
             bouncer = PgBouncer(params, params.get("dbname", "postgres"), args.pool_size)
             job_params = bouncer.params
+            if args.pgbouncer_defaults:
+                job_params = {k: v for k, v in job_params.items() if k != "pgbouncer"}
     client = st.Client({}, **params)
     st.setup(client)
     try:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from . import _process
 from .config import load_config
-from .engines import Engine, get_engine
+from .engines import BUSY, LOST, PERMANENT, POOLER, RETRIED, Engine, first_line, get_engine
 from .errors import ConnectionFailed, ConnectionLost, LockTimeout, SchemaError, SQLTrackError
 
 __all__ = ["Client", "operation"]
@@ -204,14 +204,20 @@ class Client:
                 try:
                     return fn(*args, **kwargs)
                 except Exception as e:
-                    window = self._retry_window(e)
-                    if window is None:
+                    kind = self.engine.classify(e)
+                    if kind is None or kind not in RETRIED:
+                        if kind == PERMANENT and not isinstance(e, SQLTrackError):
+                            raise self.engine.refused(e) from e
                         raise
+                    at_once = kind == POOLER and self._unprepare(e)
+                    window = self._retry_window(e, kind)
                     if within is not None:
                         window = min(window, within)
-                    reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                    reason = first_line(e)
                     where = self.engine.describe()
                     if in_user_block:
+                        if kind != LOST:
+                            raise  # the block's transaction is gone; the error says why
                         raise ConnectionLost(
                             f"lost the connection to {where} inside a `with client:` block; "
                             f"its uncommitted work is gone and cannot be replayed ({reason})"
@@ -222,15 +228,20 @@ class Client:
                     if now >= deadline:
                         if isinstance(e, ConnectionFailed) and not self._ever_connected:
                             raise  # never connected: the connect error says it best
+                        if kind != LOST and kind != BUSY:
+                            raise  # (a deadlock, a full disk): its own error says it best
                         raise ConnectionLost(
                             f"lost the connection to {where} and could not reconnect within "
                             f"{window:g} s ({reason})"
                         ) from e
+                    if at_once:
+                        continue
                     # one line per outage, not one per attempt; a full server once per process
-                    busy = isinstance(e, ConnectionFailed) and e.kind == "busy"
+                    busy = kind == BUSY
                     if not warned and not (busy and _announced(where)):
                         log.warning(
-                            "sqltrack: cannot reach %s (%s); retrying for up to %g s",
+                            "sqltrack: %s %s (%s); retrying for up to %g s",
+                            "cannot reach" if kind in (LOST, BUSY) else "trouble at",
                             where,
                             reason,
                             window,
@@ -242,40 +253,49 @@ class Client:
         finally:
             self._in_operation = self._in_user_block = False
 
-    def _retry_window(self, exc: BaseException) -> float | None:
-        """For how many seconds an operation that failed with ``exc`` is worth retrying.
-
-        After a successful connection: any lost connection, ``reconnect_timeout``. Before
-        one: a server that is starting up or shutting down, ``reconnect_timeout``; no
-        server at all, ``connect_timeout`` (it may be restarting). A full server or
-        pooler ("too many clients"), at any time: ``busy_timeout``. Configuration errors
-        (authentication, unknown database, role or host), before or after, and all other
-        errors: never.
-        """
-        if not self.engine.is_connection_lost(exc):
-            return None
-        if not isinstance(exc, ConnectionFailed):  # a broken connection
-            return self.engine.reconnect_timeout
-        if exc.kind == "permanent":  # even after earlier successes: a rotated password...
-            return None
-        if exc.kind == "busy":
-            return self.engine.busy_timeout
-        if self._ever_connected or exc.kind == "transient":
-            return self.engine.reconnect_timeout
-        return min(
-            float(self.engine.params.get("connect_timeout", 10)), self.engine.reconnect_timeout
+    def _unprepare(self, exc: BaseException) -> bool:
+        """A transaction pooler (PgBouncer) lost a prepared statement: prepare none from
+        now on, said once per client; True if that is new (then retry at once)."""
+        if not self.engine.unprepare():
+            return False
+        log.warning(
+            "sqltrack: %s looks like a transaction pooler (%s): using unprepared statements "
+            "from now on (set pgbouncer=true to say so)",
+            self.engine.describe(),
+            first_line(exc),
         )
+        return True
 
-    def is_outage(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is trouble of the database rather than of the caller's input: a
-        connection that failed or broke (:class:`ConnectionFailed`), a lock held too long
-        (:class:`LockTimeout`), or any other error
-        of the driver that sqltrack has not classified (a full disk, a read-only
-        server...). sqltrack's own errors about input (:class:`InvalidValue`,
-        :class:`NotFound`, :class:`SchemaError`) are not. ``track()`` spools on outages."""
-        if isinstance(exc, (ConnectionFailed, LockTimeout)):
+    def _retry_window(self, exc: BaseException, kind: str) -> float:
+        """For how many seconds an operation that failed with a retried ``exc`` of this
+        ``kind`` (see :meth:`Engine.classify`) is worth retrying.
+
+        A full server or pooler ("too many clients"), at any time: ``busy_timeout``.
+        Before a first successful connection, no server at all: ``connect_timeout`` (it
+        may be restarting). Anything else that heals (a lost connection, a server that is
+        starting up, a deadlock, a lock, a full disk, a failover): ``reconnect_timeout``.
+        """
+        if kind == BUSY:
+            return self.engine.busy_timeout
+        if (
+            isinstance(exc, ConnectionFailed)
+            and not self._ever_connected
+            and exc.kind != "transient"
+        ):
+            connect = float(self.engine.params.get("connect_timeout", 10))
+            return min(connect, self.engine.reconnect_timeout)
+        return self.engine.reconnect_timeout
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is trouble that heals (decided by the engine from the driver's
+        error codes, :meth:`Engine.classify`): a connection that failed or broke, a full
+        server, a deadlock, a lock held too long (:class:`LockTimeout`), a full disk, a
+        failover. Everything else is permanent: retrying it cannot help. ``track()``
+        hands a step that met a transient error to its background writer, which spools
+        it if the trouble lasts."""
+        if isinstance(exc, LockTimeout):
             return True
-        return not isinstance(exc, SQLTrackError) and isinstance(exc, self.engine.driver_errors)
+        return self.engine.classify(exc) in RETRIED
 
     def release(self) -> None:
         """Give a server connection back: close it unless a block is open, even while it

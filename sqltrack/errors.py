@@ -15,10 +15,12 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "ConnectionLost",
+    "DatabaseError",
     "InvalidMetricName",
     "InvalidValue",
     "LockTimeout",
     "NotFound",
+    "PermissionDenied",
     "SQLTrackError",
     "SQLTrackWarning",
     "SchemaError",
@@ -50,6 +52,25 @@ class ConnectionLost(ConnectionFailed):
     ``reconnect_timeout`` seconds first. Inside one it raises this at once: the block's
     transaction is gone and cannot be replayed.
     """
+
+
+class DatabaseError(SQLTrackError):
+    """The database refused one of sqltrack's statements for a reason that retrying
+    cannot fix: a value it cannot hold (``row is too big``), a limit, a missing
+    privilege. Raised at the call that caused it, never retried, never spooled; the
+    driver's error is its ``__cause__``.
+    """
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        #: the SQLSTATE of the driver's error (PostgreSQL), or SQLite's result code name
+        #: (``SQLITE_TOOBIG``); None when the driver gave none
+        self.sqlstate = sqlstate
+
+
+class PermissionDenied(DatabaseError):
+    """The database role lacks a privilege the statement needs (SQLSTATE 42501:
+    ``permission denied``, ``must be owner``), or SQLite cannot write the file."""
 
 
 class LockTimeout(SQLTrackError):

@@ -227,8 +227,9 @@ class Upkeep:
         reading the new rows back (the synchronous path, ``batch`` None: cheap at its
         rate). Nothing if the schema has no summaries (an old schema).
 
-        Never fails the run's writes: an error other than a lost connection is undone
-        (a savepoint), said once, and ends the upkeep (``sqltrack refresh`` can redo it).
+        Never fails the run's writes: a permanent error is undone (a savepoint), said
+        once, and ends the upkeep (``sqltrack refresh`` can redo it); a transient one
+        (a lost connection, a deadlock) is raised, for the operation to retry.
 
         :return: whether the summary now holds every row written, ``batch`` included
             (then :meth:`written` after the commit forgets them)
@@ -253,7 +254,7 @@ class Upkeep:
                 update_summary(client, conn, run_id, names, rebuild=rebuild)
             client.query("RELEASE SAVEPOINT sqltrack_summary")
         except Exception as e:
-            if client.engine.is_connection_lost(e):
+            if client.is_transient(e):
                 raise  # the operation retries the whole transaction
             client.query("ROLLBACK TO SAVEPOINT sqltrack_summary")
             self.available = False

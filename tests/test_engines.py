@@ -152,3 +152,147 @@ def test_wal_on_a_network_filesystem(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert Client({}, engine="sqlite", dbpath=str(tmp_path / "w.db")).execute(
         "PRAGMA journal_mode"
     ) == [("wal",)]
+
+
+# -- transient or permanent: one table per engine, a test per row -----------------------
+
+#: (SQLSTATE, what it is, what sqltrack does): every row of SQLSTATE_KINDS and samples of
+#: the classes that are permanent
+POSTGRES_ERRORS = [
+    ("08006", "connection_failure", "lost"),
+    ("08P01", "protocol_violation (PgBouncer's own errors)", "lost"),
+    ("08001", "sqlclient_unable_to_establish_sqlconnection", "lost"),
+    ("57P01", "admin_shutdown", "lost"),
+    ("57P02", "crash_shutdown", "lost"),
+    ("57P03", "cannot_connect_now", "lost"),
+    ("57P05", "idle_session_timeout", "lost"),
+    ("25006", "read_only_sql_transaction (a failover)", "lost"),
+    ("53300", "too_many_connections", "busy"),
+    ("53100", "disk_full", "transient"),
+    ("53200", "out_of_memory", "transient"),
+    ("53400", "configuration_limit_exceeded", "transient"),
+    ("40001", "serialization_failure", "transient"),
+    ("40P01", "deadlock_detected", "transient"),
+    ("55P03", "lock_not_available", "transient"),
+    ("42P05", "duplicate_prepared_statement (a transaction pooler)", "pooler"),
+    ("26000", "invalid_sql_statement_name (a transaction pooler)", "pooler"),
+    ("22003", "numeric_value_out_of_range", "permanent"),
+    ("22P02", "invalid_text_representation", "permanent"),
+    ("22021", "character_not_in_repertoire", "permanent"),
+    ("23505", "unique_violation", "permanent"),
+    ("23503", "foreign_key_violation", "permanent"),
+    ("42501", "insufficient_privilege (permission denied, must be owner)", "permanent"),
+    ("42601", "syntax_error", "permanent"),
+    ("42P01", "undefined_table", "permanent"),
+    ("42703", "undefined_column", "permanent"),
+    ("54000", "program_limit_exceeded (row is too big)", "permanent"),
+    ("54011", "too_many_columns", "permanent"),
+    ("0A000", "feature_not_supported", "permanent"),
+    ("57014", "query_canceled", "permanent"),
+    ("57P04", "database_dropped", "permanent"),
+    ("P0001", "raise_exception", "permanent"),
+    ("XX000", "internal_error", "permanent"),
+]
+
+
+@pytest.mark.parametrize(
+    "sqlstate, what, kind", POSTGRES_ERRORS, ids=[r[0] for r in POSTGRES_ERRORS]
+)
+def test_postgres_errors_by_sqlstate(sqlstate: str, what: str, kind: str) -> None:
+    from psycopg import errors
+
+    error = errors.lookup(sqlstate)(what)
+    assert error.sqlstate == sqlstate
+    assert PostgresEngine({}).classify(error) == kind
+
+
+def test_every_postgres_row_is_tested() -> None:
+    from sqltrack.engines.postgres import SQLSTATE_KINDS
+
+    tested = {state: kind for state, _, kind in POSTGRES_ERRORS}
+    for state, kind in SQLSTATE_KINDS.items():
+        if len(state) == 5:
+            assert tested[state] == kind, state
+        else:  # a class: at least one code of it is in the table
+            assert any(s.startswith(state) and k == kind for s, k in tested.items()), state
+
+
+def test_postgres_errors_without_sqlstate() -> None:
+    import psycopg
+
+    engine = PostgresEngine({})
+    assert engine.classify(psycopg.OperationalError("server closed the connection")) == "lost"
+    assert engine.classify(psycopg.InternalError("received 2 results from 'COMMIT'")) == "lost"
+    nul = psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    assert engine.classify(nul) == "permanent"
+    assert engine.classify(psycopg.ProgrammingError("the query has 2 placeholders")) == "permanent"
+    assert engine.classify(ValueError("not a driver error")) is None
+    assert engine.classify(st.InvalidValue("sqltrack's own")) is None
+    for kind, expected in [("permanent", "permanent"), ("busy", "busy"), ("unavailable", "lost")]:
+        failed = st.ConnectionFailed("cannot connect")
+        failed.kind = kind
+        assert engine.classify(failed) == expected
+
+
+#: (result code, message of Python < 3.11, kind)
+SQLITE_ERRORS = [
+    (5, "database is locked", "transient"),  # SQLITE_BUSY
+    (517, "database is locked", "transient"),  # SQLITE_BUSY_SNAPSHOT (extended)
+    (6, "database table is locked", "transient"),  # SQLITE_LOCKED
+    (7, "out of memory", "transient"),  # SQLITE_NOMEM
+    (10, "disk I/O error", "transient"),  # SQLITE_IOERR
+    (266, "disk I/O error", "transient"),  # SQLITE_IOERR_READ (extended)
+    (13, "database or disk is full", "transient"),  # SQLITE_FULL
+    (15, "locking protocol", "transient"),  # SQLITE_PROTOCOL
+    (1, "too many columns on metrics", "permanent"),  # SQLITE_ERROR
+    (1, "no such table: runs", "permanent"),
+    (8, "attempt to write a readonly database", "permanent"),  # SQLITE_READONLY
+    (11, "database disk image is malformed", "permanent"),  # SQLITE_CORRUPT
+    (14, "unable to open database file", "permanent"),  # SQLITE_CANTOPEN
+    (18, "string or blob too big", "permanent"),  # SQLITE_TOOBIG
+    (19, "UNIQUE constraint failed: experiments.name", "permanent"),  # SQLITE_CONSTRAINT
+    (20, "datatype mismatch", "permanent"),  # SQLITE_MISMATCH
+]
+
+
+@pytest.mark.parametrize(
+    "code, message, kind", SQLITE_ERRORS, ids=[f"{r[0]}" for r in SQLITE_ERRORS]
+)
+def test_sqlite_errors_by_result_code(code: int, message: str, kind: str) -> None:
+    import sqlite3
+
+    engine = SQLiteEngine({})
+    error = sqlite3.OperationalError(message)
+    assert engine.classify(error) == kind  # by its message (Python 3.10)
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    assert engine.classify(error) == kind  # by its code (Python >= 3.11)
+
+
+def test_real_errors_are_classified(client: Client) -> None:
+    """Errors the server itself raises, on both engines: a lock held by another
+    connection is transient; a value out of range, a missing table, a syntax error
+    are permanent."""
+    engine = client.engine
+    permanent = [
+        "SELECT * FROM no_such_table",
+        "SELEC 1",
+        "INSERT INTO experiments (id, name) VALUES (1, 'a'), (2, 'a')",
+    ]
+    if engine.name == "postgres":
+        permanent.append("SELECT CAST(99999999999 AS INTEGER)")
+    for statement in permanent:
+        with pytest.raises(engine.driver_errors) as info:
+            client.execute(statement)
+        assert engine.classify(info.value) == "permanent", statement
+    holder = Client.of(**engine.params)
+    with holder:
+        holder.execute("UPDATE experiments SET name = name")  # holds a write lock
+        waiter = Client.of(**{**engine.params, "busy_timeout": 0})
+        with pytest.raises(engine.driver_errors) as info, waiter.cursor() as cur:
+            if engine.name == "postgres":
+                cur.execute("SET lock_timeout = '50ms'")
+                cur.execute("LOCK TABLE experiments IN EXCLUSIVE MODE")
+            else:
+                cur.connection.execute("PRAGMA busy_timeout = 50")
+                cur.execute("BEGIN IMMEDIATE")
+        assert engine.classify(info.value) == "transient"

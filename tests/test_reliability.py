@@ -644,3 +644,72 @@ def test_a_new_column_waits_past_deadlock_timeout_so_autovacuum_gives_way(
     assert longest > deadlock_ms / 1000, longest  # long enough for the vacuum's cancel
     assert longest < deadlock_ms / 1000 + 1, longest  # and not much longer
     assert q(client, "SELECT new_column FROM metrics") == [(1.0,)]
+
+
+# -- every retry loop has a deadline ------------------------------------------------------
+
+
+def _transient(engine: str) -> Exception:
+    """A transient error of each engine's driver: a deadlock, a database locked."""
+    if engine == "postgres":
+        from psycopg import errors
+
+        return errors.lookup("40P01")("deadlock detected")
+    import sqlite3
+
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = 5  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize("loop", ["operation", "add_columns", "spool_push", "final_push"])
+def test_every_retry_loop_ends_within_its_deadline(
+    db_params: dict[str, Any], engine: str, loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trouble that heals is retried, for a bounded time: each loop given an error that
+    never goes away ends within its deadline (plus a margin for one last try). The wait
+    of a tracked run's other calls: tests/test_tracking.py (test_a_wait_inside_track_…)."""
+    from sqltrack.buffer import MetricsBuffer
+    from sqltrack.spool import Spool
+
+    client = Client({}, **db_params, reconnect_timeout=0.5)
+    st.setup(client)
+    run = Experiment(client, name="deadlines").get_run()
+    error = _transient(engine)
+
+    def fails(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    started = time.monotonic()
+    if loop == "operation":  # any of sqltrack's operations: reconnect_timeout
+        monkeypatch.setattr("sqltrack.tracking.write_row", fails)
+        with pytest.raises(type(error)):
+            run.add_metrics({"loss": 1.0}, step=0)
+        deadline = 0.5
+    elif loop == "add_columns":  # ALTER TABLE that steps back: ddl_retry_seconds
+        monkeypatch.setattr(client.engine, "ddl_retry_seconds", 0.5)
+        monkeypatch.setattr(client.engine, "ddl_lock_timeout", "10ms")
+        monkeypatch.setattr(client.engine, "is_lock_timeout", lambda e: True)
+        monkeypatch.setattr(client.engine, "add_columns", fails)
+        with pytest.raises(st.LockTimeout, match="stayed locked for 0.5 s"):
+            run.add_metrics({"new_column": 1.0}, step=0)
+        deadline = 0.5 + 0.5  # the operation does not retry a LockTimeout: one round
+    elif loop == "spool_push":  # a push given `within`
+        spool = Spool.create(client, run.id, run.experiment_id)
+        spool.append([], [("state", ("FAILED", None, None))])
+        monkeypatch.setattr(Spool, "_apply", fails)
+        with pytest.raises(type(error)):
+            spool.push(client, within=0.3)
+        spool.close()
+        deadline = 0.3
+    else:  # the buffered writer's last push at the end of a run: final_push_seconds
+        monkeypatch.setattr(MetricsBuffer, "final_push_seconds", 0.3)
+        monkeypatch.setattr(MetricsBuffer, "spool_after", 0.1)
+        monkeypatch.setattr(Spool, "_apply", fails)
+        monkeypatch.setattr("sqltrack.buffer.write_rows", fails)
+        with run.track(buffered=True):
+            run.add_metrics({"loss": 1.0}, step=0)
+        assert st.spool.spool_files(client, run.id), "left for sqltrack sync"
+        deadline = 0.1 + 0.3 + 2.0  # spool_after, the final push, the hand-over of stop()
+    elapsed = time.monotonic() - started
+    assert elapsed < deadline + 1.0, f"{loop}: {elapsed:.2f} s"

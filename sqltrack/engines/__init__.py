@@ -13,12 +13,28 @@ from typing import Any
 
 from ..env import redact_text as redact
 from ..errors import ConfigError
-from .base import Engine, first_line, quote_identifier
+from .base import (
+    BUSY,
+    LOST,
+    PERMANENT,
+    POOLER,
+    RETRIED,
+    TRANSIENT,
+    Engine,
+    first_line,
+    quote_identifier,
+)
 
 __all__ = [
+    "BUSY",
     "DEFAULT_ENGINE",
     "ENGINE_NAMES",
     "LOCAL_ENGINE",
+    "LOST",
+    "PERMANENT",
+    "POOLER",
+    "RETRIED",
+    "TRANSIENT",
     "Engine",
     "first_line",
     "get_engine",

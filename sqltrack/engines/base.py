@@ -16,12 +16,39 @@ from functools import lru_cache
 from typing import Any
 
 from ..env import redact_text
-from ..errors import ConfigError
+from ..errors import ConfigError, ConnectionFailed, DatabaseError, PermissionDenied
 
-__all__ = ["KINDS", "Engine", "convert_placeholders", "first_line", "quote_identifier"]
+__all__ = [
+    "BUSY",
+    "KINDS",
+    "LOST",
+    "PERMANENT",
+    "POOLER",
+    "RETRIED",
+    "TRANSIENT",
+    "Engine",
+    "convert_placeholders",
+    "first_line",
+    "quote_identifier",
+]
 
 #: Kinds of metric values; each engine maps them to a column type.
 KINDS = ("bool", "int", "float", "str", "datetime")
+
+# What a driver error means for a retry (Engine.classify): each engine decides it from
+# its driver's error codes (PostgreSQL's SQLSTATE, SQLite's result codes), in one table.
+#: the connection broke, or must be replaced (a failover): reconnect and retry
+LOST = "lost"
+#: the server (or a pooler) is full: retry, for up to ``busy_timeout``
+BUSY = "busy"
+#: the server could not do it now (a deadlock, a lock, a full disk): retry
+TRANSIENT = "transient"
+#: a transaction pooler lost a prepared statement: retry at once, unprepared
+POOLER = "pooler"
+#: retrying cannot fix it (bad data, a limit, a privilege, a syntax error): raise
+PERMANENT = "permanent"
+#: the kinds that an operation retries (within its deadline)
+RETRIED = frozenset({LOST, BUSY, TRANSIENT, POOLER})
 
 _TOKEN = re.compile(
     r"""(?P<quoted>'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/)"""
@@ -287,9 +314,44 @@ class Engine:
 
     # -- recognising the driver's errors ----------------------------------------------------
 
+    def classify(self, exc: BaseException) -> str | None:
+        """What ``exc`` means for a retry: :data:`LOST`, :data:`BUSY`, :data:`TRANSIENT`,
+        :data:`POOLER` or :data:`PERMANENT`; None if it is no error of the database
+        (sqltrack's own errors about input, Python's)."""
+        if isinstance(exc, ConnectionFailed):
+            return {"permanent": PERMANENT, "busy": BUSY}.get(exc.kind, LOST)
+        if isinstance(exc, self.driver_errors):
+            return self.classify_driver_error(exc)
+        return None
+
+    def classify_driver_error(self, exc: BaseException) -> str:
+        """:meth:`classify` for an error of the engine's driver (its error codes)."""
+        return PERMANENT
+
+    def error_code(self, exc: BaseException) -> str | None:
+        """The driver's code of an error (a SQLSTATE, a result code name), if it has one."""
+        return None
+
+    def is_permission_error(self, exc: BaseException) -> bool:
+        """Whether a permanent driver error says that a privilege is missing."""
+        return False
+
+    def unprepare(self) -> bool:
+        """After a :data:`POOLER` error: stop preparing statements; True if that changed
+        anything (the engines without prepared statements: never)."""
+        return False
+
+    def refused(self, exc: BaseException) -> DatabaseError:
+        """The :class:`~sqltrack.errors.DatabaseError` that says, in one line, why the
+        database refused a statement with ``exc`` (a permanent driver error)."""
+        code = self.error_code(exc)
+        cls = PermissionDenied if self.is_permission_error(exc) else DatabaseError
+        detail = f" ({code})" if code else ""
+        return cls(f"{self.label} refused it: {first_line(exc)}{detail}; not retried", code)
+
     def is_connection_lost(self, exc: BaseException) -> bool:
         """Whether ``exc`` means the connection broke (so a retry on a new one may work)."""
-        return False
+        return self.classify(exc) == LOST
 
     def is_duplicate_column(self, exc: BaseException) -> bool:
         """Whether ``exc`` says a column that was being added exists already."""

@@ -17,7 +17,18 @@ from psycopg import errors as pg_errors
 from ..config import default_user
 from ..errors import ConfigError, ConnectionFailed
 from ..names import check_identifier
-from .base import Engine, convert_placeholders, first_line, kind_of_type, quote_identifier
+from .base import (
+    BUSY,
+    LOST,
+    PERMANENT,
+    POOLER,
+    TRANSIENT,
+    Engine,
+    convert_placeholders,
+    first_line,
+    kind_of_type,
+    quote_identifier,
+)
 
 __all__ = ["ENGINE", "PostgresEngine"]
 
@@ -52,9 +63,25 @@ _PERMANENT_REASONS = (
     "invalid ",  # invalid connection option / sslmode value ...
 )
 
-# SQLSTATEs of a broken connection: class 08 (connection exception); 57P01-57P03: the
-# server is shutting down, crashed or is starting up.
-_LOST_STATES = ("57P01", "57P02", "57P03")
+# What each SQLSTATE means for a retry: the full code first, then its class (the first
+# two characters); every other SQLSTATE is permanent: data exceptions (22), integrity
+# (23), syntax and access rules (42, "permission denied" and "must be owner" among them),
+# program limits (54: "row is too big"), ... Tested row by row (tests/test_engines.py).
+SQLSTATE_KINDS = {
+    "08": LOST,  # connection exception (PgBouncer reports its own troubles as 08P01)
+    "57P01": LOST,  # admin_shutdown: the server is shutting down
+    "57P02": LOST,  # crash_shutdown
+    "57P03": LOST,  # cannot_connect_now: starting up
+    "57P05": LOST,  # idle_session_timeout: the server closed the session
+    "25006": LOST,  # read_only_sql_transaction: a standby after a failover; reconnect
+    "53300": BUSY,  # too_many_connections
+    "53": TRANSIENT,  # insufficient resources: disk full, out of memory
+    "40001": TRANSIENT,  # serialization_failure
+    "40P01": TRANSIENT,  # deadlock_detected
+    "55P03": TRANSIENT,  # lock_not_available (lock_timeout)
+    "42P05": POOLER,  # duplicate_prepared_statement: a transaction pooler's other client's
+    "26000": POOLER,  # invalid_sql_statement_name: a prepared statement of another server
+}
 
 # Parameters and libpq variables that say where the database is.
 _WHERE = {"url", "conninfo", "host", "hostaddr", "port", "dbname", "user", "service"}
@@ -307,17 +334,32 @@ class PostgresEngine(Engine):
 
     # -- recognising the driver's errors ----------------------------------------------------
 
-    def is_connection_lost(self, exc: BaseException) -> bool:
-        if isinstance(exc, ConnectionFailed):
-            return True
-        if isinstance(exc, psycopg.InternalError) and exc.sqlstate is None:
-            # the client lost step with the server (e.g. "received 2 results from command
-            # 'COMMIT'" when PgBouncer's server restarts mid-transaction): a new one is needed
-            return True
-        if not isinstance(exc, psycopg.OperationalError):
-            return False
-        state = exc.sqlstate  # None: the client lost the server
-        return state is None or state.startswith("08") or state in _LOST_STATES
+    def classify_driver_error(self, exc: BaseException) -> str:
+        state = getattr(exc, "sqlstate", None)
+        if state is None:
+            # OperationalError: the client lost the server; InternalError: it lost step
+            # with it (e.g. "received 2 results from command 'COMMIT'" when PgBouncer's
+            # server restarts mid-transaction). Others (DataError of a NUL byte, a wrong
+            # number of parameters) are the client's own checks.
+            lost = isinstance(exc, (psycopg.OperationalError, psycopg.InternalError))
+            return LOST if lost else PERMANENT
+        return SQLSTATE_KINDS.get(state) or SQLSTATE_KINDS.get(state[:2]) or PERMANENT
+
+    def error_code(self, exc: BaseException) -> str | None:
+        state = getattr(exc, "sqlstate", None)
+        return None if state is None else f"SQLSTATE {state}"
+
+    def is_permission_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, pg_errors.InsufficientPrivilege)
+
+    def unprepare(self) -> bool:
+        """After an error of a transaction pooler (:data:`POOLER`): prepare no statements
+        from now on (psycopg's ``prepare_threshold=None``, as ``pgbouncer=true`` does);
+        True the first time, when it was on."""
+        was_on = self.prepare_threshold is not None
+        self.prepare_threshold = None
+        self.params["prepare_threshold"] = "none"  # for the clients made from these params
+        return was_on
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         return isinstance(exc, pg_errors.LockNotAvailable)

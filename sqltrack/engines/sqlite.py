@@ -8,6 +8,7 @@ exception class first and its name or message only to tell the cases apart.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,13 +19,26 @@ from urllib.parse import unquote
 
 from ..env import redact_text as redact
 from ..errors import ConfigError, ConnectionFailed, warn
-from .base import Engine, convert_placeholders, kind_of_type, quote_identifier
+from .base import PERMANENT, TRANSIENT, Engine, convert_placeholders, kind_of_type, quote_identifier
 
 __all__ = ["ENGINE", "SQLiteEngine", "split_sqlite_script"]
 
 _URL_PREFIX = "sqlite:///"
 
 _METRIC_COLUMNS = "SELECT name, type FROM pragma_table_info('metrics')"
+
+# What each primary result code means for a retry; every other code is permanent
+# (SQLITE_ERROR: syntax, a missing table, too many columns; SQLITE_CONSTRAINT;
+# SQLITE_TOOBIG; SQLITE_READONLY: a file the user may not write; SQLITE_CORRUPT ...).
+# Before Python 3.11 sqlite3 gives no code: the driver's message tells them apart.
+RESULT_KINDS = {
+    5: (TRANSIENT, "database is locked"),  # SQLITE_BUSY: another writer holds the lock
+    6: (TRANSIENT, "database table is locked"),  # SQLITE_LOCKED
+    7: (TRANSIENT, "out of memory"),  # SQLITE_NOMEM
+    10: (TRANSIENT, "disk i/o error"),  # SQLITE_IOERR (NFS hiccups among them)
+    13: (TRANSIENT, "database or disk is full"),  # SQLITE_FULL
+    15: (TRANSIENT, "locking protocol"),  # SQLITE_PROTOCOL
+}
 
 
 class SQLiteEngine(Engine):
@@ -76,10 +90,11 @@ class SQLiteEngine(Engine):
         if sqlite3.sqlite_version_info < (3, 35):
             raise ConfigError(f"sqltrack needs SQLite >= 3.35, this is {sqlite3.sqlite_version}")
         try:
+            _create_private(str(self.params["dbpath"]))
             conn = sqlite3.connect(
                 str(self.params["dbpath"]), timeout=self.timeout, isolation_level="IMMEDIATE"
             )
-        except sqlite3.Error as e:
+        except (OSError, sqlite3.Error) as e:
             error = ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}")
             error.kind = "permanent"
             raise error from None
@@ -212,6 +227,27 @@ class SQLiteEngine(Engine):
 
     # -- recognising the driver's errors ----------------------------------------------------
 
+    def classify_driver_error(self, exc: BaseException) -> str:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None:
+            kind = RESULT_KINDS.get(code & 0xFF)
+            return kind[0] if kind is not None else PERMANENT
+        text = str(exc).lower()
+        for retry, message in RESULT_KINDS.values():
+            if message in text:
+                return retry
+        return PERMANENT
+
+    def error_code(self, exc: BaseException) -> str | None:
+        name = getattr(exc, "sqlite_errorname", None)
+        return None if name is None else str(name)
+
+    def is_permission_error(self, exc: BaseException) -> bool:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None:
+            return bool(code & 0xFF == 8)  # SQLITE_READONLY
+        return "readonly database" in str(exc)
+
     def is_duplicate_column(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and "duplicate column" in str(exc)
 
@@ -256,6 +292,18 @@ def network_filesystem(folder: Path, mounts: str = "/proc/self/mounts") -> str |
         return None
     base = fstype.split(".")[-1]  # fuse.glusterfs, fuse.ceph ...
     return fstype if fstype in NETWORK_FILESYSTEMS or base in NETWORK_FILESYSTEMS else None
+
+
+def _create_private(dbpath: str) -> None:
+    """A database file sqltrack creates is readable by its owner only (run data: args, env);
+    its journal and WAL files take its mode. A file that exists keeps the mode it has:
+    ``chmod g+r`` it to share it."""
+    if dbpath == ":memory:" or dbpath.startswith("file:"):
+        return
+    try:
+        os.close(os.open(dbpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _constraint(exc: BaseException, errorname: str, message: str) -> bool:
