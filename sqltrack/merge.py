@@ -6,12 +6,19 @@ database file is merged into the lab's database (PostgreSQL, or another SQLite f
 - **Experiments** are matched by name; missing ones are created with their comment and
   tags.
 - **Runs** are matched by ``uid`` (a random id every run gets, schema version 2), else,
-  for an explicit run id (1 … 9,999,999,999, e.g. a Slurm job id), by that id: the
-  same job. A run that is not there yet is created, keeping an explicit id and getting a
-  new generated id otherwise (generated ids of two databases collide). A run that is
-  there takes the file's status, times, comment, tags, args, env and extras unless its
-  own ``time_updated`` is newer.
-- **Metrics**: missing columns are created with the file's types; rows are upserted
+  for an explicit run id (1 … 9,999,999,999, e.g. a Slurm job id), by that id if the
+  run there is of an experiment of the same name and, where both runs recorded
+  ``SLURM_CLUSTER_NAME`` in their env, of the same cluster: the same job. An explicit id
+  taken by another experiment's (or cluster's) run is a **conflict**: nothing is
+  overwritten, the file's run is created with a new generated id, and the result says
+  so. A run that is not there yet is created, keeping an explicit id and getting a new
+  generated id otherwise (generated ids of two databases collide). A run that is there
+  takes the file's status, times, comment, tags, args, env and extras unless its own
+  ``time_updated`` is newer.
+- **Metrics**: the file is input like any other: a column whose name is not a valid
+  metric name (:mod:`sqltrack.names`: uppercase, too long, not an identifier) is left
+  out, and the result names it; the others are checked as ``add_metrics`` checks its
+  arguments. Missing columns are created with the file's types; rows are upserted
   (only the values a row holds: NULLs never overwrite values the target has). A value
   that does not fit the target's column is left out and counted.
 - **Links** between runs and between experiments are kept, with the new ids.
@@ -29,10 +36,10 @@ from typing import Any
 
 from .client import Client
 from .engines import LOCAL_ENGINE, quote_identifier
-from .errors import SchemaError, SQLTrackError
-from .metric_values import Row
+from .errors import InvalidMetricName, InvalidValue, SchemaError, SQLTrackError
+from .metric_values import Row, validate
 from .metrics import write_rows
-from .names import KEY_COLUMNS
+from .names import KEY_COLUMNS, check_metric_name
 from .runs import MAX_EXPLICIT_RUN_ID
 from .schema import setup
 from .summaries import available, refresh_summaries
@@ -48,7 +55,11 @@ _SELECT_RUNS = (
     "comment, tags, args, env, extras FROM runs ORDER BY id"
 )
 _FIND_BY_UID = "SELECT id, time_updated FROM runs WHERE uid = :uid"
-_FIND_BY_ID = "SELECT id, time_updated FROM runs WHERE id = :id"
+_FIND_BY_ID = (
+    "SELECT r.id, r.time_updated, e.name, r.env FROM runs r "
+    "JOIN experiments e ON e.id = r.experiment_id WHERE r.id = :id"
+)
+_CLUSTER = "SLURM_CLUSTER_NAME"
 _SETS = ", ".join(f"{c} = :{c}" for c in (*_RUN_FIELDS, *_RUN_JSON))
 _UPDATE_RUN = f"UPDATE runs SET {_SETS} WHERE id = :target"  # noqa: S608 (fixed names)
 _INSERT_COLUMNS = ("experiment_id", "uid", *_RUN_FIELDS, *_RUN_JSON)
@@ -74,16 +85,23 @@ class MergeResult:
     rows_left_out: int = 0
     #: source run id -> target run id
     run_ids: dict[int, int] = field(default_factory=dict)
+    #: metric columns of the file that were left out, with why
+    columns_left_out: dict[str, str] = field(default_factory=dict)
+    #: runs whose explicit id was another run's in the target: each merged with a new id
+    conflicts: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         moved = {s: t for s, t in self.run_ids.items() if s != t}
         renumbered = f"; {len(moved)} run ids renumbered" if moved else ""
         left_out = f", {self.rows_left_out} left out" if self.rows_left_out else ""
-        return (
+        lines = [
             f"merged: {self.path} ({self.experiments_created} experiments and "
             f"{self.runs_created} runs new, {self.runs_updated} runs updated, "
             f"{self.runs_kept} kept; {self.rows} metric rows{left_out}{renumbered})"
-        )
+        ]
+        lines += [f"  conflict: {c}" for c in self.conflicts]
+        lines += [f"  left out: column {n!r}: {why}" for n, why in self.columns_left_out.items()]
+        return "\n".join(lines)
 
 
 def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
@@ -102,7 +120,8 @@ def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
     setup(source)  # the uids of schema version 2
     result = MergeResult(path)
     experiments = _merge_experiments(source, target, result)
-    _merge_runs(source, target, experiments, result)
+    names = dict(source.query("SELECT id, name FROM experiments"))
+    _merge_runs(source, target, experiments, names, result)
     _merge_links(source, target, "experiment_links", experiments)
     _merge_links(source, target, "run_links", result.run_ids)
     _merge_metrics(source, target, result)
@@ -147,21 +166,32 @@ def _time(source: Client, target: Client, value: Any) -> Any:
 
 
 def _merge_runs(
-    source: Client, target: Client, experiments: dict[int, int], result: MergeResult
+    source: Client,
+    target: Client,
+    experiments: dict[int, int],
+    names: dict[int, str],
+    result: MergeResult,
 ) -> None:
     for row in source.query(_SELECT_RUNS):
         source_id, experiment_id, uid = row[0], row[1], row[2]
         values = dict(zip(("status", *_RUN_FIELDS[1:]), row[3:8], strict=True))
         for column in _RUN_FIELDS[1:4]:
             values[column] = _time(source, target, values[column])
-        for column, value in zip(_RUN_JSON, row[8:], strict=True):
-            decoded = source.engine.python_value(value, "json")
-            values[column] = None if decoded is None else json_dumps(decoded, column)
+        json_values = zip(_RUN_JSON, row[8:], strict=True)
+        decoded = {c: source.engine.python_value(v, "json") for c, v in json_values}
+        for column, value in decoded.items():
+            values[column] = None if value is None else json_dumps(value, column)
         updated = source.engine.python_value(row[6], "datetime")
+        explicit = source_id <= MAX_EXPLICIT_RUN_ID
+        conflict = ""
         with target:
             found = target.query(_FIND_BY_UID, {"uid": uid})
-            if not found and source_id <= MAX_EXPLICIT_RUN_ID:
-                found = target.query(_FIND_BY_ID, {"id": source_id})  # the same job
+            if not found and explicit:
+                found = target.query(_FIND_BY_ID, {"id": source_id})
+                if found:
+                    conflict = _other_job(target, found[0], names[experiment_id], decoded)
+                if conflict:  # a new generated id: nothing of the other run changes
+                    found, explicit = [], False
             if found:
                 target_id = int(found[0][0])
                 theirs = target.engine.python_value(found[0][1], "datetime")
@@ -171,12 +201,27 @@ def _merge_runs(
                 else:
                     result.runs_kept += 1
             else:
-                sql = _insert_run(explicit_id=source_id <= MAX_EXPLICIT_RUN_ID)
+                sql = _insert_run(explicit_id=explicit)
                 params = {**values, "id": source_id, "uid": uid}
                 params["experiment_id"] = experiments[experiment_id]
                 target_id = int(target.query(sql, params)[0][0])
                 result.runs_created += 1
+                if conflict:
+                    note = f"run {source_id}: {conflict}; merged as run {target_id}"
+                    result.conflicts.append(note)
         result.run_ids[source_id] = target_id
+
+
+def _other_job(target: Client, theirs: Any, experiment: str, decoded: dict[str, Any]) -> str:
+    """Why the target's run of the same explicit id is another job ("": the same one)."""
+    if theirs[2] != experiment:
+        return f"the id is taken by a run of experiment {theirs[2]!r}, not {experiment!r}"
+    their_env = target.engine.python_value(theirs[3], "json") or {}
+    our_env = decoded.get("env") or {}
+    mine, other = our_env.get(_CLUSTER), their_env.get(_CLUSTER)
+    if mine is not None and other is not None and mine != other:
+        return f"the id is taken by a run of cluster {other!r}, not {mine!r}"
+    return ""
 
 
 def _merge_links(source: Client, target: Client, table: str, ids: dict[int, int]) -> None:
@@ -194,13 +239,22 @@ def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
     with source as conn:
         cur = conn.cursor()
         try:
-            columns = {
-                name: kind
-                for name, kind in source.engine.metric_columns(cur).items()
-                if name not in KEY_COLUMNS and kind is not None
-            }
+            found = source.engine.metric_columns(cur)
         finally:
             cur.close()
+    columns = {}
+    for name, kind in found.items():
+        if name in KEY_COLUMNS:
+            continue
+        try:
+            check_metric_name(name)  # a name from a file is input like any other
+        except InvalidMetricName as e:
+            result.columns_left_out[name] = str(e).partition(": ")[2] or str(e)
+            continue
+        if kind is None:
+            result.columns_left_out[name] = "its type is none that sqltrack writes"
+            continue
+        columns[name] = kind
     names = tuple(columns)
     kinds = tuple(columns.values())
     selected = ", ".join(map(quote_identifier, ("step", "progress", *names)))
@@ -212,17 +266,18 @@ def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
             while chunk := cur.fetchmany(_ROWS_PER_TRANSACTION):
                 batch: list[Row] = []
                 for row in chunk:
-                    present = [i for i in range(len(names)) if row[2 + i] is not None]
-                    if present:
-                        batch.append(
-                            (
-                                tuple(names[i] for i in present),
-                                tuple(convert(row[2 + i], kinds[i]) for i in present),
-                                tuple(kinds[i] for i in present),
-                                int(row[0]),
-                                float(row[1]),
-                            )
-                        )
+                    metrics = {
+                        names[i]: convert(row[2 + i], kinds[i])
+                        for i in range(len(names))
+                        if row[2 + i] is not None
+                    }
+                    try:  # checked as add_metrics checks its arguments
+                        checked = validate(metrics, row[0], row[1]) if metrics else None
+                    except InvalidValue:
+                        result.rows_left_out += 1
+                        continue
+                    if checked is not None:
+                        batch.append(checked)
                 if batch:
                     _write(target, target_id, batch, result)
 

@@ -34,6 +34,7 @@ from .client import Client, operation
 from .engines import Engine, quote_identifier
 from .errors import InvalidValue, LockTimeout, NotFound, SchemaError
 from .metric_values import Row, fit_row, validate
+from .names import check_metric_name
 
 __all__ = ["MetricsTable", "known_columns", "run_add_metrics", "write_row", "write_rows"]
 
@@ -49,10 +50,12 @@ _MIN_COPY = 32  # fewer rows than this are upserted: a COPY that fails costs a r
 def upsert_sql(names: tuple[str, ...], rows: int = 1) -> str:
     """The upsert of ``rows`` rows for these (validated) metric names.
 
-    Parameters are ``:run_id, :step, :progress`` and one per name, in that order, for
-    each row: positional, see :meth:`~sqltrack.engines.base.Engine.positional`.
+    Parameters are the run id, step, progress and one value per name, in that order,
+    for each row: positional, see :meth:`~sqltrack.engines.base.Engine.positional`. The
+    placeholders are numbered (``:p0, :p1, …``), never made of names: a name is only
+    ever SQL text as a quoted identifier.
     """
-    marks = ", ".join(f":{n}" for n in ("run_id", "step", "progress", *names))
+    marks = ", ".join(f":p{i}" for i in range(3 + len(names)))
     return _UPSERT.format(
         columns=", ".join(map(quote_identifier, names)),
         values=", ".join([f"({marks})"] * rows),
@@ -134,9 +137,9 @@ def write_row(client: Client, conn: Any, run_id: int, row: Row) -> None:
                 _raise_not_found(client, e, run_id)
                 raise
             return
-    errors = write_rows(client, conn, run_id, [row])
-    if errors:
-        raise errors[0]
+    refused = write_rows(client, conn, run_id, [row])
+    if refused:
+        raise refused[0][1]
 
 
 def write_rows(
@@ -146,10 +149,10 @@ def write_rows(
     rows: list[Row],
     collect: Callable[[tuple[str, ...], tuple[str | None, ...], list[Any], bool], None]
     | None = None,
-) -> list[InvalidValue]:
+) -> list[tuple[Row, InvalidValue]]:
     """Write validated calls in order (consecutive calls with the same names together).
-    A row that does not fit its columns is left out and its error returned; every other
-    row is written.
+    A row that does not fit its columns is left out and returned with its error; every
+    other row is written.
 
     :param collect: called with ``(names, kinds, parameters, no_nan)`` of each group of
         rows written (``(run_id, step, progress, *values)`` each; ``no_nan``: known to
@@ -157,7 +160,7 @@ def write_rows(
         reading the rows back
     """
     engine = client.engine
-    errors: list[InvalidValue] = []
+    refused: list[tuple[Row, InvalidValue]] = []
     for names, group in groupby(rows, key=itemgetter(0)):
         table = _table(client, conn, names)
         batch = list(group)
@@ -170,7 +173,7 @@ def write_rows(
                 try:
                     values = fit_row(engine, table.columns, row)
                 except InvalidValue as e:
-                    errors.append(e)
+                    refused.append((row, e))
                     continue
                 missing = {
                     n: k for n, k in zip(names, row[2], strict=True) if n not in table.columns
@@ -190,7 +193,7 @@ def write_rows(
             raise
         if collect is not None:
             collect(names, kinds, params, no_nan)
-    return errors
+    return refused
 
 
 def _raise_not_found(client: Client, exc: Exception, run_id: int) -> None:
@@ -250,6 +253,8 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
     it runs). Inside a user's block they are added in that transaction, which waits as
     long as needed.
     """
+    for name in missing:  # however the row came (a spool, a merged file): never unchecked
+        check_metric_name(name)
     engine = client.engine
     cur = conn.cursor()
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_options, json_column, q
+from conftest import cli_options, json_column, metric_columns, q
 
 import sqltrack as st
 from sqltrack import Client, Experiment, Run, SchemaError
@@ -147,3 +147,94 @@ def test_an_older_database_gets_uids_first(client: Client, node_db: Path) -> Non
     again = merge_database(client, node_db)
     assert first.runs_created == 3 and again.runs_created == 0
     assert Run(client, run_id=4242).id == 4242
+
+
+# -- a merged file is input like any other ---------------------------------------------------
+
+
+def _add_column(path: Path, name: str, value: Any, run_id: int) -> None:
+    """Give the file's metrics table a column of any name (what a crafted file holds)."""
+    with sqlite3.connect(path) as conn:
+        quoted = '"' + name.replace('"', '""') + '"'
+        conn.execute(f"ALTER TABLE metrics ADD COLUMN {quoted} REAL")
+        conn.execute(f"UPDATE metrics SET {quoted} = ? WHERE run_id = ?", (value, run_id))
+    conn.close()
+
+
+INJECTIONS = {
+    "postgres": [
+        "x || (SELECT string_agg(rolname, ',') FROM pg_roles)",
+        "x || pg_read_file('/etc/passwd')",
+    ],
+    "sqlite": ["x || (SELECT group_concat(name) FROM sqlite_master)"],
+}
+
+
+def test_column_names_of_a_file_never_become_sql(
+    client: Client, node_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file whose metrics table has columns named like SQL: they are left out and the
+    command says which; nothing of the server (its roles, its files) is stored."""
+    for name in INJECTIONS[client.engine.name]:
+        _add_column(node_db, name, 1.0, 4242)
+    before = set(metric_columns(client))
+    assert main(["sync", *cli_options(client), str(node_db)]) == 0
+    out = capsys.readouterr().out
+    for name in INJECTIONS[client.engine.name]:
+        assert f"left out: column {name!r}" in out
+    assert set(metric_columns(client)) - before == {"loss", "n", "flag", "note", "t", "src_only"}
+    for row in q(client, "SELECT * FROM metrics"):
+        assert not any(isinstance(v, str) and ("postgres" in v or "root:" in v) for v in row)
+    assert q(client, "SELECT count(*) FROM metrics WHERE run_id = 4242") == [(3,)]
+
+
+def test_names_that_differ_in_case_or_are_too_long_are_left_out(
+    client: Client, node_db: Path
+) -> None:
+    """``Loss`` would overwrite ``loss`` on SQLite (names ignore case there); two names
+    longer than 63 bytes would land in one truncated PostgreSQL column."""
+    here = Experiment(client, name="shared").get_run(run_id=4242)  # the same job
+    here.add_metrics({"loss": 5.0}, step=0)
+    with sqlite3.connect(node_db) as conn:
+        conn.execute('ALTER TABLE metrics RENAME COLUMN loss TO "Loss"')
+    conn.close()
+    _add_column(node_db, "a" * 70, 1.0, 4242)
+    _add_column(node_db, "a" * 63 + "b" * 7, 2.0, 4242)
+    result = merge_database(client, node_db)
+    assert set(result.columns_left_out) == {"Loss", "a" * 70, "a" * 63 + "b" * 7}
+    assert "lowercase" in result.columns_left_out["Loss"]
+    assert "bytes" in result.columns_left_out["a" * 70]
+    rows = q(client, "SELECT step, loss FROM metrics WHERE run_id = 4242 ORDER BY step")
+    assert rows == [(0, 5.0), (1, None), (2, None)]  # 'Loss' overwrote nothing
+    assert not any(c.startswith("aaaa") for c in metric_columns(client))
+
+
+def test_an_explicit_id_of_another_experiment_is_a_conflict(client: Client, node_db: Path) -> None:
+    """Run 4242 of the file's experiment 'shared' never updates run 4242 of another
+    experiment: the file's run gets a new id, the result says so, nothing is overwritten."""
+    theirs = Experiment(client, name="case").get_run(run_id=4242).set_comment("mine")
+    theirs.add_metrics({"loss": 7.0}, step=0)
+    result = merge_database(client, node_db)
+    assert result.runs_updated == 0
+    moved = result.run_ids[4242]
+    assert moved != 4242 and moved >= 10_000_000_000
+    (conflict,) = result.conflicts
+    assert "run 4242" in conflict and "'case'" in conflict and f"merged as run {moved}" in conflict
+    assert q(client, "SELECT comment FROM runs WHERE id = 4242") == [("mine",)]
+    assert q(client, "SELECT step, loss FROM metrics WHERE run_id = 4242") == [(0, 7.0)]
+    assert q(client, "SELECT count(*) FROM metrics WHERE run_id = ?", moved) == [(3,)]
+    again = merge_database(client, node_db)  # found by its uid now: no second copy
+    assert again.run_ids[4242] == moved and again.runs_created == 0 and not again.conflicts
+
+
+def test_slurm_ids_of_two_clusters_do_not_collide(client: Client, node_db: Path) -> None:
+    here = Experiment(client, name="shared").get_run(run_id=4242)
+    here.set_env({"SLURM_CLUSTER_NAME": "alpha"})
+    with sqlite3.connect(node_db) as conn:
+        conn.execute("""UPDATE runs SET env = '{"SLURM_CLUSTER_NAME": "beta"}' WHERE id = 4242""")
+    conn.close()
+    result = merge_database(client, node_db)
+    (conflict,) = result.conflicts
+    assert "cluster 'alpha', not 'beta'" in conflict
+    assert result.run_ids[4242] != 4242
+    assert json_column(client, "runs", "env", 4242) == {"SLURM_CLUSTER_NAME": "alpha"}

@@ -4,15 +4,21 @@ and after an error the database is unchanged. On both engines."""
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+import time
 from typing import Any
 
 import pytest
-from conftest import json_column, q
+from conftest import json_column, pg_admin, pg_server_log, q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
 
+import sqltrack as st
 from sqltrack import Client, Experiment, InvalidValue, Run, SQLTrackError
+from sqltrack.merge import merge_database
 from sqltrack.names import check_metric_name
+from sqltrack.spool import Spool, sync_spools
 
 pytestmark = pytest.mark.slow  # many generated cases each
 
@@ -169,3 +175,180 @@ def test_deep_json(client: Client) -> None:
     assert json.dumps(json_column(client, "runs", "extras", run.id), sort_keys=True) == json.dumps(
         big, sort_keys=True
     )
+
+
+# -- names and values from anywhere never become SQL -------------------------------------
+
+#: what an attacker names a metric (in a call, a spool, a merged file); each contains
+#: "canary", a word sqltrack's own SQL never has, and none is a valid metric name
+CANARY_NAMES = [
+    "x || (SELECT count(*) FROM canary)",
+    "x + (SELECT max(v) FROM canary)",
+    "x); DELETE FROM canary; --",
+    'x" = 1; DROP TABLE canary; --',
+    ":x || (SELECT v FROM canary)",
+    "x, (SELECT v FROM canary)",
+    "%(x)s; DELETE FROM canary",
+    "?); DELETE FROM canary; --",
+    "$1 || (SELECT v FROM canary)",
+    "x */ DELETE FROM canary /*",
+]
+canary_names = s.one_of(
+    s.sampled_from(CANARY_NAMES),
+    s.builds(lambda a, b: f"{a}(canary){b}", short_text, short_text),
+)
+
+
+class CanaryWatch:
+    """Whatever touches the table ``canary`` of the test's database, or a column of a
+    merged file named like SQL: on PostgreSQL the server's own counters of the table
+    and its statement log (``log_statement=all`` for sqltrack's connections); on
+    SQLite an authorizer on every connection sqltrack opens."""
+
+    def __init__(self, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.client = client
+        self.touched: list[Any] = []
+        client.execute("CREATE TABLE canary (v INTEGER)")
+        client.execute("INSERT INTO canary VALUES (42)")
+        if client.engine.name == "sqlite":
+            from sqltrack.engines.sqlite import SQLiteEngine
+
+            connect = SQLiteEngine.connect
+            touched = self.touched
+
+            def watched(engine: Any) -> Any:
+                conn = connect(engine)
+
+                def authorizer(action: int, arg1: Any, arg2: Any, db: Any, trigger: Any) -> int:
+                    if "canary" in f"{arg1} {arg2}" and trigger is None:
+                        touched.append((action, arg1, arg2))
+                    return 0  # SQLITE_OK
+
+                conn.set_authorizer(authorizer)
+                return conn
+
+            monkeypatch.setattr(SQLiteEngine, "connect", watched)
+            self.log, self.offset = None, 0
+        else:
+            self.log = pg_server_log()
+            self.offset = self.log.stat().st_size if self.log else 0
+            self.baseline = self._counters()
+
+    def _counters(self) -> tuple[int, ...]:
+        with pg_admin() as conn:
+            time.sleep(1.2)  # backends report their counters when they end or idle
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            schema = self.client.engine.params["schema"]
+            row = conn.execute(
+                "SELECT seq_scan, COALESCE(idx_scan, 0), n_tup_ins, n_tup_upd, n_tup_del "
+                "FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'canary'",
+                (schema,),
+            ).fetchone()
+            return tuple(row or ())
+
+    def statements(self) -> list[str]:
+        """The text of every statement the server logged since the watch began."""
+        if self.log is None:
+            return []
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            f.seek(self.offset)
+            text = f.read()
+        records = re.split(r"^\d{4}-\d\d-\d\d [\d:.]+ \w+ \[\d+\] ", text, flags=re.M)
+        found = []
+        for record in records:
+            m = re.match(r"(LOG:\s+(statement|execute [^:]*):|STATEMENT:)\s(.*)", record, re.S)
+            if m:
+                found.append(m[3])
+        return found
+
+    def check(self) -> None:
+        if self.client.engine.name == "sqlite":
+            assert self.touched == [], self.touched
+            with sqlite3.connect(self.client.engine.params["dbpath"]) as conn:  # not watched
+                assert conn.execute("SELECT v FROM canary").fetchall() == [(42,)]
+            conn.close()
+            return
+        assert self._counters() == self.baseline, "a statement touched the canary table"
+        logged = self.statements()
+        if self.log is not None:
+            assert logged, "the statement log is read (or this check could never fail)"
+        offenders = [t for t in logged if "canary" in t and "CREATE TABLE canary" not in t]
+        assert offenders == [], offenders
+
+
+@pytest.fixture
+def watched(db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    params = dict(db_params)
+    if params["engine"] == "postgres":
+        params["options"] = "-c log_statement=all"  # sqltrack's connections only
+    client = Client({}, **params)
+    st.setup(client)
+    return CanaryWatch(client, monkeypatch)
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_the_canary_watch_sees_a_touch(watched: CanaryWatch) -> None:
+    """The watch can fail: a statement that reads the canary is seen (PostgreSQL)."""
+    watched.client.execute("SELECT count(*) FROM canary")
+    with pytest.raises(AssertionError):
+        watched.check()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_the_canary_watch_sees_a_touch_on_sqlite(watched: CanaryWatch) -> None:
+    with watched.client as conn:
+        conn.execute("SELECT count(*) FROM canary")
+    with pytest.raises(AssertionError):
+        watched.check()
+
+
+def test_no_name_or_value_becomes_sql(
+    watched: CanaryWatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Hostile names, values, tags and ids through add_metrics, a spool push and a merge:
+    nothing touches the canary, no statement the server ran holds a name that is not a
+    valid metric name, and every value arrives as a parameter."""
+    client = watched.client
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(
+        name=canary_names,
+        value=s.one_of(s.floats(allow_nan=False), s.integers(-(2**63), 2**63 - 1), short_text),
+        tag=s.one_of(s.sampled_from(CANARY_NAMES), short_text),
+        run_id=s.integers(1, 9_999_999_999),
+    )
+    def one(name: str, value: Any, tag: str, run_id: int) -> None:
+        run = Experiment(client, name="canary-props").get_run(run_id=run_id)
+        with pytest.raises(SQLTrackError):
+            run.add_metrics({name: 1.0, "ok": value}, step=0)
+        try:
+            run.add_tags(tag).set_comment(tag)
+            run.add_metrics({"ok_" + type(value).__name__: value}, step=1)
+        except InvalidValue:
+            pass  # (a NUL character, a lone surrogate: refused before any write)
+        spool = Spool.create(client, run.id, run.experiment_id)
+        spool.close()
+        with sqlite3.connect(spool.path) as conn:
+            data = json.dumps([[[name, "ok"], [1.0, 2.0], ["float", "float"], 2, 0.0]])
+            conn.execute("INSERT INTO spool_entries (kind, data) VALUES ('rows', ?)", (data,))
+        conn.close()
+        [pushed] = sync_spools(client, [spool.path])
+        assert (pushed.outcome, pushed.set_aside) == ("pushed", 1)
+        if "\x00" not in name:  # (SQLite's own column names cannot hold one)
+            path = tmp_path_factory.mktemp("node") / "node.db"
+            node = Client({}, engine="sqlite", dbpath=str(path))
+            st.setup(node)
+            node_run = Experiment(node, name="canary-props").get_run(run_id=run_id)
+            node_run.add_metrics({"ok": 3.0}, step=3)
+            with sqlite3.connect(path) as conn:
+                quoted = '"' + name.replace('"', '""') + '"'
+                conn.execute(f"ALTER TABLE metrics ADD COLUMN {quoted} REAL")
+                conn.execute(f"UPDATE metrics SET {quoted} = 7")
+            conn.close()
+            result = merge_database(client, path)
+            assert name in result.columns_left_out
+        if client.engine.name == "sqlite":
+            watched.check()  # cheap here: at each example
+
+    one()
+    watched.check()
