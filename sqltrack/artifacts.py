@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from .env import redact_text
 from .errors import InvalidValue, NotFound
 from .metrics import known_columns
 from .schema import applied, require
-from .values import json_dumps
+from .values import check_step, check_text, json_dumps
 
 if TYPE_CHECKING:
     import pandas
@@ -107,7 +108,13 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
     directory, the SHA-256 of its manifest (one ``<sha256>  <relative path>`` line per
     file, sorted by path) and the total size of its files.
 
-    :raises InvalidValue: no such file or directory
+    Only regular files are read: a device, FIFO or socket (``/dev/zero`` would never
+    end) is an error naming it. Inside a directory a symbolic link to a regular file is
+    hashed as that file, under the link's own path; a link to a directory is not
+    followed (its files are not part of the manifest); a link to anything else, or one
+    that leads nowhere, is an error.
+
+    :raises InvalidValue: no such file or directory, or not a regular file
     """
     path = Path(path)
     if path.is_dir():
@@ -118,7 +125,12 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
             total += size
         return hashlib.sha256("".join(lines).encode()).hexdigest(), total
     try:
-        with open(path, "rb", buffering=0) as f:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the check comes first
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InvalidValue(f"not a regular file (a device, FIFO or socket?): {path}")
+        with open(fd, "rb", buffering=0) as f:
             h = hashlib.sha256()
             buffer = bytearray(_CHUNK)
             view = memoryview(buffer)
@@ -189,8 +201,8 @@ def run_log_artifact(
         raise InvalidValue(
             f"artifact kind must be a lowercase word like 'checkpoint', got {kind!r}"
         )
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-        raise InvalidValue(f"artifact step must be an integer, got {step!r}")
+    if step is not None:
+        check_step(step, "artifact step")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise InvalidValue(f"artifact metadata: expected a dict, got {type(metadata).__name__}")
     meta = check_object(dict(metadata or {}), "artifact metadata")
@@ -208,6 +220,8 @@ def run_log_artifact(
         name = stored.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
     if not isinstance(name, str) or not name:
         raise InvalidValue(f"artifact name must be a non-empty string, got {name!r}")
+    check_text(name, "artifact name")
+    check_text(stored, "artifact uri")
     if uid is not None and (not isinstance(uid, str) or not uid):
         raise InvalidValue(f"uid must be a non-empty string, got {uid!r}")
     params = {
@@ -395,8 +409,9 @@ def verify_artifacts(
     client: Client, run_id: int | None = None, name: str | None = None
 ) -> list[tuple[Artifact, str]]:
     """Hash the local files of artifacts again: ``(artifact, outcome)`` each, outcome
-    ``ok``, ``missing``, ``changed`` (content or size differs), or ``unchecked`` (a URL,
-    or no checksum recorded)."""
+    ``ok``, ``missing``, ``changed`` (content or size differs, or it is no longer a
+    regular file: a device or a FIFO is never read), or ``unchecked`` (a URL, or no
+    checksum recorded)."""
     results = []
     for artifact in find_artifacts(client, run_id, name):
         if artifact.sha256 is None or _SCHEME.match(artifact.uri):
@@ -405,7 +420,8 @@ def verify_artifacts(
         try:
             digest = file_digest(artifact.uri)
         except InvalidValue:
-            results.append((artifact, "missing"))
+            gone = not os.path.lexists(artifact.uri)
+            results.append((artifact, "missing" if gone else "changed"))
             continue
         same = digest == (artifact.sha256, artifact.size)
         results.append((artifact, "ok" if same else "changed"))

@@ -20,7 +20,7 @@ from .artifacts import KIND, SCRIPT, UID_SCRIPT, Artifact
 from .client import Client, operation
 from .errors import InvalidValue, NotFound
 from .schema import applied, require
-from .values import json_dumps
+from .values import check_step, json_dumps
 
 __all__ = ["conditioning_key", "run_log_sample"]
 
@@ -82,8 +82,7 @@ def run_log_sample(
     :raises InvalidValue: bad input; :class:`NotFound`: no such run or artifact
     """
     check_id(run_id, "run")
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise InvalidValue(f"sample step must be an integer, got {step!r}")
+    check_step(step, "sample step")
     if kind is not None and (not isinstance(kind, str) or not KIND.match(kind)):
         raise InvalidValue(f"sample kind must be a lowercase word (image, text, …), got {kind!r}")
     artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact

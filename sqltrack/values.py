@@ -20,9 +20,21 @@ from typing import Any, Literal
 
 from .errors import InvalidValue
 
-__all__ = ["Auto", "check_text", "json_dumps", "json_value", "timestamp"]
+__all__ = ["Auto", "check_step", "check_text", "json_dumps", "json_value", "timestamp"]
 
 Auto = Literal["auto"]
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_step(value: Any, where: str) -> int:
+    """A step: an integer (not a bool) that fits in 64 bits, as both engines store it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(f"{where} must be an integer, got {value!r}")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidValue(f"{where} {value} does not fit in 64 bits")
+    return value
 
 
 def check_text(value: str, where: str) -> str:

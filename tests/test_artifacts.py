@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +200,7 @@ def test_an_old_schema_says_to_set_up(
 
 _LOGGER = """
 import sys
+import time
 import sqltrack as st
 client = st.Client()
 run = st.Run(client, run_id=int(sys.argv[1]))
@@ -305,3 +308,48 @@ def test_a_database_before_version_8_still_logs_without_keys(
     path = _file(tmp_path / "model.pt", b"weights")
     assert [run.log_artifact(path, uid="same").version for _ in range(2)] == [1, 2]
     assert run.log_sample(0, None, "out") != run.log_sample(0, None, "out")
+
+
+# -- only regular files are read ------------------------------------------------------------
+
+
+def test_special_files_are_never_read(client: Client, run: Run, tmp_path: Path) -> None:
+    """/dev/zero, a FIFO, a link to either inside a directory: an error naming the file,
+    at once (before: hashing /dev/zero never ended)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w" * 10)
+    (folder / "zero").symlink_to("/dev/zero")
+    started = time.monotonic()
+    for path in ("/dev/zero", fifo, folder):
+        with pytest.raises(InvalidValue, match="not a regular file"):
+            run.log_artifact(path)
+    assert time.monotonic() - started < 2
+    assert q(client, "SELECT count(*) FROM artifacts") == [(0,)]
+
+
+def test_links_inside_a_directory(client: Client, run: Run, tmp_path: Path) -> None:
+    """A link to a regular file is hashed as that file, under the link's path; a link to
+    a directory is not followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big.bin").write_bytes(b"b" * 100)
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w" * 10)
+    (folder / "linked.bin").symlink_to(outside / "big.bin")
+    (folder / "more").symlink_to(outside)
+    artifact = run.log_artifact(folder)
+    assert artifact.size == 110
+
+
+def test_verify_never_reads_a_special_file(client: Client, run: Run, tmp_path: Path) -> None:
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"w")
+    artifact = run.log_artifact(weights)
+    q(client, "UPDATE artifacts SET uri = '/dev/zero' WHERE id = ?", artifact.id)
+    started = time.monotonic()
+    [(_, outcome)] = verify_artifacts(client, run.id)
+    assert outcome == "changed" and time.monotonic() - started < 2
