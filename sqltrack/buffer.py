@@ -15,8 +15,13 @@ leaves it alone), and commits.
   growing memory.
 - Errors about input (a value that does not fit its column, the run deleted) are raised
   from the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. A row that
-  does not fit its column is left out; the rest of its batch is written.
-- Outages never are: a lost connection is replaced and the batch retried, like any
+  does not fit its column is set aside (:mod:`sqltrack.setaside`); the rest of its batch
+  is written.
+- What the database refuses for good (a permanent error: a row too big, a privilege it
+  lacks) is never retried: the batch is written call by call, what is refused again is
+  set aside in a file named in one warning, and everything else, the run's final status
+  too, is written.
+- Transient trouble never raises: a lost connection is replaced and the batch retried, like any
   operation, for up to :attr:`MetricsBuffer.spool_after` seconds; then the batch and
   everything after it go to the run's spool file (:mod:`sqltrack.spool`) and the job goes
   on. The writer tries the database again now and then (backing off up to
@@ -42,12 +47,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import _process
+from ._files import new_stem, spool_dir
 from .client import Client
 from .engines import first_line
-from .errors import SQLTrackError
+from .errors import DatabaseError, InvalidValue, SQLTrackError
 from .metric_values import Row
 from .metrics import write_rows
 from .runs import run_set_updated, set_state
+from .setaside import SUFFIX, SetAside
 from .spool import Spool, SpoolBusy
 from .summaries import Upkeep
 from .summary_batches import BatchSummary
@@ -104,16 +111,22 @@ class MetricsBuffer:
         heartbeat_seconds: float,
         offline: bool = False,
         upkeep: Upkeep | None = None,
+        experiment_id: int | None = None,
     ) -> None:
         """:param offline: the database is known to be unreachable: spool at once
         :param upkeep: the run's summary upkeep, updated at heartbeats and after a status
+        :param experiment_id: the run's experiment (recorded in a spool, checked when it
+            is pushed)
         """
         self.run_id = run_id
+        self.experiment_id = experiment_id
         self._upkeep = upkeep
         self.pid = _process.pid
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client.of(**client.engine.params)  # a connection of its own
         self._spool: Spool | None = None  # while the database cannot be reached
+        #: where calls the database refused for good are kept (see sqltrack.setaside)
+        self.set_aside = SetAside(spool_dir() / f"{new_stem(client, run_id)}{SUFFIX}", run_id)
         self._offline = offline
         self._reason: BaseException | None = None  # why it went offline
         self._retry_delay = 1.0
@@ -239,7 +252,7 @@ class MetricsBuffer:
             return
 
         def write(client: Client) -> tuple[list[Any], BatchSummary | None, bool]:
-            errors: list[Any]
+            refused: list[Any]
             rows: list[Any]
             # what this attempt wrote, for the run's summary (not read back: see
             # sqltrack.summary_batches); summarized: an update took it in
@@ -248,25 +261,18 @@ class MetricsBuffer:
             summarized = False
             with client as conn:
                 if not updates:
-                    errors = write_rows(client, conn, run_id, batch, collect)
+                    refused = write_rows(client, conn, run_id, batch, collect)
                 else:  # in call order around each explicit time_updated or status
-                    errors, rows = [], []
+                    refused, rows = [], []
                     for item in batch:
                         if type(item) is tuple:
                             rows.append(item)
                             continue
-                        errors += write_rows(client, conn, run_id, rows, collect)
+                        refused += write_rows(client, conn, run_id, rows, collect)
                         rows = []
-                        if type(item) is SetUpdated:
-                            run_set_updated(client, run_id, self._noted(item.when))
-                        else:
-                            when = self._status_time(item.when)
-                            set_state(client, run_id, item.status, item.started, when)
-                            if upkeep is not None and done is not None:
-                                if upkeep.update(client, conn, run_id, final=True, batch=done):
-                                    summarized = True
-                                    done.stats.clear()
-                    errors += write_rows(client, conn, run_id, rows, collect)
+                        if self._write_marker(conn, item, done):
+                            summarized = True
+                    refused += write_rows(client, conn, run_id, rows, collect)
                 now = time.monotonic()
                 if beat and now - self._last_beat >= self.heartbeat_seconds:
                     run_set_updated(client, run_id, self._noted(datetime.now(timezone.utc)))
@@ -275,23 +281,88 @@ class MetricsBuffer:
                         if upkeep.update(client, conn, run_id, batch=done):
                             summarized = True
                             done.stats.clear()
-            return errors, done, summarized
+            return refused, done, summarized
 
         try:
-            errors, done, summarized = client.run_operation(write, client, within=self.spool_after)
+            refused, done, summarized = client.run_operation(write, client, within=self.spool_after)
         except Exception as e:
-            if not client.is_outage(e):
-                self._error = e
-                return
-            self._offline, self._reason = True, e
-            self._schedule_retry()
-            self._to_spool(batch, beat)
+            if client.is_transient(e):
+                self._go_offline(e, batch, beat)
+            elif isinstance(e, (DatabaseError, InvalidValue)):
+                self._salvage(batch, beat)  # refused for good: find what, write the rest
+            else:
+                self._error = e  # (the run was deleted: nothing of it can be written)
             return
         if upkeep is not None and done is not None:
             upkeep.written(done, summarized)
-        if errors:
-            more = f" ({len(errors) - 1} more rows left out likewise)" if len(errors) > 1 else ""
-            self._error = type(errors[0])(f"{errors[0]}; the row was left out{more}")
+        self._keep_refused(refused)
+
+    def _write_marker(self, conn: Any, item: SetUpdated | SetState, done: Any) -> bool:
+        """Write an explicit time_updated or a status (in the caller's transaction); after a
+        status, the summary; True if that update took in ``done`` (a BatchSummary)."""
+        client, run_id, upkeep = self._client, self.run_id, self._upkeep
+        if type(item) is SetUpdated:
+            run_set_updated(client, run_id, self._noted(item.when))
+            return False
+        assert isinstance(item, SetState)
+        set_state(client, run_id, item.status, item.started, self._status_time(item.when))
+        if upkeep is not None and upkeep.update(client, conn, run_id, final=True, batch=done):
+            if done is not None:
+                done.stats.clear()
+            return True
+        return False
+
+    def _go_offline(self, reason: BaseException, batch: list[Any], beat: bool) -> None:
+        self._offline, self._reason = True, reason
+        self._schedule_retry()
+        self._to_spool(batch, beat)
+
+    def _salvage(self, batch: list[Any], beat: bool) -> None:
+        """After the database refused a batch for good: each call in a transaction of its
+        own, so that what it refuses again is set aside (:mod:`sqltrack.setaside`) and
+        everything else, the status too, is written."""
+        client = self._client
+        refused: list[tuple[Any, InvalidValue]] = []
+        for i, item in enumerate(batch):
+            try:
+                refused += client.run_operation(self._write_one, item, within=self.spool_after)
+            except Exception as e:
+                if client.is_transient(e):
+                    self._go_offline(e, batch[i:], beat)
+                    break
+                if not isinstance(e, (DatabaseError, InvalidValue)):
+                    self._error = e
+                    break
+                self._set_aside(item, e)
+        if self._upkeep is not None:
+            self._upkeep.pushed()  # rows written here were not summarized as they went
+        self._keep_refused(refused)
+
+    def _write_one(self, item: Any) -> list[tuple[Any, InvalidValue]]:
+        with self._client as conn:
+            if type(item) is tuple:
+                return write_rows(self._client, conn, self.run_id, [item])
+            self._write_marker(conn, item, None)
+        return []
+
+    def _keep_refused(self, refused: list[tuple[Any, InvalidValue]]) -> None:
+        """Rows that did not fit their columns: set aside, and said by the next call."""
+        for row, error in refused:
+            self._set_aside(row, error)
+        if refused:
+            first = refused[0][1]
+            more = f" ({len(refused) - 1} more rows likewise)" if len(refused) > 1 else ""
+            self._error = type(first)(
+                f"{first}; the row was kept in {self.set_aside.path} instead{more}"
+            )
+
+    def _set_aside(self, item: Any, error: BaseException) -> None:
+        if type(item) is tuple:
+            self.set_aside.add_row(item, error)
+        elif type(item) is SetUpdated:
+            self.set_aside.add("updated", item.when, error)
+        else:
+            self.set_aside.add("state", [item.status, item.started, item.when], error)
 
     def _noted(self, when: datetime | None) -> datetime | None:
         """``when``, noted as the latest time_updated this writer has written."""
@@ -332,7 +403,7 @@ class MetricsBuffer:
 
     def _append(self, spool: Spool | None, rows: list[Any], events: list[Any]) -> Spool:
         if spool is None:
-            spool = self._spool = Spool.create(self._client, self.run_id)
+            spool = self._spool = Spool.create(self._client, self.run_id, self.experiment_id)
             reason = f" ({first_line(self._reason)})" if self._reason is not None else ""
             log.warning(
                 "sqltrack: run %s: cannot write to %s%s; writing to %s meanwhile, and trying "
@@ -363,7 +434,7 @@ class MetricsBuffer:
             return False
         except Exception as e:
             self._client.discard()
-            if not self._client.is_outage(e):
+            if not self._client.is_transient(e):
                 self._error = e
             self._schedule_retry()
             return False

@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(jobs that ran with engine=sqlite) into it. Without FILEs: every spool file in "
         "$SQLTRACK_SPOOL_DIR (default ~/.cache/sqltrack/spool) that is meant for this "
         "database. The spool of a job that is still running is skipped: the job pushes "
-        "it itself. Running it twice adds nothing.",
+        "it itself. A spool is pushed only if it and its directory are yours and no one "
+        "else may write them; entries that are not valid, or that the database refuses "
+        "for good, are set aside in a .refused.jsonl file beside it. Running it twice "
+        "adds nothing.",
     )
     sync_cmd.add_argument(
         "files", nargs="*", metavar="FILE", help="spool files or sqltrack SQLite databases"
@@ -74,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="without FILEs: every spool file in the spool directory, whatever connection "
         "it was recorded for (e.g. jobs that went through PgBouncer while you connect "
         "directly)",
+    )
+    sync_cmd.add_argument(
+        "--trust-others",
+        action="store_true",
+        help="push spool files even if another user owns them or may write them or their "
+        "directory (only files you have looked at: a spool writes to your runs)",
     )
     runs_cmd = commands.add_parser(
         "runs",

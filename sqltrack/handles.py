@@ -81,16 +81,15 @@ class Run(Tracking):
     def __init__(
         self, client: Client, experiment_id: int | None = None, run_id: int | str | None = None
     ) -> None:
-        run, self.experiment_id = get_or_create_run(client, experiment_id, resolve_run_id(run_id))
-        super().__init__(client, run)
+        run, experiment = get_or_create_run(client, experiment_id, resolve_run_id(run_id))
+        super().__init__(client, run, experiment)
 
     @classmethod
     def of(cls, client: Client, run_id: int, experiment_id: int) -> Run:
         """The handle of a run known to exist, made without a query (what
         :func:`~sqltrack.search.find_runs` returns)."""
         run = cls.__new__(cls)
-        Tracking.__init__(run, client, run_id)
-        run.experiment_id = experiment_id
+        Tracking.__init__(run, client, run_id, experiment_id)
         return run
 
     def __repr__(self) -> str:

@@ -23,29 +23,41 @@ it is not older than what the run has (a spool pushed late never undoes a newer 
 An entry is deleted from the spool after the database committed it, so a push that is
 interrupted is simply repeated. One process pushes a file at a time (a lock file beside
 it).
+
+A spool is input like any other, checked before anything is written: it is pushed only
+if it and its directory belong to the user pushing it and no one else may write them
+(see :func:`~sqltrack._files.untrusted_because`; ``trust_others=True``, ``sqltrack sync
+--trust-others``, overrides it for files you have looked at), and only into a run of the
+experiment it names. Each entry is validated as ``add_metrics`` validates its arguments
+(names, values, kinds, step, progress; a status; times no later than now plus
+:data:`CLOCK_SKEW`); an entry that is not valid, or that the database refuses for good,
+is set aside (:mod:`sqltrack.setaside`) and never blocks the entries after it. Spool
+files are readable by their owner only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import socket
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import _process
+from ._files import PRIVATE_MODE, new_stem, private_folder, spool_dir, target_key
+from ._files import untrusted_because as untrusted_because
 from .client import Client
 from .engines import LOCAL_ENGINE, first_line
-from .errors import InvalidValue, SchemaError, SQLTrackError
+from .errors import DatabaseError, InvalidValue, NotFound, SchemaError, SQLTrackError
 from .metric_values import Row
 from .metrics import write_rows
 from .runs import check_status
+from .setaside import SUFFIX as SET_ASIDE_SUFFIX
+from .setaside import SetAside
+from .spool_entries import CLOCK_SKEW, entry_json, entry_text, parse_entry, row_data
 from .summaries import catch_up
 
 try:
@@ -54,9 +66,11 @@ except ImportError:  # Windows: one process per spool file is up to the user
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "CLOCK_SKEW",
     "Spool",
     "SpoolBusy",
     "SyncResult",
+    "UntrustedSpool",
     "is_spool",
     "spool_dir",
     "spool_files",
@@ -66,7 +80,8 @@ __all__ = [
 
 log = logging.getLogger("sqltrack")
 SUFFIX = ".spool"
-_FORMAT = "1"
+_FORMATS = ("1", "2")  # 2: names the run's experiment
+_FORMAT = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS spool_entries (
@@ -85,24 +100,14 @@ _SET_STATE = (
     "AND (time_updated IS NULL OR time_updated <= COALESCE(:updated, time_updated)) "
     "RETURNING id"
 )
+_EXPERIMENT_OF = "SELECT experiment_id FROM runs WHERE id = :id"
 _APPEND = "INSERT INTO spool_entries (kind, data) VALUES (:kind, :data)"
+_META = "SELECT key, value FROM spool_meta"
+_ADD_META = "INSERT INTO spool_meta VALUES (:k, :v)"
+_NEXT = "SELECT seq, kind, data FROM spool_entries ORDER BY seq LIMIT :n"
+_DONE = "DELETE FROM spool_entries WHERE seq <= :seq"
+_COUNT = "SELECT count(*) FROM spool_entries"
 _PUSH_ENTRIES = 64  # entries per transaction while pushing
-
-
-def spool_dir() -> Path:
-    """The directory of spool files: ``$SQLTRACK_SPOOL_DIR``, else
-    ``$XDG_CACHE_HOME/sqltrack/spool``, else ``~/.cache/sqltrack/spool``."""
-    given = os.environ.get("SQLTRACK_SPOOL_DIR")
-    if given:
-        return Path(given).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "sqltrack" / "spool"
-
-
-def target_key(client: Client) -> str:
-    """A short stable name for the database ``client`` writes to (never its password)."""
-    identity = f"{client.engine.name} {client.engine.identity()}"
-    return hashlib.sha256(identity.encode()).hexdigest()[:10]
 
 
 def spool_files(client: Client | None = None, run_id: int | None = None) -> list[Path]:
@@ -124,7 +129,7 @@ def spool_files(client: Client | None = None, run_id: int | None = None) -> list
 def is_spool(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a spool file (not, say, a whole sqltrack SQLite database)."""
     try:
-        Spool(path).close()
+        Spool(path, trust_others=True).close()
     except Exception:
         return False
     return True
@@ -137,59 +142,79 @@ def _open(path: Path) -> Client:
     )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} in a spooled row")
-
-
 class SpoolBusy(SQLTrackError):
     """Another process has the spool file: the job that writes it is still running."""
 
 
-class Spool:
-    """One spool file. :meth:`create` makes a new one for a run; ``Spool(path)`` opens one."""
+class UntrustedSpool(SQLTrackError):
+    """A spool file that sqltrack must not push: someone else owns it or may write it or
+    its directory, or its run belongs to another experiment than the spool says."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+
+class Spool:
+    """One spool file. :meth:`create` makes a new one for a run; ``Spool(path)`` opens one.
+
+    :param trust_others: open it even if another user owns it or may write it or its
+        directory (see :func:`untrusted_because`)
+    :raises UntrustedSpool: the file may not be trusted
+    """
+
+    def __init__(self, path: str | os.PathLike[str], trust_others: bool = False) -> None:
         self.path = Path(path)
-        self._client = _open(self.path)
         self._lock: Any = None
         if not self.path.is_file():
             raise SQLTrackError(f"no spool file {self.path}")
+        reason = None if trust_others else untrusted_because(self.path)
+        if reason is not None:
+            raise UntrustedSpool(
+                f"{self.path} is not pushed: {reason} (sqltrack sync --trust-others pushes "
+                "files you have checked)"
+            )
+        self._client = _open(self.path)
         try:
-            meta = dict(self._client.query("SELECT key, value FROM spool_meta"))
+            meta = dict(self._client.query(_META))
         except SchemaError:
             raise SQLTrackError(f"{self.path} is not a spool file") from None
-        if meta.get("format") != _FORMAT:
+        if meta.get("format") not in _FORMATS:
             raise SQLTrackError(f"{self.path} is not a spool file of this sqltrack version")
-        #: the run the entries belong to
-        self.run_id = int(meta["run_id"])
+        try:
+            #: the run the entries belong to
+            self.run_id = int(meta["run_id"])
+            #: the experiment of that run (None: not recorded, a spool of format 1)
+            self.experiment_id = int(meta["experiment_id"]) if meta.get("experiment_id") else None
+        except (KeyError, ValueError):
+            raise SQLTrackError(f"{self.path} is not a valid spool file (its run)") from None
         #: the database they are meant for, as sqltrack describes it (no password)
-        self.target = meta["target"]
-        self.target_key = meta["target_key"]
+        self.target = meta.get("target", "")
+        self.target_key = meta.get("target_key", "")
+        #: entries written by :meth:`push` so far
+        self.pushed = 0
+        #: where entries that cannot be pushed are set aside (see :mod:`sqltrack.setaside`)
+        self.set_aside = SetAside(
+            self.path.with_name(self.path.name[: -len(SUFFIX)] + SET_ASIDE_SUFFIX), self.run_id
+        )
 
     @classmethod
-    def create(cls, client: Client, run_id: int) -> Spool:
-        """A new, empty spool file for ``run_id`` of ``client``'s database."""
-        folder = spool_dir()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = target_key(client)
-        host = socket.gethostname().split(".")[0] or "host"
-        path = folder / f"{key}-run-{run_id}-{host}-{_process.pid}-{time.time_ns()}{SUFFIX}"
+    def create(cls, client: Client, run_id: int, experiment_id: int | None = None) -> Spool:
+        """A new, empty spool file for ``run_id`` (of ``experiment_id``) of ``client``'s
+        database, readable by its owner only."""
+        path = private_folder(spool_dir()) / f"{new_stem(client, run_id)}{SUFFIX}"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
         spool = _open(path)
         with spool:
             spool.executescript(_SCHEMA)
             meta = {
                 "format": _FORMAT,
                 "run_id": str(run_id),
+                "experiment_id": "" if experiment_id is None else str(experiment_id),
                 "target": f"{client.engine.label} {client.engine.describe()}",
-                "target_key": key,
+                "target_key": target_key(client),
                 "created": datetime.now().astimezone().isoformat(),
                 "host": socket.gethostname(),
                 "pid": str(_process.pid),
             }
             for key, value in meta.items():
-                spool.query("INSERT INTO spool_meta VALUES (:k, :v)", {"k": key, "v": value})
+                spool.query(_ADD_META, {"k": key, "v": value})
         created = cls(path)
         created.lock()
         return created
@@ -198,15 +223,6 @@ class Spool:
         return f"<sqltrack.Spool run {self.run_id} {self.path}>"
 
     # -- appending -------------------------------------------------------------------------
-
-    def _append(self, entries: list[tuple[str, Any]]) -> None:
-        params = [
-            {"kind": kind, "data": json.dumps(data, default=_json_default)}
-            for kind, data in entries
-        ]
-        with self._client:
-            for p in params:
-                self._client.query(_APPEND, p)
 
     def append(self, rows: list[Row], events: list[tuple[str, Any]]) -> None:
         """Append rows, then ``("updated", datetime)`` / ``("state", (status, datetime))``
@@ -217,12 +233,13 @@ class Spool:
                 entries.append((kind, [check_status(value[0]), *value[1:]]))
             else:
                 entries.append((kind, value))
-        if entries:
-            self._append(entries)
+        with self._client:
+            for kind, data in entries:
+                self._client.query(_APPEND, {"kind": kind, "data": entry_json(data)})
 
     def pending(self) -> int:
         """How many entries wait to be pushed."""
-        return int(self._client.query("SELECT count(*) FROM spool_entries")[0][0])
+        return int(self._client.query(_COUNT)[0][0])
 
     # -- pushing -----------------------------------------------------------------------------
 
@@ -233,7 +250,8 @@ class Spool:
         it, so ``sqltrack sync`` never pushes (or removes) the spool of a running job."""
         if self._lock is not None:
             return True
-        f = open(self.path.with_name(self.path.name + ".lock"), "a")
+        fd = os.open(self._lock_path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
+        f = os.fdopen(fd, "a")
         if fcntl is not None:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -243,6 +261,9 @@ class Spool:
         self._lock = f
         return True
 
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
     def unlock(self) -> None:
         """Let other processes push the file (closing it releases the lock)."""
         f, self._lock = self._lock, None
@@ -250,48 +271,80 @@ class Spool:
             f.close()
 
     def push(self, client: Client, within: float | None = None) -> int:
-        """Write every entry to ``client``'s database, in order; return how many.
+        """Write every entry to ``client``'s database, in order; return how many were
+        written (the others were set aside, :attr:`set_aside`).
 
         Each group of entries is one operation, retried as any other (for at most
-        ``within`` seconds, if given); an error is raised, and what was not pushed stays
-        in the spool. A row that no longer fits its column is left out with a warning.
+        ``within`` seconds, if given); a transient error is raised, and what was not
+        pushed stays in the spool. An entry that is not valid, or that the database
+        refuses for good, is set aside; so is a row that no longer fits its column.
 
         :raises SpoolBusy: another process has the file (see :meth:`lock`)
         :raises NotFound: the run was deleted
+        :raises UntrustedSpool: the run belongs to another experiment than the spool's
         """
         if not self.lock():
             raise SpoolBusy(f"{self.path} is in use by another process (a running job?)")
         pushed = 0
+        checked = False
         while self.path.exists():  # (removed by the process that had it before us)
-            entries = self._client.query(
-                "SELECT seq, kind, data FROM spool_entries ORDER BY seq LIMIT :n",
-                {"n": _PUSH_ENTRIES},
-            )
+            entries = self._client.query(_NEXT, {"n": _PUSH_ENTRIES})
             if not entries:
                 break
-            client.run_operation(self._apply, client, entries, within=within)
+            if not checked:
+                client.run_operation(self._check_run, client, within=within)
+                checked = True
+            try:
+                refused = client.run_operation(self._apply, client, entries, within=within)
+            except (DatabaseError, InvalidValue):  # one entry the database refuses: alone
+                refused = []
+                for entry in entries:
+                    try:
+                        refused += client.run_operation(self._apply, client, [entry], within=within)
+                    except (DatabaseError, InvalidValue) as e:
+                        refused.append(("entry", entry_text(entry), e))
+            for kind, data, error in refused:
+                self.set_aside.add(kind, data, error)
             with self._client:
-                self._client.query(
-                    "DELETE FROM spool_entries WHERE seq <= :seq", {"seq": entries[-1][0]}
-                )
-            pushed += len(entries)
+                self._client.query(_DONE, {"seq": entries[-1][0]})
+            pushed += len(entries) - sum(1 for r in refused if r[0] == "entry")
+            self.pushed = pushed
         if pushed:
             try:
                 client.run_operation(catch_up, client, self.run_id, within=within)
             except Exception as e:  # what was pushed is in: only the summary lags
-                if not client.is_outage(e):
+                if not client.is_transient(e):
                     raise
                 log.warning("sqltrack: run %s: summary not updated: %s", self.run_id, e)
         return pushed
 
-    def _apply(self, client: Client, entries: list[Any]) -> None:
+    def _check_run(self, client: Client) -> None:
+        """The run must exist, and be of the experiment the spool names."""
+        found = client.query(_EXPERIMENT_OF, {"id": self.run_id})
+        if not found:
+            raise NotFound(f"run {self.run_id} does not exist (deleted?)")
+        if self.experiment_id is not None and int(found[0][0]) != self.experiment_id:
+            raise UntrustedSpool(
+                f"{self.path} is not pushed: it is for run {self.run_id} of experiment "
+                f"{self.experiment_id}, but that run belongs to experiment {found[0][0]}"
+            )
+
+    def _apply(self, client: Client, entries: list[Any]) -> list[tuple[str, Any, Any]]:
+        """Write entries in one transaction; return what is to be set aside (written to
+        the set-aside file only once this committed: the operation may be retried)."""
         run_id = self.run_id
+        refused: list[tuple[str, Any, Any]] = []
+        now = datetime.now(timezone.utc)
         with client as conn:
-            for _, kind, data in entries:
-                value = json.loads(data)
+            for entry in entries:
+                try:
+                    kind, value = parse_entry(entry, now, refused)
+                except InvalidValue as e:
+                    refused.append(("entry", entry_text(entry), e))
+                    continue
                 if kind == "rows":
-                    for error in write_rows(client, conn, run_id, [_row(r) for r in value]):
-                        log.warning("sqltrack: %s: %s; the row was left out", self.path, error)
+                    for row, error in write_rows(client, conn, run_id, value):
+                        refused.append(("rows", row_data(row), error))
                     continue
                 if kind == "state":
                     status, started, updated = value
@@ -301,11 +354,12 @@ class Spool:
                     params, updated, sql = {"id": run_id}, value, _SET_UPDATED
                 params["updated"] = _time(client, updated)
                 client.query(sql, params)
+        return refused
 
     def remove(self) -> None:
         """Delete the (pushed) spool file and its lock file, then unlock."""
         self._client.discard()
-        for path in (self.path, self.path.with_name(self.path.name + ".lock")):
+        for path in (self.path, self._lock_path()):
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -318,19 +372,8 @@ class Spool:
         self.unlock()
 
 
-def _time(client: Client, text: str | None) -> Any:
-    return None if text is None else client.engine.adapt_datetime(datetime.fromisoformat(text))
-
-
-def _row(data: list[Any]) -> Row:
-    names, values, kinds, step, progress = data
-    values = [
-        datetime.fromisoformat(v) if k == "datetime" and v is not None else v
-        for v, k in zip(values, kinds, strict=True)
-    ]
-    if not all(isinstance(n, str) for n in names):
-        raise InvalidValue("a spooled row has a metric name that is not text")
-    return tuple(names), tuple(values), tuple(kinds), int(step), float(progress)
+def _time(client: Client, when: datetime | None) -> Any:
+    return None if when is None else client.engine.adapt_datetime(when)
 
 
 @dataclass(frozen=True)
@@ -338,42 +381,68 @@ class SyncResult:
     """What ``sqltrack sync`` did with one file."""
 
     path: Path
-    #: ``"pushed"``, ``"busy"`` (a running job has it) or ``"failed"``
+    #: ``"pushed"``, ``"busy"`` (a running job has it), ``"refused"`` (not to be
+    #: trusted) or ``"failed"``
     outcome: str
     run_id: int | None = None
+    #: entries written
     entries: int = 0
+    #: why it was not pushed, or for which database it was recorded
     message: str = ""
+    #: entries set aside (in :attr:`set_aside_path`): not valid, or refused for good
+    set_aside: int = 0
+    #: entries still in the spool (a push that stopped part of the way)
+    kept: int = 0
+    set_aside_path: Path | None = None
 
     def __str__(self) -> str:
-        return f"{self.outcome}: {self.path}" + (f" ({self.message})" if self.message else "")
+        parts = [self.message] if self.message else []
+        if self.run_id is not None and self.outcome != "busy":
+            counts = f"{self.entries} entries of run {self.run_id} pushed"
+            if self.set_aside:
+                counts += f", {self.set_aside} set aside in {self.set_aside_path}"
+            if self.kept:
+                counts += f", {self.kept} kept in the spool"
+            parts.append(counts)
+        return f"{self.outcome}: {self.path}" + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def sync_spools(
-    client: Client, paths: Sequence[str | os.PathLike[str]] | None = None
+    client: Client,
+    paths: Sequence[str | os.PathLike[str]] | None = None,
+    trust_others: bool = False,
 ) -> list[SyncResult]:
     """Push spool files into ``client``'s database and remove them: ``paths``, or every
     spool in :func:`spool_dir` meant for that database. A spool that a running job
-    still has is skipped (``busy``): the job pushes it itself. Never raises for one file;
+    still has is skipped (``busy``): the job pushes it itself; one that another user
+    owns or may write is ``refused`` unless ``trust_others``. Never raises for one file;
     each outcome says what happened."""
     results = []
     for path in [Path(p) for p in paths] if paths is not None else spool_files(client):
         try:
-            spool = Spool(path)
-        except Exception as e:  # not a spool, not a database at all...
-            results.append(SyncResult(path, "failed", message=first_line(e)))
+            spool = Spool(path, trust_others=trust_others)
+        except Exception as e:  # not to be trusted, not a spool, not a database at all...
+            outcome = "refused" if isinstance(e, UntrustedSpool) else "failed"
+            results.append(SyncResult(path, outcome, message=first_line(e)))
             continue
-        note = "" if spool.target_key == target_key(client) else f"; recorded for {spool.target}"
+        note = "" if spool.target_key == target_key(client) else f"recorded for {spool.target}"
+        outcome, message = "pushed", note
         try:
-            pushed = spool.push(client)
+            spool.push(client)
         except SpoolBusy:
-            spool.close()
-            results.append(SyncResult(path, "busy", spool.run_id, message="a running job has it"))
-            continue
+            outcome, message = "busy", "a running job has it"
         except Exception as e:
+            outcome = "refused" if isinstance(e, UntrustedSpool) else "failed"
+            message = "; ".join(filter(None, (first_line(e), note)))
+        kept = 0 if outcome == "busy" else spool.pending()
+        if outcome == "pushed":
+            spool.remove()
+        else:
             spool.close()
-            results.append(SyncResult(path, "failed", spool.run_id, message=first_line(e) + note))
-            continue
-        spool.remove()
-        message = f"{pushed} entries of run {spool.run_id}{note}"
-        results.append(SyncResult(path, "pushed", spool.run_id, pushed, message))
+        aside = spool.set_aside
+        results.append(
+            SyncResult(
+                path, outcome, spool.run_id, spool.pushed, message, aside.count, kept, aside.path
+            )
+        )
     return results

@@ -19,7 +19,7 @@ from . import _process, sigterm
 from .buffer import MetricsBuffer, SetState, SetUpdated
 from .client import Client
 from .engines import first_line
-from .errors import ConnectionFailed, InvalidValue
+from .errors import ConnectionLost, InvalidValue
 from .metric_values import Row, validate
 from .metrics import write_row
 from .runs import check_status, run_set_updated, set_state
@@ -62,10 +62,15 @@ class Tracking:
     #: that meets an outage waits for the database instead of failing the job, trying
     #: again after pauses that grow up to this many seconds
     wait_pause_seconds: float = 30.0
+    #: ... for at most this many seconds; then it raises
+    #: :class:`~sqltrack.errors.ConnectionLost` (every retry has a deadline)
+    wait_seconds: float = 3600.0
 
-    def __init__(self, client: Client, run_id: int) -> None:
+    def __init__(self, client: Client, run_id: int, experiment_id: int | None = None) -> None:
         self.client = client
         self.id = run_id
+        #: the run's experiment (None: not known to this handle)
+        self.experiment_id = experiment_id
         self._within: float | None = None  # handover_seconds inside track()
         self._last_heartbeat = -math.inf
         self._last_step = -math.inf
@@ -139,20 +144,27 @@ class Tracking:
         it (the loop waits; metrics logged meanwhile by other threads go on buffered).
         Only there: elsewhere a caller may prefer the error to a wait."""
         pause, waited = 1.0, False
+        deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
                 result = fn(self.client, self.id, *args)
             except Exception as e:
-                permanent = isinstance(e, ConnectionFailed) and e.kind == "permanent"
-                if permanent or not self._may_hand_over(e):
+                if not self._may_hand_over(e):
                     raise
+                where = self.client.engine.describe()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ConnectionLost(
+                        f"run {self.id}: {where} did not take {fn.__name__} within "
+                        f"{self.wait_seconds:g} s ({first_line(e)})"
+                    ) from e
                 if not waited:
                     log.warning(
                         "sqltrack: run %s: %s did not answer (%s); %s waits for it",
-                        self.id, self.client.engine.describe(), first_line(e), fn.__name__,
+                        self.id, where, first_line(e), fn.__name__,
                     )  # fmt: skip
                 waited = True
-                time.sleep(pause)
+                time.sleep(min(pause, left))
                 pause = min(2 * pause, self.wait_pause_seconds)
                 continue
             if waited:
@@ -163,7 +175,9 @@ class Tracking:
         """Whether a failed write is an outage met inside ``track()`` (outside a user's
         ``with client:`` block): then a step or status goes to a background writer, and
         the run's other calls wait (:meth:`_tracked`), instead of raising."""
-        return self._within is not None and not self.client.in_block and self.client.is_outage(exc)
+        return (
+            self._within is not None and not self.client.in_block and self.client.is_transient(exc)
+        )
 
     def _hand_over(self, reason: BaseException) -> MetricsBuffer:
         """Go on buffered, with a writer that spools until the database answers again."""
@@ -176,7 +190,12 @@ class Tracking:
             first_line(reason),
         )
         self._buffer = MetricsBuffer(
-            self.client, self.id, self.heartbeat_seconds, offline=True, upkeep=self._kept()
+            self.client,
+            self.id,
+            self.heartbeat_seconds,
+            offline=True,
+            upkeep=self._kept(),
+            experiment_id=self.experiment_id,
         )
         return self._buffer
 
@@ -401,7 +420,11 @@ class Tracking:
                 if buffered:
                     if self._buffer is None:  # (start() may have handed over already)
                         self._buffer = MetricsBuffer(
-                            self.client, self.id, self.heartbeat_seconds, upkeep=self._kept()
+                            self.client,
+                            self.id,
+                            self.heartbeat_seconds,
+                            upkeep=self._kept(),
+                            experiment_id=self.experiment_id,
                         )
                     # the writer has its own; this one is needed again at the end only
                     self.client.release()

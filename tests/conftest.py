@@ -305,3 +305,51 @@ def stored(client: Client, run_id: int) -> dict[str, tuple[Any, ...]]:
         run_id,
     )
     return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def refuse_step(client: Client, step: int) -> None:
+    """Make the database refuse, for good, every metrics row at ``step`` (a trigger that
+    raises: a permanent error on both engines, as "row is too big" is on PostgreSQL)."""
+    if client.engine.name == "sqlite":
+        client.execute(
+            f"CREATE TRIGGER refuse_step BEFORE INSERT ON metrics WHEN NEW.step = {step} "
+            "BEGIN SELECT RAISE(ABORT, 'this step is refused'); END"
+        )
+        return
+    client.executescript(
+        "CREATE FUNCTION refuse_step() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.step = {step} THEN RAISE EXCEPTION 'this step is refused' "
+        "USING ERRCODE = '22023'; END IF; RETURN NEW; END $$;"
+        "CREATE TRIGGER refuse_step BEFORE INSERT ON metrics "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_step();"
+    )
+
+
+@pytest.fixture
+def other_role(client: Client) -> Iterator[dict[str, Any]]:
+    """PostgreSQL only: the connection parameters of another login role of the lab (a new
+    one per test) with the grants a lab would give on the test's schema: SELECT, INSERT,
+    UPDATE, DELETE on its tables, its sequences; not the owner of any table."""
+    if client.engine.name != "postgres":
+        pytest.skip("SQLite has no roles: its file mode is its permission")
+    role = f"bob_{uuid.uuid4().hex[:10]}"
+    schema = client.engine.params["schema"]
+    with pg_admin() as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        conn.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"')
+    yield {**client.engine.params, "user": role}
+    with pg_admin() as conn:
+        conn.execute(f'DROP OWNED BY "{role}"')
+        conn.execute(f'DROP ROLE "{role}"')
+
+
+def pg_server_log() -> Path | None:
+    """The log file of the embedded test server (None with ``SQLTRACK_TEST_DSN``)."""
+    if os.environ.get("SQLTRACK_TEST_DSN"):
+        return None
+    log = Path(pg_conninfo()["host"]) / "log"  # pg_ctl -l <pgdata>/log; the socket is there
+    return log if log.is_file() else None

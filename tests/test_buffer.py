@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
 import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,11 +104,17 @@ def test_background_error_is_raised_once_and_rows_kept(client: Client, run: Run)
         run.add_metrics({"x": 1.0}, step=0)
         run.add_metrics({"x": "text"}, step=1)  # does not fit the float column
         run.add_metrics({"x": 3.0}, step=2)
-        with pytest.raises(InvalidValue, match="column is of type float.*the row was left out"):
+        with pytest.raises(InvalidValue, match="column is of type float.*was kept in (.*)") as e:
             run.flush()
         run.add_metrics({"x": 4.0}, step=3)  # reported once: the buffer goes on
     assert q(client, "SELECT step, x FROM metrics ORDER BY step") == [(0, 1.0), (2, 3.0), (3, 4.0)]
     assert q(client, "SELECT status FROM runs") == [("COMPLETED",)]
+    kept = re.search(r"was kept in (\S+) instead", str(e.value))
+    assert kept, "the message names the file"
+    (record,) = [json.loads(line) for line in Path(kept[1]).read_text().splitlines()]
+    assert record["data"] == {"step": 1, "progress": 0.0, "metrics": {"x": "text"}}
+    assert record["kind"] == "rows" and "column is of type float" in record["error"]
+    assert Path(kept[1]).stat().st_mode & 0o777 == 0o600
 
 
 def test_error_at_the_end_fails_the_run(client: Client, run: Run) -> None:

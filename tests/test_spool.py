@@ -340,3 +340,156 @@ def test_sync_all_pushes_spools_recorded_for_another_connection(
     out = capsys.readouterr().out
     assert out.startswith(f"pushed: {spool.path}") and "recorded for" in out
     assert _status(client, run.id) == "FAILED"
+
+
+# -- a spool is input like any other -------------------------------------------------------
+
+
+def _raw_spool(client: Client, run: Run, entries: list[tuple[str, Any]]) -> Path:
+    """A spool file of ``run`` holding ``entries`` exactly as given (kind, JSON data):
+    what a damaged file, an older version or someone else could have written."""
+    import json
+    import sqlite3
+
+    spool = Spool.create(client, run.id, run.experiment_id)
+    spool.close()
+    with sqlite3.connect(spool.path) as conn:
+        for kind, data in entries:
+            text = data if isinstance(data, str) else json.dumps(data)
+            conn.execute("INSERT INTO spool_entries (kind, data) VALUES (?, ?)", (kind, text))
+    conn.close()
+    return spool.path
+
+
+def _row(names: list[str], values: list[Any], kinds: list[Any], step: int) -> list[Any]:
+    return [names, values, kinds, step, 0.0]
+
+
+def test_spool_files_are_readable_by_their_owner_only(client: Client, run: Run) -> None:
+    spool = Spool.create(client, run.id, run.experiment_id)
+    spool.append([validate({"loss": 1.0}, 0, 0.0)], [])  # type: ignore[list-item]
+    for path in (spool.path, spool.path.with_name(spool.path.name + ".lock")):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert spool_dir().stat().st_mode & 0o777 == 0o700
+    spool.close()
+
+
+def test_a_bad_spool_entry_never_blocks_the_rest(
+    client: Client, run: Run, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Entries that are not what sqltrack writes, or not valid as add_metrics arguments,
+    are set aside (one warning names the file); every valid entry is pushed, and no
+    column is added on a bad entry's word."""
+    injection = {
+        "postgres": "x + (SELECT count(*) FROM pg_roles)",
+        "sqlite": "x + (SELECT count(*) FROM sqlite_master)",
+    }[client.engine.name]
+    path = _raw_spool(
+        client,
+        run,
+        [
+            ("rows", [_row(["loss"], [1.0], ["float"], 0)]),
+            ("rows", [_row(["loss"], ["text"], ["float"], 1)]),  # a str under kind float
+            ("rows", [_row([injection], [1.0], ["float"], 2), _row(["loss"], [0.7], ["float"], 5)]),
+            ("rows", [_row(["Loss", "</script><b>x", "step "], [1.0, 2.0, 3.0], ["float"] * 3, 3)]),
+            ("rows", "{not json"),
+            ("rows", [[["loss"], [1.0]]]),  # not five fields
+            ("rows", [_row(["loss"], [0.5], ["float"], 4)]),
+            ("state", ["COMPLETED", None, datetime.now(timezone.utc).isoformat()]),
+        ],
+    )
+    columns_before = set(known_columns_of(client))
+    assert main(["sync", *cli_options(client)]) == 0
+    out = capsys.readouterr().out
+    assert f"pushed: {path}" in out
+    assert "7 entries of run" in out and "5 set aside in" in out, out
+    assert _steps(client, run.id) == [0, 4, 5]  # an entry's valid rows are written
+    assert _status(client, run.id) == "COMPLETED"
+    assert set(known_columns_of(client)) == columns_before | {"loss"}
+    (kept,) = spool_dir().glob("*.refused.jsonl")
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert len(kept.read_text().splitlines()) == 5
+    said = [r.getMessage() for r in caplog.records if str(kept) in r.getMessage()]
+    assert len(said) == 1
+    assert not path.exists()
+
+
+def known_columns_of(client: Client) -> list[str]:
+    from conftest import metric_columns
+
+    return list(metric_columns(client))
+
+
+def test_spooled_times_in_the_future_are_set_aside(client: Client, run: Run) -> None:
+    """A status with time_updated 2099 would make every genuine later spool of the run
+    look older: it is set aside; the entries after it are pushed."""
+    soon = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()  # clock skew
+    path = _raw_spool(
+        client,
+        run,
+        [
+            ("state", ["FAILED", None, "2099-01-01T00:00:00+00:00"]),
+            ("updated", "2099-01-01T00:00:00+00:00"),
+            ("state", ["RUNNING", None, soon]),
+        ],
+    )
+    [result] = sync_spools(client, [path])
+    assert (result.outcome, result.entries, result.set_aside) == ("pushed", 1, 2)
+    assert _status(client, run.id) == "RUNNING"
+    assert q(client, "SELECT time_updated FROM runs WHERE id = ?", run.id)[0][0] is not None
+
+
+def test_a_spool_for_a_run_of_another_experiment_is_refused(client: Client, run: Run) -> None:
+    other = Experiment(client, name="other").get_run()
+    spool = Spool.create(client, other.id, run.experiment_id)  # names the wrong experiment
+    spool.append([], [("state", ("FAILED", None, None))])
+    spool.close()
+    [result] = sync_spools(client)
+    assert result.outcome == "refused" and "belongs to experiment" in result.message
+    assert _status(client, other.id) == "PENDING"
+    assert spool.path.exists()
+
+
+def test_a_spool_others_may_write_is_refused(
+    client: Client, run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared spool directory: a file there that someone else could have written (or
+    written into) is not pushed without --trust-others, neither by sync nor by the next
+    track() of the run."""
+    path = _raw_spool(client, run, [("state", ["FAILED", None, None])])
+    os.chmod(path, 0o666)
+    assert main(["sync", *cli_options(client)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"refused: {path} (") and "other users may write it" in err
+    assert len(err.splitlines()) == 1
+    os.chmod(path, 0o600)
+    os.chmod(path.parent, 0o777)
+    with run.track():  # its leftovers are not pushed either
+        pass
+    assert path.exists() and _status(client, run.id) == "COMPLETED"
+    assert main(["sync", *cli_options(client)]) == 1
+    assert "other users may write its directory" in capsys.readouterr().err
+    assert main(["sync", "--trust-others", *cli_options(client)]) == 0
+    assert not path.exists()
+    os.chmod(path.parent, 0o700)
+
+
+def test_a_spool_of_another_user_is_refused(
+    client: Client, run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if os.geteuid() != 0:
+        reason = "only root can give a file to another user (CI runs as root)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    path = _raw_spool(
+        client,
+        run,
+        [("rows", [_row(["Loss"], [1.0], ["float"], 0)]), ("state", ["FAILED", None, None])],
+    )
+    os.chown(path, 65534, 65534)  # nobody's
+    assert main(["sync", *cli_options(client)]) == 1
+    err = capsys.readouterr().err
+    assert f"refused: {path}" in err and "it belongs to" in err
+    assert _status(client, run.id) == "PENDING"
+    assert "Loss" not in known_columns_of(client)
