@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "sync":
-            return _sync(client, args.files, args.all)
+            return _sync(client, args.files, args.all, args.trust_others)
         if args.command == "runs":
             return _runs(client, args)
         if args.command == "stale":
@@ -196,17 +196,18 @@ def _shell(client: Client, extra: list[str]) -> int:
         raise SQLTrackError(f"{argv[0]} is not installed (or not on PATH)") from None
 
 
-def _sync(client: Client, files: list[str], every: bool) -> int:
+def _sync(client: Client, files: list[str], every: bool, trust_others: bool) -> int:
     databases = [f for f in files if not is_spool(f)]
     if files:
         spools: list[Any] | None = [f for f in files if f not in databases]
     else:
         spools = spool_files() if every else None
-    results = sync_spools(client, spools)
+    results = sync_spools(client, spools, trust_others=trust_others)
     failed = False
     for result in results:
-        failed = failed or result.outcome == "failed"
-        print(result, file=sys.stderr if result.outcome == "failed" else sys.stdout, flush=True)
+        bad = result.outcome in ("failed", "refused")
+        failed = failed or bad
+        print(result, file=sys.stderr if bad else sys.stdout, flush=True)
     for database in databases:
         try:
             print(merge_database(client, database), flush=True)
@@ -258,18 +259,36 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def _cell(value: Any, short: bool = False) -> Any:
+# Characters a terminal acts on, or that make text look other than it is: C0 controls
+# (tab and newline too: a cell cannot start a line of its own), DEL, C1 controls (0x9b
+# is CSI), the Unicode bidi controls and the line and paragraph separators.
+_BIDI = [0x61C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_UNSAFE = [*range(0x20), *range(0x7F, 0xA0), *_BIDI, 0x2028, 0x2029]
+_VISIBLE = str.maketrans({c: repr(chr(c))[1:-1] for c in _UNSAFE})
+
+
+def _cell(value: Any, short: bool = False) -> str:
+    """A value as the text of a table or CSV cell, control characters made visible as
+    Python writes them in a string (``\\x1b``, ``\\n``, ``\\u202e``)."""
     if short and isinstance(value, float):
-        return f"{value:.6g}"  # a table is for reading; CSV and JSON keep every digit
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return "" if value is None else value
+        text = f"{value:.6g}"  # a table is for reading; CSV and JSON keep every digit
+    elif isinstance(value, datetime):
+        text = value.isoformat(sep=" ", timespec="seconds")
+    elif isinstance(value, list):
+        text = ",".join(map(str, value))
+    else:
+        text = "" if value is None else str(value)
+    return text.translate(_VISIBLE)
 
 
 def _print_rows(columns: Sequence[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
-    """Rows as an aligned table, CSV or JSON (a list of objects) on stdout."""
+    """Rows as an aligned table, CSV or JSON (a list of objects) on stdout.
+
+    Names and values come from anyone's code, so no control character reaches the
+    terminal as such: table and CSV cells show them escaped (see :func:`_cell`; CSV
+    cells are that visible text, not the original), JSON writes them as ``\\u001b``
+    escapes (as it does every non-ASCII character), which JSON parsers read back.
+    """
     if fmt == "json":
         records = [
             {
@@ -278,9 +297,10 @@ def _print_rows(columns: Sequence[str], rows: list[tuple[Any, ...]], fmt: str) -
             }
             for row in rows
         ]
-        print(json.dumps(records, indent=1))
+        print(json.dumps(records, indent=1, ensure_ascii=True))
         return
-    cells = [[str(_cell(v, short=fmt == "table")) for v in row] for row in rows]
+    cells = [[_cell(v, short=fmt == "table") for v in row] for row in rows]
+    columns = [_cell(c) for c in columns]
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ._files import write_private
 from ._rows import check_id, deleted_condition
 from .client import Client, operation
 from .engines import quote_identifier
@@ -130,15 +131,32 @@ def write_report(
 
         write_report(client, "sweep", "report.html")
 
+    The page holds run data: a new file is created readable and writable by its owner
+    only (mode ``0600``); an existing file is overwritten and keeps the mode it had
+    (``chmod`` a new report to share it).
+
     :param points: at most this many rows per run in the curves (evenly spaced)
     :return: how many runs the report shows
     :raises NotFound: no such experiment
     """
     data = report_data(client, experiment, points)
-    # "</" inside a <script> element would end it: JSON allows "<\/" instead
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     title = html.escape(data["experiment"])
-    parts = {"{{TITLE}}": title, "{{DATA}}": payload}
+    parts = {"{{TITLE}}": title, "{{DATA}}": _embedded_json(data)}
     page = re.sub(r"\{\{(TITLE|DATA)\}\}", lambda m: parts[m[0]], _PAGE.read_text("utf-8"))
-    Path(path).write_text(page, encoding="utf-8")
+    write_private(path, page)
     return len(data["runs"])
+
+
+# In a <script> element, "<", ">" and "&" could end it or switch the HTML parser into its
+# "script data escaped" states ("<!--<script>" swallows the rest of the page); U+2028 and
+# U+2029 end lines in older JavaScript. Outside strings JSON has none of them, and inside
+# a string each may be written as a \uXXXX escape.
+_SCRIPT_SAFE = str.maketrans({c: f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"})
+
+
+def _embedded_json(data: Any) -> str:
+    """``data`` as JSON text safe inside ``<script type="application/json">``: ASCII
+    only, without ``<``, ``>``, ``&``, U+2028 or U+2029 (written ``\\u003c`` …), which
+    ``JSON.parse`` and :func:`json.loads` read back as exactly ``data``."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    return text.translate(_SCRIPT_SAFE)

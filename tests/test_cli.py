@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,9 @@ from typing import Any
 import pytest
 from conftest import BUILTIN, cli_options, env_for
 
+import sqltrack as st
 from sqltrack.cli import main
+from sqltrack.search import SUMMARY_COLUMNS
 
 
 def test_cli_main(
@@ -75,3 +79,102 @@ def test_cli_reports_unknown_engine_without_traceback() -> None:
     )
     assert done.returncode == 2  # argparse: invalid choice
     assert "Traceback" not in done.stderr
+
+
+# what a terminal acts on: clear the screen, set the title, forge a line over the one
+# above, return to the start, CSI as one C1 byte, DEL, and text reordered by bidi controls
+_CONTROLS = "\x1b[2J|\x1b]0;title\x07|\x1b[1A\x1b[2Kforged|\rover|\x9b31m|\x7f|\t|\nline"
+_BIDI = "\u202eevil\u202c|\u2066x\u2069|\u2028|\u2029"
+_HOSTILE = f"{_CONTROLS}|{_BIDI}|café 漢字 🎉"  # ordinary Unicode stays as it is
+_UNSAFE = {*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0))}
+_UNSAFE |= set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_UNSAFE |= {"\u2028", "\u2029"}
+
+
+def _safe_lines(out: str) -> list[str]:
+    """The lines of ``out``, checked to hold no control character but their newlines."""
+    assert out.endswith("\n")
+    lines = out[:-1].split("\n")
+    for line in lines:
+        assert not _UNSAFE & set(line), repr(line)
+    return lines
+
+
+@pytest.fixture
+def hostile_runs(client: st.Client) -> list[int]:
+    """Two runs whose experiment name, tags, args and comment carry terminal controls."""
+    exp = st.Experiment(client, name=f"exp {_HOSTILE}")
+    ids = []
+    for i in range(2):
+        run = exp.get_run().add_tags(f"tag {_HOSTILE}", "plain").set_comment(f"c {_HOSTILE}")
+        run.set_args({f"arg {_HOSTILE}": f"v{i} {_HOSTILE}", "nested": {_HOSTILE: [_HOSTILE]}})
+        with run.track():
+            run.add_metrics({"val_loss": 1.0 / (i + 1)}, step=0)
+        ids.append(run.id)
+    return ids
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_cli_output_shows_control_characters_escaped(
+    client: st.Client, hostile_runs: list[int], fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = [*cli_options(client), "--format", fmt]
+    a, b = hostile_runs
+    outputs = {}
+    for command in (
+        ["runs"],
+        ["show", str(a)],
+        ["compare", str(a), str(b), "--all"],
+        ["summarize", f"exp {_HOSTILE}", "--group-by", f"arg {_HOSTILE}"],
+    ):
+        assert main([*command, *options]) == 0, command
+        outputs[command[0]] = capsys.readouterr().out
+    lines = {name: _safe_lines(out) for name, out in outputs.items()}
+    visible = _HOSTILE.translate({ord(c): repr(c)[1:-1] for c in _UNSAFE})
+    assert visible.startswith("\\x1b[2J|\\x1b]0;title\\x07|\\x1b[1A\\x1b[2Kforged|\\rover|")
+    assert visible.endswith("|\\x9b31m|\\x7f|\\t|\\nline|\\u202eevil\\u202c|\\u2066x\\u2069|"
+                            "\\u2028|\\u2029|café 漢字 🎉")  # fmt: skip
+    if fmt == "json":  # escapes that parse back to the original text
+        runs = json.loads(outputs["runs"])
+        assert [r["experiment"] for r in runs] == [f"exp {_HOSTILE}"] * 2
+        assert runs[0]["tags"] == sorted([f"tag {_HOSTILE}", "plain"])
+        fields, _ = json.JSONDecoder().raw_decode(outputs["show"])  # then the metrics
+        shown = {r["field"]: r["value"] for r in fields}
+        assert shown["comment"] == f"c {_HOSTILE}"
+        assert shown[f"args.arg {_HOSTILE}"] == f"v0 {_HOSTILE}"
+        assert shown["args.nested"] == {_HOSTILE: [_HOSTILE]}
+        compared = {r["field"]: r for r in json.loads(outputs["compare"])}
+        assert compared[f"args.arg {_HOSTILE}"][f"run {b}"] == f"v1 {_HOSTILE}"
+        groups = json.loads(outputs["summarize"])
+        assert {g[f"arg {_HOSTILE}"] for g in groups} == {f"v0 {_HOSTILE}", f"v1 {_HOSTILE}"}
+        return
+    if fmt == "csv":  # one line per row: the cells hold the visible escapes
+        runs = list(csv.reader(lines["runs"]))
+        assert len(runs) == 1 + 2
+        assert [r[1] for r in runs[1:]] == [f"exp {visible}"] * 2
+        assert runs[1][6] == f"plain,tag {visible}"
+        end = lines["show"].index(",".join(SUMMARY_COLUMNS))  # then the metrics
+        shown = dict(list(csv.reader(lines["show"][:end])))
+        assert shown["comment"] == f"c {visible}"
+        assert shown[f"args.arg {visible}"] == f"v0 {visible}"
+        compared = {r[0]: r[1:] for r in csv.reader(lines["compare"])}
+        assert compared[f"args.arg {visible}"] == [f"v0 {visible}", f"v1 {visible}"]
+        assert {r[0] for r in list(csv.reader(lines["summarize"]))[1:]} == {
+            f"v0 {visible}",
+            f"v1 {visible}",
+        }
+        return
+    assert len(lines["runs"]) == 1 + 2  # the header and one line per run, none forged
+    assert all(f"exp {visible}" in line and f"tag {visible}" in line for line in lines["runs"][1:])
+    assert any(line.startswith("comment") and f"c {visible}" in line for line in lines["show"])
+    assert any(line.startswith(f"args.arg {visible}") for line in lines["compare"])
+    assert len(lines["summarize"]) == 1 + 2 and f"arg {visible}" in lines["summarize"][0]
+
+
+def test_cli_cells_keep_ordinary_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from sqltrack.cli import _cell
+
+    assert _cell("café 漢字 🎉 a\\b 'q' \"d\"") == "café 漢字 🎉 a\\b 'q' \"d\""
+    assert _cell(["a\x1b", "b"]) == "a\\x1b,b"
+    assert _cell({"k\x9b": "\u202e"}) == "{'k\\x9b': '\\u202e'}"
+    assert _cell(0.123456789, short=True) == "0.123457" and _cell(None) == ""

@@ -6,12 +6,14 @@ test is skipped by name locally and fails under CI.
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import math
 import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from conftest import cli_options
 
 from sqltrack import Client, Experiment, InvalidValue, NotFound
 from sqltrack.cli import main
-from sqltrack.report import report_data
+from sqltrack.report import _embedded_json, report_data, write_report
 
 _CHROMIUM_FLAGS = [
     "--headless",
@@ -149,3 +151,78 @@ def test_the_browser_check_would_see_a_broken_page(tmp_path: Path) -> None:
     page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
     result = _browse(page, tmp_path, "--dump-dom")
     assert any("Uncaught ReferenceError" in line for line in result.stderr.splitlines())
+
+
+# text that breaks out of a <script> element or becomes markup if a page lets it
+_PAYLOADS = [
+    "<!--<script>",
+    "</script><b>x",
+    "<img src=x onerror=alert(1)>",
+    "&amp;",
+    "a\u2028b\u2029c",
+]
+_HOSTILE = " ".join(_PAYLOADS)
+
+
+@pytest.fixture
+def hostile(client: Client) -> list[int]:
+    """Two runs whose experiment name, tags, arg names and arg values are markup."""
+    exp = Experiment(client, name=_HOSTILE)
+    ids = []
+    for i in range(2):
+        run = exp.get_run().add_tags(*_PAYLOADS).set_args({p: p for p in _PAYLOADS} | {"i": i})
+        with run.track(buffered=True):
+            for step in range(5):
+                run.add_metrics({"loss": 1 / (step + i + 1)}, step=step)
+        ids.append(run.id)
+    return ids
+
+
+def test_the_embedded_data_cannot_end_its_script_element(
+    client: Client, hostile: list[int], tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    assert write_report(client, _HOSTILE, out) == 2
+    text = out.read_text("utf-8")
+    found = re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S)
+    assert found
+    payload = found[1]
+    assert not set("<>&\u2028\u2029") & set(payload)
+    assert payload.isascii()
+    assert json.loads(payload) == report_data(client, _HOSTILE)  # read back exactly
+    assert f"<title>{html.escape(_HOSTILE)} - sqltrack report</title>" in text
+    assert text.count("<script") == 2 and text.count("</script>") == 2  # the page's own
+    assert json.loads(_embedded_json({"<k>": "\u2028&"})) == {"<k>": "\u2028&"}
+
+
+def test_the_report_file_is_private_unless_it_was_shared(
+    client: Client, hostile: list[int], tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    write_report(client, _HOSTILE, out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    shared = tmp_path / "shared.html"
+    shared.write_text("old, longer than the report? " * 10_000)
+    shared.chmod(0o644)
+    write_report(client, _HOSTILE, shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o644  # the user's choice is kept
+    assert shared.read_text("utf-8") == out.read_text("utf-8")  # truncated, rewritten
+
+
+def test_hostile_text_stays_text_in_a_real_browser(
+    client: Client, hostile: list[int], tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    assert main(["report", _HOSTILE, *cli_options(client), "-o", str(out)]) == 0
+    dom = _browse(out, tmp_path, "--dump-dom")
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    body = dom.stdout[dom.stdout.index("<body") : dom.stdout.index('<script type="application')]
+    assert body.count("<tr") == 1 + 2  # the header and both runs
+    assert body.count('class="selected"') == 2 and body.count('stroke-width="1.5"') == 2
+    assert body.count('stroke-opacity="0.7"') == 2  # parallel coordinates, arg axes
+    assert "<img" not in dom.stdout and "<b>" not in dom.stdout and "<b " not in dom.stdout
+    for payload in _PAYLOADS:  # as text: the title, tags, headers, cells and SVG labels
+        shown = html.escape(payload, quote=False)
+        assert body.count(shown) >= 2 + 2 + 2, payload
+    assert f'<h1 id="title">{html.escape(_HOSTILE, quote=False)}</h1>' in body
