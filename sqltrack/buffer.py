@@ -14,15 +14,12 @@ leaves it alone), and commits.
   the database is slower than the training loop, ``add_metrics`` blocks instead of
   growing memory.
 - Errors about input (a value that does not fit its column, the run deleted) are raised
-  from the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. A row that
-  does not fit its column is set aside (:mod:`sqltrack.setaside`); the rest of its batch
-  is written.
-- What the database refuses for good (a permanent error: a row too big, a privilege it
-  lacks) is never retried: the batch is written call by call, what is refused again is
-  set aside in a file named in one warning, and everything else, the run's final status
-  too, is written.
-- Transient trouble never raises: a lost connection is replaced and the batch retried, like any
-  operation, for up to :attr:`MetricsBuffer.spool_after` seconds; then the batch and
+  from the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. What the
+  database refuses for good (a permanent error: a row too big, a missing privilege) is
+  never retried: the batch is written call by call, and what does not fit or is refused
+  again is set aside (:mod:`sqltrack.setaside`, one warning); everything else is written.
+- Transient trouble never raises: a lost connection is replaced and the batch retried,
+  like any operation, for up to :attr:`MetricsBuffer.spool_after` seconds; then the batch and
   everything after it go to the run's spool file (:mod:`sqltrack.spool`) and the job goes
   on. The writer tries the database again now and then (backing off up to
   :attr:`MetricsBuffer.max_retry_seconds`), pushes the spool in order as soon as it
@@ -42,7 +39,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import astuple
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,6 +50,7 @@ from .engines import first_line
 from .errors import DatabaseError, InvalidValue, SQLTrackError
 from .metric_values import Row
 from .metrics import write_rows
+from .queued import SetState, SetUpdated
 from .runs import run_set_updated, set_state
 from .setaside import SUFFIX, SetAside
 from .spool import Spool, SpoolBusy
@@ -64,23 +62,6 @@ __all__ = ["MetricsBuffer", "SetState", "SetUpdated"]
 log = logging.getLogger("sqltrack")
 
 _STOP = object()
-
-
-@dataclass(frozen=True)
-class SetUpdated:
-    """A queued explicit ``time_updated`` (``add_metrics(..., updated=datetime)``)."""
-
-    when: datetime
-
-
-@dataclass(frozen=True)
-class SetState:
-    """A queued status change, with its ``time_started`` and ``time_updated`` (None:
-    leave it alone)."""
-
-    status: str
-    started: datetime | None
-    when: datetime | None
 
 
 _WRITTEN = (tuple, SetUpdated, SetState)  # rows, and the markers written in call order
@@ -359,10 +340,9 @@ class MetricsBuffer:
     def _set_aside(self, item: Any, error: BaseException) -> None:
         if type(item) is tuple:
             self.set_aside.add_row(item, error)
-        elif type(item) is SetUpdated:
-            self.set_aside.add("updated", item.when, error)
-        else:
-            self.set_aside.add("state", [item.status, item.started, item.when], error)
+        else:  # a SetUpdated or a SetState: as the spool keeps them
+            data = item.when if type(item) is SetUpdated else [*astuple(item)]
+            self.set_aside.add("updated" if type(item) is SetUpdated else "state", data, error)
 
     def _noted(self, when: datetime | None) -> datetime | None:
         """``when``, noted as the latest time_updated this writer has written."""

@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from . import _process, sigterm
-from .buffer import MetricsBuffer, SetState, SetUpdated
+from .buffer import MetricsBuffer
 from .client import Client
 from .engines import first_line
 from .errors import ConnectionLost, InvalidValue
 from .metric_values import Row, validate
 from .metrics import write_row
+from .queued import SetState, SetUpdated
 from .runs import check_status, run_set_updated, set_state
 from .spool import Spool, spool_files
 from .summaries import Upkeep
@@ -189,15 +190,18 @@ class Tracking:
             self.handover_seconds,
             first_line(reason),
         )
-        self._buffer = MetricsBuffer(
+        self._buffer = self._new_buffer(offline=True)
+        return self._buffer
+
+    def _new_buffer(self, offline: bool) -> MetricsBuffer:
+        return MetricsBuffer(
             self.client,
             self.id,
             self.heartbeat_seconds,
-            offline=True,
-            upkeep=self._kept(),
-            experiment_id=self.experiment_id,
+            offline,
+            None if not self.keep_summary else self._upkeep,
+            self.experiment_id,
         )
-        return self._buffer
 
     def _write(self, row: Row | None, updated: Auto | datetime | None) -> None:
         """One operation: the row, and time_updated unless ``updated`` is None."""
@@ -209,10 +213,6 @@ class Tracking:
                 run_set_updated(client, self.id, updated)  # locks the run's row
                 if self.keep_summary and self._upkeep.due():
                     self._upkeep.update(client, conn, self.id)
-
-    def _kept(self) -> Upkeep | None:
-        """The upkeep to hand to a buffered writer (None: it keeps no summary)."""
-        return self._upkeep if self.keep_summary else None
 
     def _finish(
         self, status: str, started: Auto | datetime | None, updated: Auto | datetime | None
@@ -419,13 +419,7 @@ class Tracking:
                     sampler = SystemSampler(self.client, self.id, system_metrics).start()
                 if buffered:
                     if self._buffer is None:  # (start() may have handed over already)
-                        self._buffer = MetricsBuffer(
-                            self.client,
-                            self.id,
-                            self.heartbeat_seconds,
-                            upkeep=self._kept(),
-                            experiment_id=self.experiment_id,
-                        )
+                        self._buffer = self._new_buffer(offline=False)
                     # the writer has its own; this one is needed again at the end only
                     self.client.release()
                 try:

@@ -20,9 +20,10 @@ import pytest
 from conftest import cli_options, expected, q, stored
 
 from sqltrack import Client, ConnectionFailed, Experiment, InvalidValue, Run, SQLTrackWarning
-from sqltrack.buffer import MetricsBuffer, SetState
+from sqltrack.buffer import MetricsBuffer
 from sqltrack.cli import main
 from sqltrack.metric_values import validate
+from sqltrack.queued import SetState
 from sqltrack.spool import Spool, spool_dir, spool_files, sync_spools
 from sqltrack.tracking import Tracking
 
