@@ -190,9 +190,9 @@ class Run(Tracking):
         self._tracked(run_remove_extras, *extras)
         return self
 
-    def set_code(self, code: Auto | Mapping[str, Any] | None = "auto") -> Run:
+    def set_code(self, code: Auto | Mapping[str, Any] | None = "auto", diff: bool = True) -> Run:
         """Record the git state of the code. See :func:`~sqltrack.run_state.run_set_code`."""
-        self._tracked(run_set_code, code)
+        self._tracked(run_set_code, code, diff)
         return self
 
     def set_packages(self, packages: Auto | Mapping[str, Any] | None = "auto") -> Run:

@@ -60,13 +60,19 @@ def _without_credentials(url: str) -> str:
     return url
 
 
-def code_state(folder: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+def code_state(
+    folder: str | os.PathLike[str] | None = None, diff: bool = True
+) -> dict[str, Any] | None:
     """The git state of ``folder`` (default: the folder of the running script, else the
     working directory): ``commit``, ``branch``, ``remote`` (origin's URL without
     credentials), ``dirty``, ``diff`` (of tracked files against the commit, ``git diff
     HEAD --binary``: ``git apply`` on the commit gives the working tree back), or instead
     ``diff_sha256`` and ``diff_bytes`` when it is over :data:`DIFF_LIMIT`, and
     ``untracked`` (file names). None outside a git checkout or without git.
+
+    The diff is stored as it is, secrets in the working tree included (nothing in it is
+    redacted): ``diff=False`` leaves it out (``diff`` is then null, and its SHA-256 and
+    size are kept, so a later run can tell whether the tree was the same).
     """
     if folder is None:
         script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
@@ -79,7 +85,7 @@ def code_state(folder: str | os.PathLike[str] | None = None) -> dict[str, Any] |
     remote = _git(where, "remote", "get-url", "origin")
     status = _git(where, "status", "--porcelain", "--untracked-files=no")
     untracked = _git(where, "ls-files", "--others", "--exclude-standard")
-    diff = _git(where, "diff", "HEAD", "--binary") or ""
+    changes = _git(where, "diff", "HEAD", "--binary") or ""
     state: dict[str, Any] = {
         "commit": commit.strip(),
         "branch": None if branch is None else branch.strip(),
@@ -87,12 +93,13 @@ def code_state(folder: str | os.PathLike[str] | None = None) -> dict[str, Any] |
         "dirty": bool(status and status.strip()),
         "untracked": [] if not untracked else untracked.splitlines(),
     }
-    raw = diff.encode("utf-8", "surrogateescape")
-    if len(raw) <= DIFF_LIMIT:
-        state["diff"] = diff
+    raw = changes.encode("utf-8", "surrogateescape")
+    if diff and len(raw) <= DIFF_LIMIT:
+        state["diff"] = changes
     else:
         state.update(diff=None, diff_sha256=hashlib.sha256(raw).hexdigest(), diff_bytes=len(raw))
-        state["note"] = f"the diff has {len(raw)} bytes, over {DIFF_LIMIT}: not stored"
+        why = f"it has {len(raw)} bytes, over {DIFF_LIMIT}" if diff else "diff=False"
+        state["note"] = f"the diff is not stored ({why})"
     return state
 
 
@@ -177,10 +184,14 @@ def _set(
 
 @operation
 def run_set_code(
-    client: Client, run_id: int, code: Auto | Mapping[str, Any] | None = "auto"
+    client: Client, run_id: int, code: Auto | Mapping[str, Any] | None = "auto", diff: bool = True
 ) -> None:
-    """Set the run's code state: ``"auto"`` (:func:`code_state`), a dict, or None."""
-    _set(client, run_id, "code", code, code_state)
+    """Set the run's code state: ``"auto"`` (:func:`code_state`), a dict, or None.
+
+    :param diff: with ``"auto"``: store the working tree's diff (as it is: secrets in the
+        working tree too); False keeps only its SHA-256 and size
+    """
+    _set(client, run_id, "code", code, lambda: code_state(diff=diff))
 
 
 @operation

@@ -74,6 +74,21 @@ def test_a_clean_checkout_and_a_huge_diff(repo: Path) -> None:
     assert "not stored" in big["note"]
 
 
+def test_the_diff_can_be_left_out(
+    repo: Path, run: Run, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diff is stored as it is (a secret in the working tree too): diff=False keeps
+    only its checksum and size."""
+    (repo / "train.py").write_text("API_KEY = 'sk-live-123'\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr("sys.argv", [""])
+    run.set_code("auto", diff=False)
+    code = json_column(client, "runs", "code", run.id)
+    assert code["diff"] is None and code["diff_bytes"] > 0 and "diff=False" in code["note"]
+    assert "sk-live" not in str(code)
+    assert code_state(repo)["diff"].count("sk-live-123") == 1  # type: ignore[index]
+
+
 def test_outside_git_the_code_is_null(run: Run, client: Client, tmp_path: Path) -> None:
     assert code_state(tmp_path) is None
     st.run_set_code(client, run.id, code_state(tmp_path))
