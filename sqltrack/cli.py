@@ -312,11 +312,11 @@ def _print_rows(columns: Sequence[str], rows: list[tuple[Any, ...]], fmt: str) -
 
 
 def _error(exc: BaseException) -> int:
-    """Print an error as one line (drivers add hints and context lines); return 1."""
+    """Print an error as one line (drivers add hints and context lines), control
+    characters escaped (it may quote a name); return 1."""
     text = str(exc).strip()
-    print(
-        f"sqltrack: error: {text.splitlines()[0] if text else type(exc).__name__}", file=sys.stderr
-    )
+    line = text.splitlines()[0] if text else type(exc).__name__
+    print(f"sqltrack: error: {_cell(line)}", file=sys.stderr)
     return 1
 
 

@@ -296,3 +296,16 @@ def test_real_errors_are_classified(client: Client) -> None:
                 cur.connection.execute("PRAGMA busy_timeout = 50")
                 cur.execute("BEGIN IMMEDIATE")
         assert engine.classify(info.value) == "transient"
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds run data (args, env): 0600 when sqltrack creates it, journal and WAL
+    files alike; a file the user made keeps the mode they gave it."""
+    new = tmp_path / "new.db"
+    st.setup(Client({}, engine="sqlite", dbpath=str(new)))
+    assert new.stat().st_mode & 0o777 == 0o600
+    shared = tmp_path / "shared.db"
+    shared.touch(mode=0o640)
+    shared.chmod(0o640)
+    st.setup(Client({}, engine="sqlite", dbpath=str(shared)))
+    assert shared.stat().st_mode & 0o777 == 0o640
