@@ -3,6 +3,7 @@
     python bench/all.py --engine postgres
     python bench/all.py --engine sqlite
     python bench/all.py --engine sqlite --quick     # tiny sizes: only checks that all run
+    python bench/all.py --engine sqlite --only sync --only buffered   # some of them
 
 Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
 bench_gc and bench_import, each in a fresh interpreter with the sizes used in
@@ -65,6 +66,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     parser.add_argument("--dsn", help="an existing PostgreSQL server to use")
     parser.add_argument("--mlflow-python", default=sys.executable)
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only bench_NAME.py (repeatable: sync, buffered, read, plot, summaries, "
+        "system, gc, import, hash, mlflow)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sqltrack-bench-all-"))
@@ -89,6 +97,13 @@ def main() -> int:
             (args.mlflow_python, "bench_mlflow.py", ["--steps", "20" if args.quick else "1000"])
         )
 
+    if args.only:
+        names = (n.removeprefix("bench_").removesuffix(".py") for n in args.only)
+        wanted = {f"bench_{name}.py" for name in names}
+        unknown = wanted - {script for _, script, _ in runs}
+        if unknown:
+            parser.error(f"no such benchmark: {', '.join(sorted(unknown))}")
+        runs = [r for r in runs if r[1] in wanted]
     for python, script, script_args in runs:
         command = [python, "-W", "ignore", str(HERE / script), *script_args]
         shown = " ".join("DSN" if a == dsn else a for a in script_args)  # no password
