@@ -104,7 +104,9 @@ def engine(request: pytest.FixtureRequest) -> str:
 def db_params(engine: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Connection parameters of an empty database (no schema set up)."""
     if engine == "sqlite":
-        yield {"engine": "sqlite", "dbpath": str(tmp_path / "test.db")}
+        path = tmp_path / "test.db"
+        path.touch(mode=0o600)  # an empty database: only setup creates a missing one
+        yield {"engine": "sqlite", "dbpath": str(path)}
         return
     schema = f"test_{uuid.uuid4().hex[:12]}"
     with pg_admin() as conn:
@@ -249,6 +251,7 @@ BUILTIN = [
     "sqltrack/v006_system_metrics.sql",
     "sqltrack/v007_deleted.sql",
     "sqltrack/v008_call_uids.sql",
+    "sqltrack/v009_typed_overview.sql",
 ]
 
 

@@ -6,18 +6,23 @@ an earlier one made), with ``st.Client()`` configured for the engine through
 ``SQLTRACK_URL``. SQL snippets run statement by statement on a database that holds a
 small experiment (``resnet-cifar``, runs with ``lr`` args, ``train_loss`` and
 ``val_loss`` metrics, a ``baseline`` tag): a block marked ```` ```sql ```` runs on both
-engines, ```` ```sql postgres ```` and ```` ```sql sqlite ```` on theirs only. Shell,
-text and ini blocks are not run here (CI runs the README's two commands itself).
+engines, ```` ```sql postgres ```` and ```` ```sql sqlite ```` on theirs only, and so do
+```` ```python ````, ```` ```python postgres ```` and ```` ```python sqlite ```` blocks. The
+README's shared SQL questions also run in DuckDB on a SQLite file, with SQLite's answers.
+Snippets run under the suite's ``filterwarnings = error``: a snippet that warns fails.
+Shell, text and ini blocks are not run here (CI runs the README's two commands itself).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ROOT
+from test_schema import duckdb_problem, duckdb_with_sqlite, same_rows
 
 import sqltrack as st
 
@@ -34,6 +39,13 @@ def _snippets(path: Path, kind: str) -> list[tuple[int, str, str]]:
         if info.split(" ")[0] == kind:
             found.append((text.count("\n", 0, match.start()) + 1, info, match.group(2)))
     return found
+
+
+def _runs_on(info: str, engine: str) -> bool:
+    """Whether a block runs on ``engine``: one without an engine after its kind on both,
+    one marked with engines (```` ```sql postgres ````, ```` ```python sqlite ````) on those."""
+    only = info.split(" ")[1:]
+    return not only or engine in only
 
 
 def test_the_docs_have_snippets() -> None:
@@ -56,8 +68,18 @@ def _url(db_params: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("doc", [p for p in DOCS if _snippets(p, "python")], ids=lambda p: p.name)
 def test_python_snippets_run(
-    doc: Path, db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    doc: Path, db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _run_python_snippets(doc, db_params, monkeypatch)
+
+
+def _run_python_snippets(
+    doc: Path, db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run the doc's Python snippets for the engine of ``db_params`` in one namespace;
+    fail naming the first that raises or warns (warnings are errors in this suite). A
+    snippet that uses DuckDB fails without it under CI and is left out elsewhere."""
+    engine = db_params["engine"]
     params = {k: v for k, v in db_params.items() if k != "schema"}
     if "schema" in db_params:  # the test server's schema, for whatever the snippet connects
         params["options"] = f"-c search_path={db_params['schema']}"
@@ -67,11 +89,50 @@ def test_python_snippets_run(
     monkeypatch.setattr("sys.argv", ["train.py", "--lr", "0.1"])
     st.setup(st.Client())
     namespace: dict[str, Any] = {"__name__": "__doc__"}
-    for line, _, code in _snippets(doc, "python"):
+    left_out = []
+    for line, info, code in _snippets(doc, "python"):
+        if not _runs_on(info, engine):
+            continue
+        if "import duckdb" in code and (problem := duckdb_problem()):
+            if os.environ.get("CI"):
+                pytest.fail(f"the snippet at {doc.name}:{line} needs DuckDB: {problem}")
+            left_out.append(f"{doc.name}:{line} ({problem})")
+            continue
         try:
             exec(compile(code, f"{doc.name}:{line}", "exec"), namespace)
         except Exception as e:
             pytest.fail(f"the snippet at {doc.name}:{line} failed: {type(e).__name__}: {e}")
+    if left_out:
+        pytest.skip(f"the other snippets ran; not run without DuckDB: {'; '.join(left_out)}")
+
+
+def test_a_snippet_that_warns_fails(
+    db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A warning fails the docs test: pandas' read_sql_query on a psycopg connection
+    warns (pandas supports SQLAlchemy connectables and sqlite3 connections only), so a
+    README snippet that does so fails on PostgreSQL; with sqlite3 it runs."""
+    doc = tmp_path / "pandas.md"
+    doc.write_text(
+        "```python\nimport pandas as pd\nimport sqltrack\n\nclient = sqltrack.Client()\n"
+        "with client as conn:\n    runs = pd.read_sql_query('SELECT id FROM runs', conn)\n```\n"
+    )
+    if db_params["engine"] == "postgres":
+        with pytest.raises(
+            pytest.fail.Exception, match=r"pandas.md:1 failed: UserWarning.*SQLAlchemy"
+        ):
+            _run_python_snippets(doc, db_params, monkeypatch)
+    else:
+        _run_python_snippets(doc, db_params, monkeypatch)
+
+
+def test_the_readme_names_read_sql_only_with_its_warning() -> None:
+    """Where the README's text names pandas' read_sql functions, it says that they warn
+    with a psycopg connection (what works without a warning is in "Questions in SQL")."""
+    text = (ROOT / "README.md").read_text()
+    for paragraph in re.split(r"\n\s*\n", _FENCE.sub("", text)):
+        if "read_sql" in paragraph:
+            assert "warn" in paragraph, f"README: read_sql without its warning: {paragraph!r}"
 
 
 def _seed(client: st.Client) -> None:
@@ -116,8 +177,7 @@ def test_sql_snippets_run(doc: Path, client: st.Client) -> None:
     _seed(client)
     ran = 0
     for line, info, code in _snippets(doc, "sql"):
-        only = info.split(" ")[1:]
-        if only and engine not in only:
+        if not _runs_on(info, engine):
             continue
         for statement in _statements(code):
             try:
@@ -128,6 +188,51 @@ def test_sql_snippets_run(doc: Path, client: st.Client) -> None:
                 assert rows, f"{doc.name}:{line} on {engine}: {statement!r} found nothing"
             ran += 1
     assert ran, f"no SQL snippet of {doc.name} runs on {engine}"
+
+
+def _shared_questions() -> list[str]:
+    """The statements of the README's "Questions in SQL" that both engines share (the
+    blocks marked ```` ```sql ```` without an engine)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Questions in SQL\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    blocks = [m.group(2) for m in _FENCE.finditer(section) if m.group(1).strip() == "sql"]
+    return [statement for code in blocks for statement in _statements(code)]
+
+
+def test_duckdb_answers_the_shared_questions_as_sqlite_does(tmp_path: Path) -> None:
+    """Each question of "Questions in SQL" that both engines share runs in DuckDB on the
+    SQLite file (attached with DuckDB's sqlite extension) and gives SQLite's answer."""
+    duck = duckdb_with_sqlite()
+    path = tmp_path / "runs.db"
+    client = st.Client(config={}, engine="sqlite", dbpath=str(path))
+    st.setup(client)
+    _seed(client)
+    # best at step 2 of 0..5: in the first half, whatever the division of last_step
+    halfway = st.Experiment(client, name="resnet-cifar").get_run().set_args({"lr": 0.05})
+    with halfway.track():
+        for step, loss in enumerate([0.9, 0.7, 0.2, 0.5, 0.6, 0.8]):
+            halfway.add_metrics({"train_loss": loss, "val_loss": loss}, step=step)
+    questions = _shared_questions()
+    assert len(questions) >= 6, "the README's shared questions are found"
+    try:
+        duck.execute(f"ATTACH '{path}' AS runs (TYPE sqlite, READ_ONLY)")
+        duck.execute("USE runs")
+        for statement in questions:
+            expected = client.execute(statement)
+            assert expected, f"{statement!r} found nothing on SQLite"
+            try:
+                got = duck.execute(statement).fetchall()
+            except Exception as e:
+                pytest.fail(f"DuckDB cannot run {statement!r}: {type(e).__name__}: {e}")
+            ordered = "ORDER BY" in statement.upper()
+            # duration: julianday() has millisecond resolution; the SQLite inside DuckDB
+            # (3.38) truncates fractions of a millisecond, Python's (3.40 here) rounds them
+            assert same_rows(got, expected, ordered, abs_tol=0.0025), (
+                f"{statement!r}: DuckDB {got!r}, SQLite {expected!r}"
+            )
+    finally:
+        duck.close()
 
 
 def test_the_bundled_example_runs(db_params: dict[str, Any], tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -238,3 +240,188 @@ def test_setup_is_idempotent_and_incremental(db_params: dict[str, Any], tmp_path
             with pg_admin() as admin:
                 for c in (once, thrice, stepwise):
                     admin.execute(f'DROP SCHEMA IF EXISTS "{c.engine.params["schema"]}" CASCADE')
+
+
+#: the columns of the view run_overview, in order (v003; rows of deleted runs left out: v007)
+OVERVIEW = [
+    "id",
+    "experiment_id",
+    "experiment",
+    "status",
+    "time_created",
+    "time_started",
+    "time_updated",
+    "duration",
+    "last_step",
+    "last_progress",
+    "comment",
+    "tags",
+    "args",
+    "summaries",
+]
+
+
+def _overview_runs(client: Client) -> None:
+    """Runs of every kind the view shows or leaves out: with metrics and times, without
+    any, without a start, deleted, and of a deleted experiment."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqltrack import Experiment
+
+    exp = Experiment(client, name="overview")
+    run = exp.get_run().set_args({"lr": 0.1}).add_tags("baseline").set_comment("first")
+    with run.track():
+        run.add_metrics({"loss": 2.0, "n": 1}, step=3, progress=0.25)
+        run.add_metrics({"loss": 1.0 / 3, "acc": 0.1 + 0.2}, step=7, progress=1 / 3)
+    start = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    run.set_started(start).set_updated(start + timedelta(hours=1, seconds=0.125))
+    exp.get_run()  # PENDING, never started: no duration, no summaries
+    gone = exp.get_run()
+    gone.add_metrics({"loss": 5.0}, step=1)
+    other = Experiment(client, name="gone")
+    other.get_run().add_metrics({"loss": 4.0}, step=2)
+    now = client.engine.adapt_datetime(datetime.now(timezone.utc))
+    client.query("UPDATE runs SET time_deleted = :now WHERE id = :id", {"now": now, "id": gone.id})
+    client.query(
+        "UPDATE experiments SET time_deleted = :now WHERE id = :id", {"now": now, "id": other.id}
+    )
+
+
+def _v007_overview(engine: str) -> str:
+    """The SELECT of run_overview as sql/<engine>/v007_deleted.sql defined it."""
+    text = (sql_dir() / engine / "v007_deleted.sql").read_text()
+    found = re.search(r"CREATE (?:OR REPLACE )?VIEW run_overview AS\n(.*?);", text, re.DOTALL)
+    assert found, "v007 defines run_overview"
+    return found.group(1)
+
+
+def test_run_overview_keeps_its_columns_and_rows(client: Client) -> None:
+    """Each version that re-creates run_overview keeps its columns, their names and
+    order, and its rows, values and their Python types, as version 7 defined them."""
+    _overview_runs(client)
+    with client.cursor() as cur:
+        cur.execute("SELECT * FROM run_overview ORDER BY id")
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        cur.execute(f"SELECT * FROM ({_v007_overview(client.engine.name)}) v7 ORDER BY id")
+        before = cur.fetchall()
+    assert names == OVERVIEW
+    assert len(rows) == 2  # the deleted run and the deleted experiment's run are left out
+    assert rows == before
+    assert [[type(v) for v in r] for r in rows] == [[type(v) for v in r] for r in before]
+
+
+def duckdb_with_sqlite() -> Any:
+    """A DuckDB connection with its sqlite extension, loaded from the file that the PyPI
+    package duckdb-ext-sqlite ships (offline, DuckDB cannot download it: INSTALL sqlite).
+    Under CI a missing DuckDB or extension fails the test, naming why; elsewhere it skips."""
+    problem, connection = _duckdb()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return connection
+
+
+def duckdb_problem() -> str | None:
+    """Why DuckDB cannot read a SQLite file here, or None if it can."""
+    problem, connection = _duckdb()
+    if connection is not None:
+        connection.close()
+    return problem
+
+
+def _duckdb() -> tuple[str | None, Any]:
+    from importlib.metadata import PackageNotFoundError, files
+
+    needed = "pip install -e '.[test]' installs duckdb and duckdb-ext-sqlite"
+    try:
+        import duckdb
+    except ImportError as e:
+        return f"DuckDB is not installed ({needed}): {e}", None
+    try:
+        shipped = [
+            f for f in files("duckdb-ext-sqlite") or () if f.name.endswith(".duckdb_extension")
+        ]
+    except PackageNotFoundError:
+        return f"the package duckdb-ext-sqlite is not installed ({needed})", None
+    if not shipped:
+        return "duckdb-ext-sqlite ships no .duckdb_extension file for this platform", None
+    connection = duckdb.connect()
+    try:
+        connection.execute(f"LOAD '{shipped[0].locate()}'")
+    except Exception as e:
+        connection.close()
+        return f"DuckDB {duckdb.__version__} cannot load {shipped[0].locate()}: {e}", None
+    return None, connection
+
+
+def test_duckdb_reads_the_sqlite_tables_and_view_typed(tmp_path: Path) -> None:
+    """DuckDB reads a view of an attached SQLite file by binding the view's SQL itself;
+    a view it cannot bind (SQLite's own functions: julianday) it runs in SQLite and types
+    every column VARCHAR. run_overview (v009) has the types of its values; JSON and times
+    are text, as in the tables, and DuckDB reads them as such."""
+    duck = duckdb_with_sqlite()
+    client = Client(config={}, engine="sqlite", dbpath=str(tmp_path / "runs.db"))
+    setup(client)
+    _overview_runs(client)
+    try:
+        duck.execute(f"ATTACH '{tmp_path / 'runs.db'}' AS runs (TYPE sqlite, READ_ONLY)")
+        duck.execute("USE runs")
+        types = dict(r[:2] for r in duck.execute("DESCRIBE run_overview").fetchall())
+        assert list(types) == OVERVIEW
+        assert types == {
+            **dict.fromkeys(OVERVIEW, "VARCHAR"),
+            "id": "BIGINT",
+            "experiment_id": "BIGINT",
+            "duration": "DOUBLE",
+            "last_step": "BIGINT",
+            "last_progress": "DOUBLE",
+        }
+        summaries = dict(r[:2] for r in duck.execute("DESCRIBE run_summaries").fetchall())
+        assert summaries == {
+            "run_id": "BIGINT",
+            "metric": "VARCHAR",
+            **dict.fromkeys(["count", "last_step", "min_step", "max_step"], "BIGINT"),
+            **dict.fromkeys(["last", "last_progress", "min", "max"], "DOUBLE"),
+        }
+        # the values are SQLite's: numbers as numbers, JSON and times as the same text
+        query = "SELECT * FROM run_overview ORDER BY id"
+        assert same_rows(duck.execute(query).fetchall(), client.execute(query))
+        row = duck.execute(
+            "SELECT epoch(CAST(time_updated AS TIMESTAMPTZ)) - epoch(CAST(time_started AS "
+            "TIMESTAMPTZ)), duration, json_extract(args, '$.lr')::DOUBLE, "
+            "json_extract(summaries, '$.loss.min')::DOUBLE, tags->>'baseline' "
+            "FROM run_overview WHERE duration IS NOT NULL"
+        ).fetchall()
+        (elapsed, duration, lr, low, tagged), *more = row
+        assert not more and (elapsed, lr, tagged) == (3600.125, 0.1, "true")
+        assert duration == pytest.approx(3600.125, abs=1e-3)  # julianday: about 50 µs
+        assert low == pytest.approx(1 / 3)  # SQLite's JSON text: 15 digits
+    finally:
+        duck.close()
+
+
+def same_rows(
+    got: list[Any], expected: list[Any], ordered: bool = True, abs_tol: float = 1e-9
+) -> bool:
+    """The same rows (in the same order if ``ordered``), numbers equal to within a
+    relative 1e-9 or ``abs_tol``: DuckDB reads some of SQLite's floats as text (15 digits)."""
+    import math
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=abs_tol)
+        return bool(a == b)
+
+    def key(row: Any) -> list[Any]:
+        return [(0, round(v, 6)) if isinstance(v, (int, float)) else (1, str(v)) for v in row]
+
+    if not ordered:
+        got, expected = sorted(got, key=key), sorted(expected, key=key)
+    if len(got) != len(expected) or any(
+        len(g) != len(e) for g, e in zip(got, expected, strict=True)
+    ):
+        return False
+    pairs = (zip(g, e, strict=True) for g, e in zip(got, expected, strict=True))
+    return all(same(a, b) for pair in pairs for a, b in pair)

@@ -1,0 +1,8 @@
+-- sqltrack schema, version 9 (PostgreSQL): nothing to change.
+-- Version 9 gives run_overview column types that outside readers of a SQLite file see
+-- (sql/sqlite/v009_typed_overview.sql: DuckDB read every column of the SQLite view as
+-- VARCHAR). A PostgreSQL view has the types of its expressions already (bigint, text,
+-- runstatus, timestamptz, double precision, jsonb: \d+ run_overview in psql), so the view
+-- stays as version 7 made it. This script exists because both engines have the same
+-- versions; it holds no statement.
+-- Never edit this file once released: add a new vNNN_*.sql script instead.
