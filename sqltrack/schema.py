@@ -113,6 +113,7 @@ def setup(
     if duplicates:
         raise SchemaError(f"two scripts have the same name: {', '.join(sorted(duplicates))}")
 
+    client.engine.create_if_missing = True  # setup makes the database it sets up
     with client.cursor() as cur:
         client.engine.prepare_setup(cur)
 

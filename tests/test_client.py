@@ -89,7 +89,7 @@ def test_executescript_inside_a_block_does_not_commit(table: Client) -> None:
 def test_unreachable_database_is_a_clear_error(engine: str, tmp_path: Any) -> None:
     if engine == "sqlite":
         client = Client({}, engine="sqlite", dbpath=str(tmp_path / "no" / "such" / "dir.db"))
-        expected = "dbpath="
+        expected = f"nor its directory {tmp_path / 'no' / 'such'}"
     else:
         client = Client(
             {},

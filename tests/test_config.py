@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import sqltrack as st
 from sqltrack import Client, ConfigError
 from sqltrack.config import load_config
 
@@ -124,7 +125,7 @@ def test_client_connects_with_config_from_env(
         ({"engine": "sqlite", "host": "x"}, {}, "'host'; SQLite takes busy_timeout, dbpath"),
         ({"engine": "sqlite", "journalmode": "wal"}, {}, "did you mean 'journal_mode'"),
         ({"hots": "db.lab"}, {}, "unknown PostgreSQL parameter 'hots'; did you mean 'host'"),
-        ({"dbpath": "x.db", "sslmod": "require"}, {}, "did you mean 'sslmode'"),
+        ({"engine": "postgres", "sslmod": "require"}, {}, "did you mean 'sslmode'"),
         ({"reconect_timeout": "5"}, {}, "did you mean 'reconnect_timeout'"),
     ],
 )  # fmt: skip
@@ -172,3 +173,28 @@ def test_a_forgotten_configuration_fails_at_once_with_one_line(
     assert time.monotonic() - start < 2
     assert "SQLTRACK_URL" in str(info.value) and "\n" not in str(info.value)
     assert "retrying" not in caplog.text
+
+
+def test_a_dbpath_without_an_engine_means_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Client(dbpath=…)`` or ``SQLTRACK_DSN_DBPATH`` alone named a SQLite file, but the
+    default engine made it "no database configured, and no PostgreSQL server"."""
+    path = tmp_path / "runs.db"
+    assert Client({}, dbpath=str(path)).engine.name == "sqlite"
+    monkeypatch.setenv("SQLTRACK_DSN_DBPATH", str(path))
+    client = Client({})
+    assert client.engine.name == "sqlite"
+    st.setup(client)
+    assert path.is_file()
+    with pytest.raises(ConfigError, match="dbpath .* and host .* are both given: say which"):
+        Client({}, host="db.lab")
+    assert Client({}, engine="postgres", host="db.lab").engine.name == "postgres"
+
+
+def test_a_dbpath_may_start_with_a_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    client = Client({}, engine="sqlite", dbpath="~/runs.db")
+    assert client.engine.params["dbpath"] == str(tmp_path / "runs.db")
+    st.setup(client)
+    assert (tmp_path / "runs.db").is_file() and not Path("~").exists()

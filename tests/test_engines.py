@@ -139,6 +139,8 @@ def test_network_filesystems_are_recognised(
 def test_wal_on_a_network_filesystem(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The default falls back to a rollback journal with a warning; WAL asked for is refused."""
     monkeypatch.setattr(sqlite_engine, "network_filesystem", lambda folder: "nfs4")
+    for name in ("x.db", "y.db", "z.db", "w.db"):
+        (tmp_path / name).touch()  # (only setup creates a database)
     client = Client({}, engine="sqlite", dbpath=str(tmp_path / "x.db"))
     with pytest.warns(SQLTrackWarning, match="nfs4 network filesystem: using journal_mode=delete"):
         assert client.execute("PRAGMA journal_mode") == [("delete",)]
@@ -309,3 +311,25 @@ def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> 
     shared.chmod(0o640)
     st.setup(Client({}, engine="sqlite", dbpath=str(shared)))
     assert shared.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_read_never_creates_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read command run from another directory with a relative dbpath created an empty
+    file there and then advised `sqltrack setup` (which would set up the wrong file)."""
+    from sqltrack.cli import main
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for command in (["runs"], ["stale"], ["show", "1"], ["summarize", "exp"]):
+        assert main([*command, "--engine", "sqlite", "--dbpath", "runs.db"]) == 1
+        err = capsys.readouterr().err
+        assert f"there is no SQLite database at {elsewhere / 'runs.db'}" in err, err
+        assert len(err.splitlines()) == 1
+    assert list(elsewhere.iterdir()) == []
+    missing = tmp_path / "no" / "such" / "runs.db"
+    assert main(["setup", "--engine", "sqlite", "--dbpath", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"the directory {missing.parent} does not exist" in err

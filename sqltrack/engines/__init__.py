@@ -58,7 +58,7 @@ def get_engine(params: Mapping[str, Any]) -> Engine:
     :raises ConfigError: the engine name is unknown, or a parameter is invalid.
     """
     of_url = _engine_of_url(params.get("url"))
-    name = str(params.get("engine", of_url)).lower()
+    name = str(params.get("engine", _engine_of_params(params) or of_url)).lower()
     if params.get("url") is not None and name != of_url:
         raise ConfigError(
             f"url {redact(str(params['url']))!r} is for {of_url}, but engine={name} was given"
@@ -68,6 +68,24 @@ def get_engine(params: Mapping[str, Any]) -> Engine:
     module = importlib.import_module(f"{__name__}.{name}")
     engine: Engine = module.ENGINE({**params, "engine": name})
     return engine
+
+
+# parameters that only PostgreSQL takes and that say where its database is
+_POSTGRES_WHERE = ("host", "hostaddr", "port", "dbname", "service", "conninfo")
+
+
+def _engine_of_params(params: Mapping[str, Any]) -> str | None:
+    """The engine that parameters without ``engine`` or ``url`` mean: a ``dbpath`` is a
+    SQLite file; with PostgreSQL's host or database as well, nobody can tell."""
+    if "engine" in params or "url" in params or "dbpath" not in params:
+        return None
+    both = [k for k in _POSTGRES_WHERE if k in params]
+    if both:
+        raise ConfigError(
+            f"dbpath (a SQLite file) and {', '.join(both)} (PostgreSQL) are both given: "
+            "say which with engine=sqlite or engine=postgres (SQLTRACK_DSN_ENGINE)"
+        )
+    return "sqlite"
 
 
 def _engine_of_url(url: Any) -> str:

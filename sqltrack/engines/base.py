@@ -140,6 +140,9 @@ class Engine:
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
+        #: whether connecting may create the database (SQLite: a new file); only
+        #: :func:`~sqltrack.schema.setup` sets it, so a read never leaves a file behind
+        self.create_if_missing = False
         self._check_names()
         #: seconds to keep reconnecting after a lost connection (outside client blocks)
         self.reconnect_timeout = self._seconds("reconnect_timeout", 60)

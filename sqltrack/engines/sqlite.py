@@ -74,6 +74,8 @@ class SQLiteEngine(Engine):
         if url is not None:
             self.params.setdefault("dbpath", _dbpath_of_url(str(url)))
         self.params.setdefault("dbpath", "sqltrack.db")
+        if not _in_memory(str(self.params["dbpath"])):
+            self.params["dbpath"] = os.path.expanduser(str(self.params["dbpath"]))
         self._wal_asked = "journal_mode" in self.params
         self._journal_checked = False
         for pragma, allowed in self._pragma_values.items():
@@ -89,12 +91,12 @@ class SQLiteEngine(Engine):
     def connect(self) -> Any:
         if sqlite3.sqlite_version_info < (3, 35):
             raise ConfigError(f"sqltrack needs SQLite >= 3.35, this is {sqlite3.sqlite_version}")
+        self._check_file()
         try:
-            _create_private(str(self.params["dbpath"]))
             conn = sqlite3.connect(
                 str(self.params["dbpath"]), timeout=self.timeout, isolation_level="IMMEDIATE"
             )
-        except (OSError, sqlite3.Error) as e:
+        except sqlite3.Error as e:
             error = ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}")
             error.kind = "permanent"
             raise error from None
@@ -109,6 +111,34 @@ class SQLiteEngine(Engine):
             conn.close()
             raise ConnectionFailed(f"cannot open SQLite database {self.describe()}: {e}") from None
         return conn
+
+    def _check_file(self) -> None:
+        """A database that is not there is created by ``setup`` only (a read in the wrong
+        directory must not leave an empty file behind), readable by its owner only (it
+        holds run data: args, env; journal and WAL files take its mode). A file that
+        exists keeps the mode it has: ``chmod g+r`` it to share it."""
+        dbpath = str(self.params["dbpath"])
+        if _in_memory(dbpath) or os.path.exists(dbpath):
+            return
+        where = Path(dbpath).absolute()
+        if not self.create_if_missing:
+            missing = "" if where.parent.is_dir() else f" (nor its directory {where.parent})"
+            raise _no_database(
+                f"there is no SQLite database at {where}{missing}: run `sqltrack setup` to "
+                "create one, or give the dbpath of yours (a relative one is relative to the "
+                "working directory)"
+            )
+        if not where.parent.is_dir():
+            raise _no_database(
+                f"cannot create the SQLite database {where}: the directory {where.parent} "
+                "does not exist"
+            )
+        try:
+            os.close(os.open(dbpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise _no_database(f"cannot create the SQLite database {where}: {e.strerror}") from None
 
     def _check_filesystem(self) -> None:
         """WAL keeps an index in shared memory, which hosts of a network filesystem do
@@ -294,16 +324,14 @@ def network_filesystem(folder: Path, mounts: str = "/proc/self/mounts") -> str |
     return fstype if fstype in NETWORK_FILESYSTEMS or base in NETWORK_FILESYSTEMS else None
 
 
-def _create_private(dbpath: str) -> None:
-    """A database file sqltrack creates is readable by its owner only (run data: args, env);
-    its journal and WAL files take its mode. A file that exists keeps the mode it has:
-    ``chmod g+r`` it to share it."""
-    if dbpath == ":memory:" or dbpath.startswith("file:"):
-        return
-    try:
-        os.close(os.open(dbpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
+def _no_database(message: str) -> ConnectionFailed:
+    error = ConnectionFailed(message)
+    error.kind = "permanent"  # nobody will make the file for us
+    return error
+
+
+def _in_memory(dbpath: str) -> bool:
+    return dbpath == ":memory:" or dbpath.startswith("file:")
 
 
 def _constraint(exc: BaseException, errorname: str, message: str) -> bool:
