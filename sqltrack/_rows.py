@@ -54,7 +54,11 @@ def _check(table: str, column: str) -> None:
 
 
 def check_id(value: Any, what: str) -> int:
-    """Validate an id: a positive int (not bool)."""
+    """Validate an id: a positive int (not bool), or a string of ASCII digits (``"42"``, as
+    a command line or an environment variable gives it; ``Run(client, exp, "42")`` means
+    the same run)."""
+    if isinstance(value, str) and value.isascii() and value.strip().isdigit():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidValue(f"{what} id must be a positive integer, got {value!r}")
     return value

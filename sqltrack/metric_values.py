@@ -20,9 +20,21 @@ from .errors import InvalidValue, warn
 from .names import check_metric_name
 from .values import check_text
 
-__all__ = ["Row", "fit_row", "validate"]
+__all__ = ["DEFAULT_STEP", "Row", "UnsteppedCalls", "fit_row", "validate"]
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+class _DefaultStep(int):
+    """The step of an ``add_metrics`` call that gave none: 0, told apart from an explicit
+    ``step=0`` by identity (``step is DEFAULT_STEP``)."""
+
+    def __repr__(self) -> str:
+        return "0"
+
+
+#: the default ``step`` of ``add_metrics`` (0, as the API reference has it)
+DEFAULT_STEP: int = _DefaultStep(0)
 
 
 def _kind(value: Any, name: str) -> tuple[Any, str | None]:
@@ -103,7 +115,7 @@ def validate(metrics: Mapping[str, Any], step: int, progress: float) -> Row | No
     if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidValue(f"metrics must be a dict of name -> value, not {type(metrics).__name__}")
     if type(step) is not int:
-        step = _step(step)
+        step = 0 if step is DEFAULT_STEP else _step(step)
     if type(progress) is not float or progress - progress != 0.0:  # not a finite float
         progress = _progress(progress)
     names = tuple(metrics)
@@ -135,3 +147,33 @@ def fit_row(engine: Engine, columns: Mapping[str, str | None], row: Row) -> list
         elif kind == "float" and value != value and not engine.stores_nan:
             warn(f"metric {name!r}: {engine.label} stores NaN as NULL")
     return values
+
+
+class UnsteppedCalls:
+    """A run's calls of ``add_metrics`` without ``step``: they all log at step 0, so a loop
+    that gives none keeps only its last values. :meth:`note` warns, once, when such a
+    call replaces a value that one before it logged at the same step and progress."""
+
+    __slots__ = ("_at", "_names", "watching")
+
+    def __init__(self) -> None:
+        self._at: tuple[int, float] | None = None
+        self._names: set[str] = set()
+        #: False once it has warned
+        self.watching = True
+
+    def note(self, row: Row, run_id: int) -> None:
+        at, names = (row[3], row[4]), set(row[0])
+        if at == self._at:
+            again = sorted(names & self._names)
+            if again:
+                self.watching = False
+                warn(
+                    f"run {run_id}: add_metrics without step= logged {', '.join(again)} "
+                    f"again at step {at[0]}, progress {at[1]:g}, replacing the value logged "
+                    "there before (a run keeps one row per step and progress); pass step= "
+                    "(e.g. the iteration) to keep every value"
+                )
+                return
+            names |= self._names
+        self._at, self._names = at, names

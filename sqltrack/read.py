@@ -28,7 +28,8 @@ __all__ = ["metrics_dataframe", "read_metrics", "stale_runs"]
 # {visible}: sqltrack's own condition leaving deleted runs out
 _STALE_RUNS = (
     "SELECT runs.id FROM runs JOIN experiments ON experiments.id = runs.experiment_id "
-    "WHERE runs.status = 'RUNNING' AND {visible} "
+    "WHERE (runs.status = 'RUNNING' "
+    "OR (runs.status = 'PENDING' AND runs.time_updated IS NOT NULL)) AND {visible} "
     "AND COALESCE(runs.time_updated, runs.time_started, runs.time_created) < :cutoff "
     "AND (CAST(:experiment_id AS BIGINT) IS NULL OR runs.experiment_id = :experiment_id) "
     "ORDER BY COALESCE(runs.time_updated, runs.time_started, runs.time_created), runs.id"
@@ -41,15 +42,17 @@ _EXISTING = "SELECT id FROM runs WHERE {}"
 def stale_runs(
     client: Client, older_than: float | timedelta = 600, experiment_id: int | None = None
 ) -> list[int]:
-    """Ids of runs that are ``RUNNING`` but have not been updated for ``older_than``
-    (deleted runs left out).
+    """Ids of runs that are ``RUNNING``, or ``PENDING`` but logged something (a run that
+    logs without ``track()`` or ``start()`` keeps its first status), and have not been
+    updated for ``older_than`` (deleted runs left out).
 
     A job killed with SIGKILL (out of memory, node failure, a time limit without grace)
-    cannot record a status, so its run stays ``RUNNING``. While a run is tracked, its
-    ``time_updated`` is refreshed whenever it logs metrics; a run silent for longer than
-    its logging interval is probably dead. The same in psql::
+    cannot record a status, so its run stays ``RUNNING``. While a run logs metrics its
+    ``time_updated`` is refreshed; a run silent for longer than its logging interval is
+    probably dead. The same in psql::
 
-        SELECT id FROM runs WHERE status = 'RUNNING'
+        SELECT id FROM runs WHERE (status = 'RUNNING'
+            OR (status = 'PENDING' AND time_updated IS NOT NULL))
           AND COALESCE(time_updated, time_started, time_created) < now() - interval '10 minutes';
 
     :param older_than: seconds, or a ``timedelta``

@@ -93,9 +93,12 @@ _CREATE_WITH_UID = (
 _CREATED_AS = "SELECT id, experiment_id FROM runs WHERE uid = :uid"
 _UID_SCRIPT = "sqltrack/v002_run_uid.sql"
 _IDS_OF = "SELECT id, experiment_id FROM runs WHERE id = :id"
+# A run that gets any status but PENDING has started: if it never said when (stop()
+# without start()), its time_created is the best guess there is.
 _SET_STATE = (
     "UPDATE runs SET status = :status, "
-    "time_started = COALESCE(:started, time_started), "
+    "time_started = COALESCE(:started, time_started, "
+    "CASE WHEN :fill_start THEN time_created END), "
     "time_updated = COALESCE(:updated, time_updated) "
     "WHERE id = :id RETURNING id"
 )
@@ -307,6 +310,8 @@ def set_state(
     updated: Auto | datetime | None,
 ) -> None:
     """Set a run's status, and its time_started and time_updated unless None, at once.
+    A run given a status other than ``PENDING`` that has no time_started gets its
+    time_created as such (``stop()`` without ``start()``).
 
     :raises NotFound: the run does not exist.
     """
@@ -315,6 +320,7 @@ def set_state(
         "status": check_status(status),
         "started": db_time(client, started, "time_started"),
         "updated": db_time(client, updated, "time_updated"),
+        "fill_start": check_status(status) != "PENDING",
     }
     if not client.query(_SET_STATE, params):
         raise NotFound(f"run {run_id} does not exist")

@@ -30,7 +30,7 @@ from typing import Any
 from .client import Client
 from .schema import applied
 
-__all__ = ["SystemSampler", "allocated_gpus", "interval_from_env"]
+__all__ = ["SystemSampler", "allocated_gpus", "interval_from_env", "sampling_interval"]
 
 log = logging.getLogger("sqltrack")
 _INSERT = (
@@ -38,6 +38,18 @@ _INSERT = (
     "ON CONFLICT (run_id, name, time) DO NOTHING"
 )
 _SCRIPT = "sqltrack/v006_system_metrics.sql"
+
+
+def sampling_interval(seconds: Any) -> float | None:
+    """``track(system_metrics=…)``: seconds > 0, or None for ``$SQLTRACK_SYSTEM_METRICS``
+    (:func:`interval_from_env`)."""
+    if seconds is None:
+        return interval_from_env()
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        from .errors import InvalidValue
+
+        raise InvalidValue(f"system_metrics must be seconds > 0, got {seconds!r}")
+    return float(seconds)
 
 
 def interval_from_env() -> float | None:

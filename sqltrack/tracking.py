@@ -19,14 +19,14 @@ from . import _process, sigterm
 from .buffer import MetricsBuffer
 from .client import Client
 from .engines import first_line
-from .errors import ConnectionLost, InvalidValue
-from .metric_values import Row, validate
+from .errors import ConnectionLost
+from .metric_values import DEFAULT_STEP, Row, UnsteppedCalls, validate
 from .metrics import write_row
 from .queued import SetState, SetUpdated
 from .runs import check_status, run_set_updated, set_state
 from .spool import Spool, spool_files
 from .summaries import Upkeep
-from .system_metrics import SystemSampler, interval_from_env
+from .system_metrics import SystemSampler, sampling_interval
 from .values import Auto, timestamp
 
 __all__ = ["Tracking"]
@@ -80,18 +80,22 @@ class Tracking:
         self._sigterm_received = False
         self._tracking = False
         self._upkeep = Upkeep()  # keeps the run's summary current (sqltrack.summaries)
+        self._unstepped = UnsteppedCalls()  # warns when calls without step= overwrite
 
     # -- metrics ------------------------------------------------------------------------
 
     def add_metrics(
         self: T,
         metrics: Mapping[str, Any],
-        step: int = 0,
+        step: int = DEFAULT_STEP,
         progress: float = 0.0,
         updated: Auto | datetime | None = "auto",
     ) -> T:
         """Add metrics to the run and refresh its time_updated.
         See :func:`~sqltrack.metrics.run_add_metrics`.
+
+        Without ``step`` a call logs at step 0: a warning says so (once per run) when
+        such calls replace each other's values (:class:`~sqltrack.metric_values.UnsteppedCalls`).
 
         In ``track(buffered=True)`` this only checks the names and values and queues the
         call; see :mod:`sqltrack.buffer`.
@@ -101,6 +105,8 @@ class Tracking:
             it; ``None`` leaves it alone
         """
         row = validate(metrics, step, progress)
+        if step is DEFAULT_STEP and row is not None and self._unstepped.watching:
+            self._unstepped.note(row, self.id)
         if row is not None and self.keep_summary:
             self._upkeep.note(row)
         buffer = self._buffer
@@ -398,14 +404,7 @@ class Tracking:
         """
         for status in (normal, exception, interrupt, terminated):
             check_status(status)
-        if system_metrics is None:
-            system_metrics = interval_from_env()
-        elif (
-            isinstance(system_metrics, bool)
-            or not isinstance(system_metrics, (int, float))
-            or (not system_metrics > 0)
-        ):
-            raise InvalidValue(f"system_metrics must be seconds > 0, got {system_metrics!r}")
+        system_metrics = sampling_interval(system_metrics)
         sampler = None
         self._tracking = True
         self._within = self.handover_seconds

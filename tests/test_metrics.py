@@ -171,10 +171,10 @@ def test_column_cache_sees_columns_added_elsewhere(
 
 def test_failed_transaction_forgets_columns_it_added(client: Client, run: Run) -> None:
     with pytest.raises(RuntimeError), client:
-        run.add_metrics({"rolled_back": 1.0})
+        run.add_metrics({"rolled_back": 1.0}, step=0)
         raise RuntimeError
     assert "rolled_back" not in metric_columns(client)
-    run.add_metrics({"rolled_back": 2.0})  # the column is created again, not assumed
+    run.add_metrics({"rolled_back": 2.0}, step=0)  # the column is created again, not assumed
     assert q(client, "SELECT rolled_back FROM metrics") == [(2.0,)]
 
 

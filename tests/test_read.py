@@ -67,3 +67,15 @@ def test_stale_runs(client: Client) -> None:
     assert st.stale_runs(client, timedelta(hours=6)) == []
     with pytest.raises(InvalidValue):
         st.stale_runs(client, -1)
+
+
+def test_a_pending_run_that_logged_and_went_silent_is_stale(client: Client) -> None:
+    """A run that logs without track() or start() stays PENDING: stale_runs never listed
+    it. One that logged something (time_updated set) and went silent is listed now; a run
+    that never logged is not (nothing tells it from one that waits to start)."""
+    exp = Experiment(client, name="pending")
+    now = datetime.now(timezone.utc)
+    logged, waiting = exp.get_run(), exp.get_run()
+    logged.add_metrics({"loss": 1.0}, step=0, updated=now - timedelta(hours=2))
+    assert st.stale_runs(client, 3600) == [logged.id]
+    assert waiting.id not in st.stale_runs(client, 0)

@@ -362,3 +362,17 @@ def test_runs_are_created_on_a_database_set_up_before_uids(
     monkeypatch.undo()
     st.setup(empty_client)  # the upgrade gives the existing run a uid
     assert q(empty_client, "SELECT count(*) FROM runs WHERE uid IS NOT NULL") == [(1,)]
+
+
+def test_a_run_id_of_digits_means_the_same_run_everywhere(client: Client, exp: Any) -> None:
+    """Run(client, exp, "42") made run 42 while run_add_tags(client, "42", ...) refused the
+    same id: a string of digits is that id, for the handle and its twins alike (names of
+    environment variables cannot start with a digit)."""
+    run = Run(client, exp.id, "42")
+    assert run.id == 42
+    st.run_add_tags(client, "42", "x")
+    st.run_set_comment(client, " 42 ", "padded")
+    assert q(client, "SELECT comment FROM runs WHERE id = 42") == [("padded",)]
+    for bad in ("4.2", "-42", "٤٢", "42x", ""):
+        with pytest.raises(InvalidValue):
+            st.run_add_tags(client, bad, "x")

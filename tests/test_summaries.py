@@ -20,7 +20,7 @@ import pytest
 from conftest import cli_options, expected, q, stored
 
 import sqltrack as st
-from sqltrack import Client, Experiment, Run, SchemaError, schema
+from sqltrack import Client, Experiment, Run, SchemaError, SQLTrackWarning, schema
 from sqltrack.cli import main
 from sqltrack.summaries import Upkeep
 
@@ -394,7 +394,7 @@ def test_a_buffered_run_summarizes_what_it_writes_without_reading_it_back(
 
 
 def test_a_value_written_again_is_counted_once(run: Run, client: Client) -> None:
-    with run.track(buffered=True):
+    with run.track(buffered=True), pytest.warns(SQLTrackWarning, match="without step="):
         for value in (3.0, 1.0, 2.0):  # always step 0: each call overwrites the last
             run.add_metrics({"loss": value})
     assert stored(client, run.id) == {"loss": (1, 2.0, 0, 0.0, 2.0, 0, 2.0, 0)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqltrack import (
     NotFound,
     PermissionDenied,
     Run,
+    SQLTrackWarning,
 )
 from sqltrack.spool import spool_dir, spool_files
 
@@ -289,3 +291,32 @@ def test_a_wait_inside_track_has_a_deadline(
         with pytest.raises(ConnectionLost, match="did not take .* within 0.5 s"):
             run.add_tags("x")
         assert 0.5 <= time.monotonic() - started < 1.5
+
+
+# -- the first hour: silent traps ----------------------------------------------------------
+
+
+def test_calls_without_a_step_that_overwrite_each_other_warn_once(client: Client, run: Run) -> None:
+    """add_metrics without step= five times left one row, holding the last value, without
+    a word; the spec's default (0) stays, and a warning says what happened, once."""
+    with pytest.warns(SQLTrackWarning, match=r"without step= logged loss again at step 0") as w:
+        for i in range(5):
+            run.add_metrics({"loss": float(i)})
+    assert len(w) == 1
+    assert q(client, "SELECT step, loss FROM metrics WHERE run_id = ?", run.id) == [(0, 4.0)]
+    other = Run(client, run.experiment_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        other.add_metrics({"loss": 1.0})  # once: nothing replaced
+        other.add_metrics({"acc": 0.5})  # other names at the same step: nothing replaced
+        other.add_metrics({"loss": 1.0}, step=0)  # given a step: the user said so
+        for step in range(3):
+            other.add_metrics({"loss": 1.0}, step=step)
+
+
+def test_stop_without_start_records_a_start(client: Client, run: Run) -> None:
+    """stop() of a run that was never started recorded COMPLETED and no start time."""
+    run.add_metrics({"loss": 1.0}, step=0)
+    run.stop()
+    created, started = run_row(client, run.id, "time_created, time_started")
+    assert started is not None and started == created
