@@ -38,7 +38,7 @@ from .client import Client
 from .engines import LOCAL_ENGINE, quote_identifier
 from .errors import InvalidMetricName, InvalidValue, SchemaError, SQLTrackError
 from .metric_values import Row, validate
-from .metrics import write_rows
+from .metrics import known_columns, write_rows
 from .names import KEY_COLUMNS, check_metric_name
 from .runs import MAX_EXPLICIT_RUN_ID
 from .schema import setup
@@ -79,9 +79,14 @@ class MergeResult:
     experiments_created: int = 0
     runs_created: int = 0
     runs_updated: int = 0
+    #: runs the target had with exactly the file's fields already
+    runs_unchanged: int = 0
     #: runs the target had with a newer time_updated: their fields were left alone
     runs_kept: int = 0
+    #: metric rows written: new, or with a value the target did not have
     rows: int = 0
+    #: metric rows the target had already, every value the same
+    rows_unchanged: int = 0
     rows_left_out: int = 0
     #: source run id -> target run id
     run_ids: dict[int, int] = field(default_factory=dict)
@@ -97,7 +102,8 @@ class MergeResult:
         lines = [
             f"merged: {self.path} ({self.experiments_created} experiments and "
             f"{self.runs_created} runs new, {self.runs_updated} runs updated, "
-            f"{self.runs_kept} kept; {self.rows} metric rows{left_out}{renumbered})"
+            f"{self.runs_unchanged} unchanged, {self.runs_kept} kept; {self.rows} metric rows "
+            f"new or changed, {self.rows_unchanged} unchanged{left_out}{renumbered})"
         ]
         lines += [f"  conflict: {c}" for c in self.conflicts]
         lines += [f"  left out: column {n!r}: {why}" for n, why in self.columns_left_out.items()]
@@ -112,6 +118,9 @@ def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
     path = Path(path)
     if not path.is_file():
         raise SQLTrackError(f"no such file: {path}")
+    mine = target.engine.params.get("dbpath") if target.engine.name == LOCAL_ENGINE else None
+    if mine is not None and os.path.exists(mine) and os.path.samefile(mine, path):
+        raise SQLTrackError(f"{path} is the database sync writes to: there is nothing to merge")
     source = Client.of(engine=LOCAL_ENGINE, dbpath=str(path))
     try:
         source.query("SELECT count(*) FROM sqltrack_scripts")
@@ -196,8 +205,11 @@ def _merge_runs(
                 target_id = int(found[0][0])
                 theirs = target.engine.python_value(found[0][1], "datetime")
                 if theirs is None or (updated is not None and updated >= theirs):
-                    target.query(_UPDATE_RUN, {**values, "target": target_id})
-                    result.runs_updated += 1
+                    if _same_run(source, target, row, target_id):
+                        result.runs_unchanged += 1
+                    else:
+                        target.query(_UPDATE_RUN, {**values, "target": target_id})
+                        result.runs_updated += 1
                 else:
                     result.runs_kept += 1
             else:
@@ -210,6 +222,21 @@ def _merge_runs(
                     note = f"run {source_id}: {conflict}; merged as run {target_id}"
                     result.conflicts.append(note)
         result.run_ids[source_id] = target_id
+
+
+_RUN_NOW = (
+    "SELECT status, time_created, time_started, time_updated, comment, tags, args, env, extras "
+    "FROM runs WHERE id = :id"
+)
+_RUN_KINDS = (None, "datetime", "datetime", "datetime", None, "json", "json", "json", "json")
+
+
+def _same_run(source: Client, target: Client, row: Any, target_id: int) -> bool:
+    """Whether the target's run has the file's fields already (as values, not as text)."""
+    current = target.query(_RUN_NOW, {"id": target_id})[0]
+    mine = [source.engine.python_value(v, k) for v, k in zip(row[3:], _RUN_KINDS, strict=True)]
+    theirs = [target.engine.python_value(v, k) for v, k in zip(current, _RUN_KINDS, strict=True)]
+    return mine == theirs
 
 
 def _other_job(target: Client, theirs: Any, experiment: str, decoded: dict[str, Any]) -> str:
@@ -278,8 +305,40 @@ def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
                         continue
                     if checked is not None:
                         batch.append(checked)
+                batch = _changed(target, target_id, batch, result)
                 if batch:
                     _write(target, target_id, batch, result)
+
+
+def _changed(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> list[Row]:
+    """The rows of ``batch`` that the target lacks, or holds with another value (one read
+    of the target's rows at those steps): what a second merge would write is nothing."""
+    if not batch:
+        return batch
+    with target as conn:
+        columns = known_columns(target, conn, ())
+    present = sorted({n for row in batch for n in row[0] if n in columns})
+    if not present:
+        return batch
+    selected = ", ".join(map(quote_identifier, ("step", "progress", *present)))
+    query = (
+        f"SELECT {selected} FROM metrics WHERE run_id = :run "  # noqa: S608 (checked names)
+        "AND step >= :low AND step <= :high"
+    )
+    steps = [row[3] for row in batch]
+    convert = target.engine.python_value
+    params = {"run": run_id, "low": min(steps), "high": max(steps)}
+    had = {
+        (r[0], r[1]): {n: convert(v, columns[n]) for n, v in zip(present, r[2:], strict=True)}
+        for r in target.query(query, params)
+    }
+    changed = []
+    for row in batch:
+        there = had.get((row[3], row[4]))
+        if there is None or any(there.get(n) != v for n, v in zip(row[0], row[1], strict=True)):
+            changed.append(row)
+    result.rows_unchanged += len(batch) - len(changed)
+    return changed
 
 
 def _write(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> None:

@@ -122,7 +122,30 @@ def test_sync_merges_a_database_file(
     out = capsys.readouterr().out
     assert out.startswith(f"merged: {node_db} (2 experiments and 3 runs new")
     assert main(["sync", *options, str(node_db)]) == 0
-    assert "0 experiments and 0 runs new, 3 runs updated" in capsys.readouterr().out
+    again = capsys.readouterr().out  # the same file again: it says that nothing changed
+    assert "0 experiments and 0 runs new, 0 runs updated, 3 unchanged, 0 kept" in again
+    assert "0 metric rows new or changed, 5 unchanged" in again
+
+
+def test_a_second_merge_counts_only_what_changed(client: Client, node_db: Path) -> None:
+    merge_database(client, node_db)
+    source = Client({}, engine="sqlite", dbpath=str(node_db))
+    Run(source, None, 4242).add_metrics({"loss": 0.125}, step=2)  # one value changed
+    Run(source, None, 4242).add_metrics({"loss": 0.0625}, step=3)  # one row new
+    result = merge_database(client, node_db)
+    assert (result.rows, result.rows_unchanged) == (2, 4)
+    assert (result.runs_updated, result.runs_unchanged) == (1, 2)  # time_updated moved
+
+
+def test_a_database_is_not_merged_into_itself(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    client = Client({}, engine="sqlite", dbpath=str(path))
+    st.setup(client)
+    with pytest.raises(st.SQLTrackError, match="is the database sync writes to"):
+        merge_database(client, path)
+    (tmp_path / "link.db").symlink_to(path)
+    with pytest.raises(st.SQLTrackError, match="is the database sync writes to"):
+        merge_database(client, tmp_path / "link.db")
 
 
 def test_what_is_not_a_sqltrack_database_is_refused(client: Client, tmp_path: Path) -> None:
