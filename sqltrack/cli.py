@@ -15,7 +15,7 @@ from typing import Any
 from .artifacts import find_artifacts, verify_artifacts
 from .cli_parser import build_parser
 from .client import Client
-from .compare import compare_runs
+from .compare import check_runs, compare_runs
 from .engines import first_line
 from .errors import InvalidValue, SQLTrackError
 from .lifecycle import (
@@ -26,7 +26,7 @@ from .lifecycle import (
     restore_runs,
 )
 from .merge import merge_database
-from .plot import plot_curves
+from .plot import metric_names, plot_curves
 from .read import stale_runs
 from .reconcile import Reconciled, reconcile
 from .report import write_report
@@ -34,9 +34,11 @@ from .schema import setup
 from .search import (
     OVERVIEW_COLUMNS,
     SUMMARY_COLUMNS,
+    check_experiment,
     metric_summary,
     run_overview,
-    summarize,
+    run_table,
+    summary_table,
 )
 from .spool import is_spool, spool_dir, spool_files, sync_spools
 from .summaries import refresh_summaries
@@ -44,8 +46,32 @@ from .summaries import refresh_summaries
 __all__ = ["main"]
 
 
+#: the exit status when the reader of the output went away: 128 + SIGPIPE, what a shell
+#: reports for a tool that SIGPIPE ended (``yes | head -1``). Not 0: not every row was
+#: written, and ``set -o pipefail`` treats sqltrack as it treats any other tool.
+CLOSED_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 on success, 1 on errors)."""
+    """Run the command line; return the exit status (0 on success, 1 on errors, 2 on bad
+    usage, :data:`CLOSED_PIPE` when the output's reader went away: quietly, as Unix
+    tools do, ``sqltrack runs | head -3``)."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
+    except BrokenPipeError:
+        try:  # the interpreter flushes stdout again at exit: let that go nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # (stdout is no file: a test's capture)
+            pass
+        return CLOSED_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     params = {
         k: getattr(args, k)
@@ -69,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _stale(client, args)
         if args.command == "show":
             fields = compare_runs(client, args.run, args.run, everything=True, summaries=False)
+            deleted = dict(row[:2] for row in fields)["deleted"]
+            if deleted is not None and args.format == "table":
+                print(f"run {args.run} was deleted at {_cell(deleted)} (see sqltrack restore)")
             _print_rows(["field", "value"], [row[:2] for row in fields], args.format)
             if args.format == "table":
                 print()
@@ -77,18 +106,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "summarize":
             experiment = int(args.experiment) if args.experiment.isdigit() else args.experiment
             keys = [k for k in args.group_by.split(",") if k]
-            rows = summarize(client, experiment, args.metric, keys, args.over)
-            columns = [*keys, "n", "mean", "std", "min", "max", "best_run"]
-            _print_rows(columns, rows, args.format)
+            summary = summary_table(client, experiment, args.metric, keys, args.over, args.rank_by)
+            _print_rows(*summary, args.format)
+            if args.format == "table":
+                stat = "the best run's" if args.rank_by == "best" else f"the {args.rank_by} of"
+                order = "highest" if args.metric.endswith(":max") else "lowest"
+                print(f"ranked by {stat} {args.metric} per group, {order} first (see --rank-by)")
             return 0
         if args.command == "plot":
-            points = plot_curves(client, args.runs, args.metric, args.output, args.x)
-            print(f"{args.output}: {len(args.runs)} runs, {points} points of {args.metric}")
+            points = plot_curves(client, args.runs, args.metric, args.output, args.x,
+                                 log_x=args.log_x, log_y=args.log_y)  # fmt: skip
+            runs, metrics = len(set(args.runs)), ", ".join(metric_names(args.metric))
+            print(f"{args.output}: {runs} run{'s' * (runs != 1)}, {points} points of {metrics}")
             return 0
         if args.command == "refresh":
             experiment = args.experiment
             if experiment is not None and experiment.isdigit():
                 experiment = int(experiment)
+            if experiment is None and args.runs:  # (refresh_summaries refuses both)
+                check_runs(client, args.runs)
+            elif experiment is not None and not args.runs:
+                check_experiment(client, experiment)
             done = refresh_summaries(client, *args.runs, experiment=experiment)
             print(f"refreshed the summaries of {done} run{'s' * (done != 1)}")
             return 0
@@ -100,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.output}: {runs} runs of {args.experiment}")
             return 0
         if args.command in ("delete", "restore"):
+            if not args.runs and not any(v is not None for v in _filters(args).values()):
+                raise InvalidValue("give RUN ids or filters (--experiment, --status, --tag, --arg)")
             act = delete_runs if args.command == "delete" else restore_runs
             ids = act(client, args.runs, args.dry_run, **_filters(args))
             verb = {"delete": "deleted", "restore": "restored"}[args.command]
@@ -124,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(run_id)
             return 0
         if args.command == "reconcile":
+            if args.experiment is not None:
+                check_experiment(client, args.experiment)
             found = reconcile(client, args.experiment, _seconds(args.older_than), args.dry_run)
             _print_rows(Reconciled._fields, [tuple(r) for r in found], args.format)
             if args.format == "table":
@@ -146,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if not any(r.applied for r in results):
             print("nothing to do: the schema is up to date", flush=True)
+    except BrokenPipeError:
+        raise  # (an OSError, but no error: see main)
     except handled as e:
         return _error(e)
     return 0
@@ -171,9 +215,13 @@ def _artifacts(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
         found = find_artifacts(client, args.run, args.name, args.kind)
         rows = [tuple(getattr(a, c) for c in _ARTIFACT_COLUMNS) for a in found]
+        if not rows and args.run is not None:  # (artifacts outlive their run's gc)
+            check_runs(client, [args.run])
         _print_rows(_ARTIFACT_COLUMNS, rows, args.format)
         return 0
     results = verify_artifacts(client, args.run, args.name)
+    if not results and args.run is not None:
+        check_runs(client, [args.run])
     columns = ("outcome", "name", "version", "uri")
     problems = [r for r in results if r[1] in ("missing", "changed")]
     shown = [(outcome, a.name, a.version, a.uri) for a, outcome in results if outcome != "ok"]
@@ -210,10 +258,12 @@ def _sync(client: Client, files: list[str], every: bool, trust_others: bool) -> 
         print(result, file=sys.stderr if bad else sys.stdout, flush=True)
     for database in databases:
         try:
-            print(merge_database(client, database), flush=True)
+            merged = merge_database(client, database)
         except Exception as e:
             failed = True
             print(f"failed: {database} ({first_line(e)})", file=sys.stderr, flush=True)
+            continue
+        print(merged, flush=True)
     if not files and not results:
         print(f"nothing to push: no spool files for this database in {spool_dir()}")
     return 1 if failed else 0
@@ -236,12 +286,40 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _runs(client: Client, args: argparse.Namespace) -> int:
-    rows = run_overview(client, **_filters(args), deleted=args.deleted)
-    _print_rows(OVERVIEW_COLUMNS, rows, args.format)
+    """The runs with their args that differ and their summaries; a table leaves out the
+    created and updated times (CSV and JSON have them), shows the duration (as 1h02m)
+    after the start, and the tags after it."""
+    metrics = None if args.metric is None else [m for i in args.metric for m in i.split(",") if m]
+    columns, rows, left_out = run_table(
+        client, metrics, args.sort, args.reverse, deleted=args.deleted, **_filters(args)
+    )
+    if args.format == "table":
+        at, first = columns.index("duration"), ["id", "experiment", "status", "started"]
+        keep = [*map(columns.index, first), at, columns.index("tags"), *range(at + 1, len(columns))]
+        rows = [tuple(_duration(r[i]) if i == at else r[i] for i in keep) for r in rows]
+        columns = [columns[i] for i in keep]
+    _print_rows(columns, rows, args.format)
+    if left_out and args.format == "table":
+        more = ", ".join(left_out[:5]) + (", …" if len(left_out) > 5 else "")
+        print(f"(and {len(left_out)} more metrics: {more}; choose with --metric NAME:AGG)")
     return 0
 
 
+def _duration(seconds: float | None) -> str | None:
+    """Seconds as a table shows them: 0.42s, 12.5s, 4m05s, 2h03m, 3d04h."""
+    if seconds is None or seconds < 60:
+        return None if seconds is None else f"{seconds:.{2 if seconds < 10 else 1}f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def _stale(client: Client, args: argparse.Namespace) -> int:
+    if args.experiment is not None:
+        check_experiment(client, args.experiment)
     ids = stale_runs(client, args.older_than, args.experiment)
     engine = client.engine
     rows = []

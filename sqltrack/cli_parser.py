@@ -3,15 +3,78 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import platform
+import re
+import sys
+from pathlib import Path
+from typing import Any
 
-from . import __version__
-from .engines import DEFAULT_ENGINE, ENGINE_NAMES
+from .engines import DEFAULT_ENGINE, ENGINE_NAMES, LOCAL_ENGINE, get_engine
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "version_text"]
 
 
-def _connection_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def version_text() -> str:
+    """What ``sqltrack --version`` prints: one line that tells this sqltrack from the
+    unrelated PyPI package of the same name (0.1.x, PostgreSQL only), with the versions
+    of what it runs on and where it was imported from."""
+    here = Path(__file__).resolve().parent
+    try:
+        version = importlib.metadata.version("sqltrack")
+    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path
+        found = re.search(r'^__version__ = "(.+)"', (here / "__init__.py").read_text(), re.M)
+        version = found.group(1) if found else "(version unknown)"
+    try:
+        driver = f"psycopg {importlib.metadata.version('psycopg')}"
+    except importlib.metadata.PackageNotFoundError:
+        driver = "psycopg missing"
+    try:  # the SQLite library this Python links, asked through sqltrack's own engine
+        conn = get_engine({"engine": LOCAL_ENGINE, "dbpath": ":memory:"}).connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT sqlite_version()")
+            library = f"SQLite {cursor.fetchone()[0]}"
+        finally:
+            conn.close()
+    except Exception:  # (a Python without sqlite3, or one too old)
+        library = "SQLite unavailable"
+    return (
+        f"sqltrack {version} (experiment tracking in PostgreSQL or SQLite; {driver}, "
+        f"{library}, Python {platform.python_version()}) from {here}"
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that help written into a closed pipe is not silently
+    dropped (argparse swallows the OSError): ``main`` ends quietly with the status of a
+    closed pipe, as for any other output."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        file = file or sys.stderr
+        if message and file is not None:
+            try:
+                file.write(message)
+            except BrokenPipeError:
+                raise
+            except (AttributeError, OSError):
+                pass
+
+
+class _Version(argparse.Action):
+    """``--version``: :func:`version_text`, made only when asked for, on one line
+    (argparse's own action would wrap it to the terminal's width)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def _connection_options() -> _Parser:
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group(
         "connection",
         "Options take priority over SQLTRACK_DSN_<PARAM> environment variables, "
@@ -36,10 +99,12 @@ def _connection_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sqltrack", description="Track machine-learning experiments in a SQL database."
     )
-    parser.add_argument("--version", action="version", version=f"sqltrack {__version__}")
+    parser.add_argument(
+        "--version", action=_Version, help="show which sqltrack this is, on what, and exit"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     setup_cmd = commands.add_parser(
         "setup",
@@ -87,9 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     runs_cmd = commands.add_parser(
         "runs",
         parents=[_connection_options(), _output_options()],
-        help="list runs, filtered like sqltrack.find_runs",
-        description="List runs: id, experiment, status, times, tags. Filters combine "
-        "with AND; --status and --tag may be repeated (any status, all tags).",
+        help="list runs, filtered like sqltrack.find_runs, with their args and summaries",
+        description="List runs: id, experiment, status, started, duration, tags, the args "
+        "whose values differ between the listed runs, and summaries of their metrics (by "
+        "default the last value of each metric most of them have, at most six). CSV and "
+        "JSON also have the created and updated times. Filters combine with AND; --status "
+        "and --tag may be repeated (any status, all tags). An experiment that does not "
+        "exist is an error.",
     )
     runs_cmd.add_argument("--experiment", metavar="NAME_OR_ID", help="an experiment")
     runs_cmd.add_argument("--status", action="append", help="a status (repeatable)")
@@ -104,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     runs_cmd.add_argument(
         "--deleted", action="store_true", help="only deleted runs (see sqltrack restore)"
     )
+    runs_cmd.add_argument(
+        "--metric",
+        action="append",
+        metavar="NAME:AGG",
+        help="a summary to show instead of the default ones (repeatable, or separated by "
+        "commas): NAME:min, NAME:max, NAME:last or NAME:count",
+    )
+    runs_cmd.add_argument(
+        "--sort",
+        metavar="COLUMN",
+        help="order by a column (status, started, duration, ...), args.NAME or a summary "
+        "NAME:AGG (shown if it was not), lowest first, missing values last (default: id)",
+    )
+    runs_cmd.add_argument("-r", "--reverse", action="store_true", help="with --sort: highest first")
     stale_cmd = commands.add_parser(
         "stale",
         parents=[_connection_options(), _output_options()],
@@ -116,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "show",
         parents=[_connection_options(), _output_options()],
         help="show one run: its fields, args, env, extras and a summary of its metrics",
-        description="A run's fields, args, env and extras (one per line), then per numeric "
-        "metric: count, last value, min and max with their steps.",
+        description="A run's fields (deleted: when it was, if it was), args, env and extras "
+        "(one per line), then per numeric metric: count, last value, min and max with "
+        "their steps.",
     )
     show_cmd.add_argument("run", type=int, metavar="RUN")
     summarize_cmd = commands.add_parser(
@@ -126,33 +210,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="the sweep view: statistics of a metric per group of runs with equal args",
         description="Per group of runs of EXPERIMENT with equal --group-by arguments: how "
         "many runs, mean, std, min and max of one value per run (--metric name:min, "
-        "name:max or name:last) and the best run.",
+        "name:max or name:last) and the best run; groups ranked by --rank-by, best first "
+        "(lowest first, highest for name:max).",
     )
     summarize_cmd.add_argument("experiment", metavar="EXPERIMENT", help="name or id")
     summarize_cmd.add_argument("--metric", default="val_loss:min", help="default: val_loss:min")
     summarize_cmd.add_argument("--group-by", default="", metavar="ARG,ARG", help="arguments")
     summarize_cmd.add_argument("--over", metavar="ARG", help="the argument varied in a group")
+    summarize_cmd.add_argument(
+        "--rank-by",
+        choices=("mean", "median", "min", "max", "best"),  # sqltrack.search.RANKS
+        default="mean",
+        help="the statistic that ranks the groups (default: mean; best: the value of the "
+        "group's best run; median adds a median column)",
+    )
     plot_cmd = commands.add_parser(
         "plot",
         parents=[_connection_options()],
         help="draw learning curves of runs into an image (needs sqltrack[plot])",
-        description="One line per RUN of --metric against --x, into -o FILE (.png, .svg, "
-        ".pdf). Needs matplotlib: pip install 'sqltrack[plot]'.",
+        description="One panel per --metric, one line per RUN against --x, into -o FILE "
+        "(its suffix picks the format: .png, .svg, .pdf, or any other matplotlib writes). "
+        "Titled by the experiments and metrics; the legend names each run by the args "
+        "that differ between the runs. Needs matplotlib: pip install 'sqltrack[plot]'.",
     )
     plot_cmd.add_argument("runs", nargs="+", type=int, metavar="RUN")
-    plot_cmd.add_argument("--metric", required=True)
+    plot_cmd.add_argument(
+        "--metric",
+        action="append",
+        required=True,
+        metavar="NAME[,NAME]",
+        help="a metric to plot (repeatable, or separated by commas): one panel each",
+    )
     plot_cmd.add_argument("--x", choices=["step", "progress"], default="step")
+    plot_cmd.add_argument("--log-x", action="store_true", help="a logarithmic x axis")
+    plot_cmd.add_argument("--log-y", action="store_true", help="logarithmic y axes")
     plot_cmd.add_argument("-o", "--output", default="curves.png", metavar="FILE")
     compare_cmd = commands.add_parser(
         "compare",
         parents=[_connection_options(), _output_options()],
         help="show what differs between runs: fields, args, env, extras",
         description="One row per field whose values differ between the runs (every field "
-        "with --all): status, times, comment, tags, then args.<name>, env.<name>, "
-        "extras.<name>.",
+        "with --all): status, times, deleted, comment, tags, then args.<name>, env.<name>, "
+        "extras.<name>, then the summaries of the metrics. Variables of the shell session "
+        "(env._, OLDPWD, SHLVL, SSH_*, TMUX, ...: sqltrack.compare.SHELL_NOISE) are no "
+        "difference unless --all.",
     )
     compare_cmd.add_argument("runs", nargs="+", type=int, metavar="RUN")
-    compare_cmd.add_argument("--all", action="store_true", help="every field, also equal ones")
+    compare_cmd.add_argument(
+        "--all", action="store_true", help="every field, also equal ones and shell variables"
+    )
     stale_cmd.add_argument("--experiment", type=int, metavar="ID", help="only this experiment")
     refresh_cmd = commands.add_parser(
         "refresh",
@@ -198,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[_connection_options()],
             help=what,
             description=f"{what[0].upper()}{what[1:]}: the RUNs given and the runs that "
-            "match the filters (as for sqltrack runs). Prints the ids.",
+            "match the filters (as for sqltrack runs; at least one of them). A RUN or "
+            "experiment that does not exist is an error. Prints the ids.",
         )
         cmd.add_argument("runs", nargs="*", type=int, metavar="RUN")
         cmd.add_argument("--experiment", metavar="NAME_OR_ID")
@@ -257,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _output_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _output_options() -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--format", choices=["table", "csv", "json"], default="table", help="default: table"
     )

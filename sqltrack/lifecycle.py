@@ -19,6 +19,7 @@ from typing import Any
 
 from ._rows import DELETED_SCRIPT, check_id
 from .client import Client, operation
+from .compare import check_runs
 from .errors import InvalidValue, NotFound
 from .runs import db_time
 from .schema import require
@@ -67,6 +68,7 @@ def _chosen(client: Client, run_ids: Iterable[int], deleted: bool, filters: Any)
         raise InvalidValue("give run ids or filters (experiment, status, tags, args, where)")
     _check_schema(client)
     if ids:
+        check_runs(client, ids)  # a run already deleted (or not) exists
         engine = client.engine
         given["where"] = (engine.in_array("runs.id", "_ids"), {})
         extra = {"_ids": engine.adapt_array(ids)}
@@ -88,6 +90,7 @@ def delete_runs(
         delete_runs(client, experiment="sweep", status=["FAILED", "CANCELLED"])
 
     :raises InvalidValue: neither ids nor filters (deleting every run takes ``where="TRUE"``)
+    :raises NotFound: a run id or an experiment that does not exist
     """
     ids = _chosen(client, run_ids, False, filters)
     if ids and not dry_run:

@@ -7,16 +7,17 @@ are combined with AND; the values are always parameters, never part of the SQL t
 from __future__ import annotations
 
 import json
+import statistics
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._rows import check_id, deleted_condition
 from .client import Client, operation
-from .engines import quote_identifier
+from .compare import SUMMARY_COLUMNS, differing, metric_summary, sort_key, summaries_of
 from .errors import InvalidValue, NotFound
 from .handles import Run
 from .metrics import known_columns
-from .names import KEY_COLUMNS
 from .runs import check_status
 from .summaries import check_available
 from .values import json_dumps
@@ -26,13 +27,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OVERVIEW_COLUMNS",
+    "RANKS",
     "SUMMARY_COLUMNS",
+    "check_experiment",
     "find_runs",
     "metric_summary",
     "run_overview",
+    "run_table",
     "runs_dataframe",
     "runs_dataframe_rows",
     "summarize",
+    "summary_table",
 ]
 
 # {columns} and {conditions} are sqltrack's own text; values are parameters
@@ -102,7 +107,20 @@ def _select(
         conditions.append(f"({text})")
         params.update(extra)
     query = _SELECT_RUNS.format(columns=columns, conditions=" AND ".join(conditions) or "TRUE")
-    return client.query(query, params)
+    rows = client.query(query, params)
+    if not rows and experiment is not None:  # no runs, or no such experiment?
+        check_experiment(client, experiment)
+    return rows
+
+
+def check_experiment(client: Client, experiment: int | str) -> None:
+    """Raise :class:`NotFound` unless the experiment (a name or an id) exists (a deleted
+    one does)."""
+    by_name = isinstance(experiment, str)
+    value = experiment if by_name else check_id(experiment, "experiment")
+    query = f"SELECT 1 FROM experiments WHERE {'name' if by_name else 'id'} = :e"  # noqa: S608
+    if not client.query(query, {"e": value}):
+        raise NotFound(f"experiment {experiment!r} does not exist")
 
 
 @operation
@@ -132,6 +150,8 @@ def find_runs(
         (qualify them: ``runs.comment``), with ``:name`` placeholders and a dict of values
     :return: a :class:`~sqltrack.handles.Run` per run (made without further queries)
     :raises InvalidValue: a filter of the wrong type or an unknown status
+    :raises NotFound: ``experiment`` names no experiment (one without matching runs
+        gives an empty list)
     """
     found = _select(
         client, "runs.id, runs.experiment_id", experiment, status, tags, args, where, None, deleted
@@ -152,64 +172,73 @@ def run_overview(client: Client, **filters: Any) -> list[tuple[Any, ...]]:
     return rows
 
 
-#: the columns of :func:`metric_summary`
-SUMMARY_COLUMNS = ("metric", "count", "last", "last_step", "min", "min_step", "max", "max_step")
-_SUMMARY = (
-    "SELECT metric, count, last, last_step, last_progress, min, min_step, max, max_step "
-    "FROM run_summaries WHERE run_id = :run"
-)
-#: what :func:`summarize` and :func:`runs_dataframe` read of a run's summary
-_AGGREGATES = ("min", "max", "last", "count")
+#: how many metrics :func:`run_table` shows unless told which
+DEFAULT_METRICS = 6
 
 
 @operation
-def metric_summary(client: Client, run_id: int) -> list[tuple[Any, ...]]:
-    """Per numeric metric of a run (:data:`SUMMARY_COLUMNS`): how many values, the last
-    one (at the highest step and progress), the smallest and largest and their steps;
-    what ``sqltrack show`` prints. Exact even while the run is being written: its stored
-    summary (:mod:`sqltrack.summaries`) plus the values logged since.
+def run_table(
+    client: Client,
+    metrics: Iterable[str] | None = None,
+    sort: str | None = None,
+    reverse: bool = False,
+    **filters: Any,
+) -> tuple[list[str], list[tuple[Any, ...]], list[str]]:
+    """What ``sqltrack runs`` shows: ``(columns, rows, left out)`` of the runs that match
+    ``filters`` (those of :func:`find_runs`): :data:`OVERVIEW_COLUMNS`, ``duration``
+    (seconds, started to updated), ``args.<name>`` of each argument whose values differ
+    between the runs, then the stored summaries ``metrics`` (``name:min|max|last|count``;
+    default: ``name:last`` of the metrics most of the runs have, at most
+    :data:`DEFAULT_METRICS`; the names of the others are left out). ``sort``: a column,
+    ``args.<name>`` or a summary to order the rows by, lowest first (highest with
+    ``reverse``), missing values last; by id otherwise."""
+    convert = client.engine.python_value
+    found = _select(client, f"{_OVERVIEW}, runs.args", **filters)
+    stored = summaries_of(client, [int(r[0]) for r in found])
+    wanted = [metrics] if isinstance(metrics, str) else [*(metrics or ())]
+    left_out: list[str] = []
+    if metrics is None:
+        counts = Counter(k[:-5] for s in stored.values() for k in s if k.endswith(":last"))
+        names = sorted(counts, key=lambda m: (-counts[m], m))
+        wanted, left_out = [f"{m}:last" for m in names[:DEFAULT_METRICS]], names[DEFAULT_METRICS:]
+    fixed = (*OVERVIEW_COLUMNS, "duration")
+    if sort is not None and sort not in (*fixed, *wanted) and not sort.startswith("args."):
+        try:  # a summary to sort by is shown
+            _summary_value(sort, "_")
+            _check_metrics(client, [sort])
+        except InvalidValue as e:
+            raise InvalidValue(
+                f"sort {sort!r}: not a column, args.NAME or NAME:AGG ({e})"
+            ) from None
+        wanted.append(sort)
+    for metric in wanted:
+        _summary_value(metric, "_")  # checks the aggregate
+    if wanted:
+        _check_metrics(client, wanted)
+    all_args = [convert(r[7], "json") or {} for r in found]
+    names = differing(all_args)
+    if sort is not None and sort.startswith("args.") and sort[5:] not in names:
+        if not any(sort[5:] in a for a in all_args):
+            raise InvalidValue(f"sort {sort!r}: no run has the argument {sort[5:]!r}")
+        sort = None  # one value for all: the order stays
+    keys = [m if ":" in m else f"{m}:last" for m in wanted]
+    columns = [*fixed, *(f"args.{n}" for n in names), *wanted]
+    rows = []
+    for row, args, run in zip(found, all_args, stored.values(), strict=True):
+        created, started, updated = (convert(t, "datetime") for t in row[3:6])
+        duration = (updated - started).total_seconds() if started and updated else None
+        head = (*row[:3], created, started, updated, sorted(convert(row[6], "json") or {}))
+        rows.append((*head, duration, *(args.get(n) for n in names), *map(run.get, keys)))
+    if sort is None:
+        return columns, rows, left_out
+    i = columns.index(sort)
+    present = sorted((r for r in rows if r[i] is not None), key=lambda r: sort_key(r[i]),
+                     reverse=reverse)  # fmt: skip
+    return columns, present + [r for r in rows if r[i] is None], left_out
 
-    :raises NotFound: the run does not exist
-    :raises SchemaError: the database has no summaries yet (run ``sqltrack setup``)
-    """
-    check_available(client)
-    if not client.query("SELECT 1 FROM runs WHERE id = :run", {"run": check_id(run_id, "run")}):
-        raise NotFound(f"run {run_id} does not exist")
-    stored = {r[0]: list(r[1:]) for r in client.query(_SUMMARY, {"run": run_id})}
-    with client as conn:
-        kinds = known_columns(client, conn, ())
-    names = [n for n, k in kinds.items() if k in ("int", "float") and n not in KEY_COLUMNS]
-    if names:
-        # the values above the lowest summarized step (the whole run if none is)
-        low = min((s[2] for s in stored.values()), default=None)
-        columns = ", ".join(quote_identifier(n) for n in names)
-        tail = client.query(
-            f"SELECT step, progress, {columns} FROM metrics WHERE run_id = :run "  # noqa: S608
-            "AND step >= :low ORDER BY step, progress",
-            {"run": run_id, "low": -(2**63) if low is None else low},
-        )
-        for i, name in enumerate(names, start=2):
-            mark = (stored[name][2], stored[name][3]) if name in stored else None
-            for row in tail:
-                v = row[i]
-                if v is None or v != v or (mark is not None and (row[0], row[1]) <= mark):
-                    continue
-                if name not in stored:
-                    stored[name] = [0, v, row[0], row[1], v, row[0], v, row[0]]
-                s = stored[name]
-                s[0], s[1], s[2], s[3] = s[0] + 1, v, row[0], row[1]
-                if v < s[4]:
-                    s[4], s[5] = v, row[0]
-                if v > s[6]:
-                    s[6], s[7] = v, row[0]
-    summary = []
-    for name in sorted(stored):
-        count, last, last_step, _, low_value, low_step, high, high_step = stored[name]
-        values = [last, last_step, low_value, low_step, high, high_step]
-        if kinds.get(name) == "int":  # summaries hold floats: shown as the integers they were
-            values[0], values[2], values[4] = int(last), int(low_value), int(high)
-        summary.append((name, int(count), *values))
-    return summary
+
+#: what :func:`summarize` and :func:`runs_dataframe` read of a run's summary
+_AGGREGATES = ("min", "max", "last", "count")
 
 
 def _check_metrics(client: Client, metrics: list[str]) -> None:
@@ -240,6 +269,7 @@ def _per_run(client: Client, experiment: int | str, metric: str) -> dict[int, tu
     """``{run_id: (value, args)}`` for the runs of an experiment that have the metric."""
     check_available(client)
     value = _summary_value(metric, "_metric")
+    check_experiment(client, experiment)  # (before the metric: `summarize typo` says so)
     _check_metrics(client, [metric])
     extra = {"_metric": metric.partition(":")[0]}
     convert = client.engine.python_value
@@ -252,6 +282,66 @@ def _per_run(client: Client, experiment: int | str, metric: str) -> dict[int, tu
     }
 
 
+#: the statistics :func:`summarize` can rank groups by (``best``: the group's best run)
+RANKS = ("mean", "median", "min", "max", "best")
+
+
+def _groups(
+    client: Client, experiment: int | str, metric: str, keys: list[str], over: str | None,
+    rank_by: str,
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """:func:`summarize`'s rows with the median after the mean."""
+    if not all(isinstance(k, str) for k in keys) or (
+        over is not None and not isinstance(over, str)
+    ):
+        raise InvalidValue("group_by and over take argument names")
+    if rank_by not in RANKS:
+        raise InvalidValue(f"rank_by {rank_by!r}: give one of {', '.join(RANKS)}")
+    largest = metric.endswith(":max")
+    groups: dict[tuple[Any, ...], list[tuple[float, int]]] = {}
+    for run, (value, args) in _per_run(client, experiment, metric).items():
+        if over is not None and over not in args:
+            continue
+        key = tuple(json_dumps(args.get(k), "group") for k in keys)
+        groups.setdefault(key, []).append((float(value), run))
+    rows = []
+    for key, members in groups.items():
+        values = [v for v, _ in members]
+        n = len(values)
+        mean = sum(values) / n
+        std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
+        best = (max if largest else min)(members)
+        group = [json.loads(k) for k in key]
+        stats = (mean, statistics.median(values), std, min(values), max(values))
+        rows.append((*group, n, *stats, best[1]))
+    column = {"mean": 1, "median": 2, "min": 4, "max": 5}.get(rank_by, 5 if largest else 4)
+    rows.sort(key=lambda r: r[len(keys) + column], reverse=largest)  # ties: by run id
+    return rows
+
+
+def _drop(rows: list[tuple[Any, ...]], index: int) -> list[tuple[Any, ...]]:
+    return [(*r[:index], *r[index + 1 :]) for r in rows]
+
+
+@operation
+def summary_table(
+    client: Client,
+    experiment: int | str,
+    metric: str = "val_loss:min",
+    group_by: Iterable[str] = (),
+    over: str | None = None,
+    rank_by: str = "mean",
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """What ``sqltrack summarize`` shows: the columns and rows of :func:`summarize`,
+    with a ``median`` column after ``mean`` when ranked by the median."""
+    keys = list(group_by)
+    rows = _groups(client, experiment, metric, keys, over, rank_by)
+    columns = [*keys, "n", "mean", "median", "std", "min", "max", "best_run"]
+    if rank_by == "median":
+        return columns, rows
+    return [c for c in columns if c != "median"], _drop(rows, len(keys) + 2)
+
+
 @operation
 def summarize(
     client: Client,
@@ -259,6 +349,7 @@ def summarize(
     metric: str = "val_loss:min",
     group_by: Iterable[str] = (),
     over: str | None = None,
+    rank_by: str = "mean",
 ) -> list[tuple[Any, ...]]:
     """The sweep view: per group of runs with equal ``group_by`` arguments, statistics of
     one value per run: ``(*group values, n, mean, std, min, max, best run id)``.
@@ -276,31 +367,14 @@ def summarize(
     :param group_by: argument names; a run without one of them is its own group (None)
     :param over: the argument that varies within a group (say ``seed``): runs without it
         are left out
-    :return: groups ordered by their best value; std is None for a group of one run
+    :param rank_by: what orders the groups, best first (lowest first; highest for
+        ``:max``): their ``mean`` (default), ``median``, ``min`` or ``max``, or ``best``,
+        the value of their best run
+    :return: groups, best first; std is None for a group of one run
+    :raises NotFound: no such experiment
     """
     keys = list(group_by)
-    if not all(isinstance(k, str) for k in keys) or (
-        over is not None and not isinstance(over, str)
-    ):
-        raise InvalidValue("group_by and over take argument names")
-    largest = metric.endswith(":max")
-    groups: dict[tuple[Any, ...], list[tuple[float, int]]] = {}
-    for run, (value, args) in _per_run(client, experiment, metric).items():
-        if over is not None and over not in args:
-            continue
-        key = tuple(json_dumps(args.get(k), "group") for k in keys)
-        groups.setdefault(key, []).append((float(value), run))
-    rows = []
-    for key, members in groups.items():
-        values = [v for v, _ in members]
-        n = len(values)
-        mean = sum(values) / n
-        std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
-        best = (max if largest else min)(members)
-        group = [json.loads(k) for k in key]
-        rows.append((*group, n, mean, std, min(values), max(values), best[1]))
-    rows.sort(key=lambda r: r[len(keys) + 4 if largest else len(keys) + 3], reverse=largest)
-    return rows
+    return _drop(_groups(client, experiment, metric, keys, over, rank_by), len(keys) + 2)
 
 
 @operation

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
+import os
+import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUILTIN, cli_options, env_for
+from conftest import BUILTIN, ROOT, cli_options, env_for, q
 
 import sqltrack as st
-from sqltrack.cli import main
+from sqltrack.cli import CLOSED_PIPE, main
 from sqltrack.search import SUMMARY_COLUMNS
 
 
@@ -168,7 +172,7 @@ def test_cli_output_shows_control_characters_escaped(
     assert all(f"exp {visible}" in line and f"tag {visible}" in line for line in lines["runs"][1:])
     assert any(line.startswith("comment") and f"c {visible}" in line for line in lines["show"])
     assert any(line.startswith(f"args.arg {visible}") for line in lines["compare"])
-    assert len(lines["summarize"]) == 1 + 2 and f"arg {visible}" in lines["summarize"][0]
+    assert len(lines["summarize"]) == 1 + 2 + 1 and f"arg {visible}" in lines["summarize"][0]
 
 
 def test_cli_cells_keep_ordinary_text(capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,3 +182,141 @@ def test_cli_cells_keep_ordinary_text(capsys: pytest.CaptureFixture[str]) -> Non
     assert _cell(["a\x1b", "b"]) == "a\\x1b,b"
     assert _cell({"k\x9b": "\u202e"}) == "{'k\\x9b': '\\u202e'}"
     assert _cell(0.123456789, short=True) == "0.123457" and _cell(None) == ""
+
+
+_VERSION = re.compile(
+    r"sqltrack (\S+) \(experiment tracking in PostgreSQL or SQLite; psycopg \d+\.\d+\S*, "
+    r"SQLite \d+\.\d+\.\d+, Python \d+\.\d+\.\d+\S*\) from (\S.*)\n"
+)
+
+
+def test_version_says_which_sqltrack_this_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not the unrelated PyPI package `sqltrack` 0.1.x (PostgreSQL only): what it is,
+    on what, and where from, on one line (argparse would wrap it)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sqltrack", "--version"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "40"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    found = _VERSION.fullmatch(done.stdout)
+    assert found, done.stdout
+    assert found.group(1) == st.__version__
+    assert Path(found.group(2)) == ROOT / "sqltrack"
+    assert f"Python {platform.python_version()})" in done.stdout
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and _VERSION.fullmatch(capsys.readouterr().out)
+
+
+def test_the_version_comes_from_the_installed_metadata_else_from_the_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.metadata
+
+    from sqltrack.cli_parser import version_text
+
+    real = importlib.metadata.version
+
+    def installed(name: str) -> str:
+        return "9.9.9" if name == "sqltrack" else real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", installed)
+    assert version_text().startswith("sqltrack 9.9.9 (experiment tracking in ")
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    text = version_text()  # a source tree: __init__.py's __version__, read, not imported
+    assert text.startswith(f"sqltrack {st.__version__} (") and "psycopg missing" in text
+
+
+def test_the_parser_does_not_import_the_package_for_its_version() -> None:
+    tree = ast.parse((ROOT / "sqltrack" / "cli_parser.py").read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [n for n in imports if n.level == 1 and n.module is None]  # from . import …
+
+
+def test_rank_choices_are_summarize_s() -> None:
+    from sqltrack.cli_parser import build_parser
+    from sqltrack.search import RANKS
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    summarize = commands.choices["summarize"]  # type: ignore[index]
+    [rank_by] = [a for a in summarize._actions if a.dest == "rank_by"]
+    assert tuple(rank_by.choices or ()) == RANKS
+
+
+@pytest.fixture
+def many_runs(client: st.Client) -> list[int]:
+    """3,000 runs: more output than a pipe holds (64 KiB on Linux) in every format."""
+    exp = st.Experiment(client, name="a-sweep-with-a-long-name-" + "x" * 40)
+    if client.engine.name == "postgres":
+        q(client, "INSERT INTO runs (experiment_id, status) "
+                  "SELECT ?, 'COMPLETED' FROM generate_series(1, 3000)", exp.id)  # fmt: skip
+    else:
+        q(client, "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 3000) "
+                  "INSERT INTO runs (experiment_id, status) SELECT ?, 'COMPLETED' FROM g",
+          exp.id)  # fmt: skip
+    return [int(r[0]) for r in q(client, "SELECT id FROM runs ORDER BY id LIMIT 2")]
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_a_reader_that_stops_early_ends_the_output_quietly(
+    client: st.Client, db_params: dict[str, Any], many_runs: list[int], fmt: str
+) -> None:
+    """`sqltrack runs | head -1`: the first line arrives, then the reader goes away; the
+    command stops with no message, with the status of a tool that SIGPIPE ended."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sqltrack", "runs", "--format", fmt],
+        env=env_for(db_params),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    first = child.stdout.readline()
+    child.stdout.close()  # as head does after its lines
+    with child.stderr:
+        err = child.stderr.read()
+    assert child.wait(timeout=60) == CLOSED_PIPE == 141
+    assert err == b""
+    assert first.startswith(b"[" if fmt == "json" else b"id")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--version"],
+        ["--help"],
+        ["runs", "--help"],
+        ["runs"],
+        ["show", "RUN"],
+        ["compare", "RUN", "RUN2"],
+        ["summarize", "a-sweep-with-a-long-name-" + "x" * 40, "--metric", "m"],
+        ["setup"],
+        ["runs", "--format", "json"],
+    ],
+)
+def test_every_command_is_quiet_on_a_closed_pipe(
+    client: st.Client, db_params: dict[str, Any], many_runs: list[int], command: list[str]
+) -> None:
+    """The reader is gone before the command writes a byte (`sqltrack … | true`)."""
+    first, second = many_runs
+    st.Run(client, run_id=first).add_metrics({"m": 1.0}, step=0)
+    argv = [{"RUN": str(first), "RUN2": str(second)}.get(a, a) for a in command]
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sqltrack", *argv],
+            env=env_for(db_params),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (CLOSED_PIPE, b""), done.stderr

@@ -227,7 +227,9 @@ def test_cli_delete_restore_gc(
     assert main(["gc", "--deleted-before", "0", "--dry-run", *options]) == 0
     assert capsys.readouterr().out.splitlines() == ["would remove: 0 runs"]
     assert main(["delete", *options]) == 1  # neither runs nor filters
-    assert "give run ids or filters" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "sqltrack: error: give RUN ids or filters (--experiment, --status, --tag, --arg)\n"
+    )
     assert main(["delete-experiment", "sweep", "--dry-run", *options]) == 0
     assert capsys.readouterr().out.splitlines() == ["would be deleted: 1 experiments",
                                                     str(sweep["ok"].experiment_id)]  # fmt: skip
@@ -294,3 +296,35 @@ def test_a_batch_reads_a_big_run_in_index_order_whatever_the_statistics_say(
         assert "Index Only Scan" in after and "Sort" not in after
     else:
         assert "COVERING INDEX" in after and "TEMP B-TREE" not in after
+
+
+def test_show_says_that_a_run_is_deleted(
+    client: Client, sweep: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import run_time
+
+    run, options = sweep["bad1"], cli_options(client)
+    assert main(["show", str(run.id), *options]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["field", "value"] and "deleted" in lines  # empty: not deleted
+    st.delete_runs(client, [run.id])
+    when = run_time(client, run.id, "time_deleted").isoformat(sep=" ", timespec="seconds")
+    assert main(["show", str(run.id), *options]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"run {run.id} was deleted at {when} (see sqltrack restore)"
+    assert lines[1].split() == ["field", "value"] and ["deleted", *when.split()] in [
+        line.split() for line in lines
+    ]
+    assert main(["show", str(run.id), "--format", "csv", *options]) == 0
+    lines = capsys.readouterr().out.splitlines()  # CSV and JSON: the field only
+    assert lines[0] == "field,value" and f"deleted,{when}" in lines
+    rows = {r[0]: r[1:] for r in st.compare_runs(client, run.id, sweep["ok"].id)}
+    assert rows["deleted"][1] is None and rows["deleted"][0].isoformat(sep=" ")[:19] == when[:19]
+    st.restore_runs(client, [run.id])
+    st.delete_experiments(client, "sweep")  # its runs are deleted with it
+    assert main(["show", str(sweep["ok"].id), *options]) == 0
+    assert capsys.readouterr().out.startswith(f"run {sweep['ok'].id} was deleted at ")
+    assert main(["restore", *options]) == 1
+    assert capsys.readouterr().err == (
+        "sqltrack: error: give RUN ids or filters (--experiment, --status, --tag, --arg)\n"
+    )
