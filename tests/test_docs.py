@@ -257,3 +257,25 @@ def test_the_bundled_example_runs(db_params: dict[str, Any], tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert ": COMPLETED, lr 0.05" in done.stdout and "val_loss" in done.stdout
     assert done.stderr == ""  # no warning on the way
+
+
+def test_the_readme_setup_transcript_is_what_setup_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README shows `sqltrack setup` run twice: each command, run here, prints
+    exactly its lines ("…" stands for any lines)."""
+    from sqltrack.cli import main
+
+    blocks = [code for _, _, code in _snippets(ROOT / "README.md", "text")]
+    (transcript,) = [b for b in blocks if b.startswith("$ sqltrack setup --engine sqlite")]
+    monkeypatch.chdir(tmp_path)
+    commands = re.split(r"^\$ sqltrack ", transcript, flags=re.MULTILINE)[1:]
+    assert len(commands) == 2
+    for command in commands:
+        argv, _, shown = command.partition("\n")
+        assert main(argv.split()) == 0
+        printed = capsys.readouterr().out
+        pattern = "".join(
+            ".*\n" if line == "…" else re.escape(line) + "\n" for line in shown.splitlines()
+        )
+        assert re.fullmatch(pattern, printed, re.DOTALL), printed
