@@ -3,7 +3,7 @@
     python bench/bench_hash.py --gigabytes 2
 
 Writes a file of that size (pseudo-random bytes), then alternates ``sha256sum FILE`` and
-``sqltrack.artifacts.file_digest(FILE)`` (in a fresh interpreter each, so that its peak
+``sqltrack._write.artifacts.file_digest(FILE)`` (in a fresh interpreter each, so that its peak
 resident memory can be read from ``getrusage``) three times each, the file in the page
 cache for both. Prints the median times, the speed ratio (target >= 0.8 of sha256sum)
 and the peak RSS growth of the hashing process over a bare ``import sqltrack``
@@ -25,10 +25,10 @@ from common import record
 
 _CHILD = """
 import resource, sys, time
-import sqltrack.artifacts as a
+from sqltrack import file_digest
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-digest, size = a.file_digest(sys.argv[1])
+digest, size = file_digest(sys.argv[1])
 seconds = time.perf_counter() - t0
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
 print(digest, size, seconds, grown)

@@ -15,7 +15,7 @@ import time
 from common import open_databases, record
 
 import sqltrack as st
-from sqltrack.plot import plot_curves
+from sqltrack import plot_curves
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from common import open_databases, record
 
 import sqltrack as st
-from sqltrack.summaries import Upkeep
+from sqltrack._live.upkeep import Upkeep
 
 QUESTIONS = {
     "best val_loss per run of one experiment": (
@@ -118,7 +118,7 @@ def upkeep(client: st.Client, seconds: float, chunk: int = 200) -> None:
         try:
             update(self, *args, **kwargs)
         finally:
-            if self is kept._upkeep:
+            if self is kept._delivery.upkeep:
                 spent[0] += time.perf_counter() - t0
 
     Upkeep.update = timed_update  # type: ignore[method-assign]

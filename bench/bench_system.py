@@ -26,7 +26,7 @@ from typing import Any
 from common import open_databases, record
 
 import sqltrack as st
-from sqltrack.system_metrics import SystemSampler
+from sqltrack._live.system_metrics import SystemSampler
 
 _busy: list[float] = []  # seconds the sampler's thread spent measuring or writing
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import sqltrack as st  # noqa: E402
-from sqltrack.spool import spool_files, sync_spools  # noqa: E402
+from sqltrack import spool_files, sync_spools  # noqa: E402
 
 JOB = """
 import os, sys, time

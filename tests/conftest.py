@@ -24,7 +24,7 @@ import pytest
 
 import sqltrack as st
 from sqltrack import Client, setup
-from sqltrack.metrics import known_columns
+from sqltrack._write.metrics import known_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = [e.strip() for e in os.environ.get("SQLTRACK_TEST_ENGINES", "sqlite,postgres").split(",")]
@@ -356,3 +356,76 @@ def pg_server_log() -> Path | None:
         return None
     log = Path(pg_conninfo()["host"]) / "log"  # pg_ctl -l <pgdata>/log; the socket is there
     return log if log.is_file() else None
+
+
+# -- DuckDB, an outside client of the SQLite files (the docs and schema tests) ------
+
+
+def duckdb_with_sqlite() -> Any:
+    """A DuckDB connection with its sqlite extension, loaded from the file that the PyPI
+    package duckdb-ext-sqlite ships (offline, DuckDB cannot download it: INSTALL sqlite).
+    Under CI a missing DuckDB or extension fails the test, naming why; elsewhere it skips."""
+    problem, connection = _duckdb()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return connection
+
+
+def duckdb_problem() -> str | None:
+    """Why DuckDB cannot read a SQLite file here, or None if it can."""
+    problem, connection = _duckdb()
+    if connection is not None:
+        connection.close()
+    return problem
+
+
+def _duckdb() -> tuple[str | None, Any]:
+    from importlib.metadata import PackageNotFoundError, files
+
+    needed = "pip install -e '.[test]' installs duckdb and duckdb-ext-sqlite"
+    try:
+        import duckdb
+    except ImportError as e:
+        return f"DuckDB is not installed ({needed}): {e}", None
+    try:
+        shipped = [
+            f for f in files("duckdb-ext-sqlite") or () if f.name.endswith(".duckdb_extension")
+        ]
+    except PackageNotFoundError:
+        return f"the package duckdb-ext-sqlite is not installed ({needed})", None
+    if not shipped:
+        return "duckdb-ext-sqlite ships no .duckdb_extension file for this platform", None
+    connection = duckdb.connect()
+    try:
+        connection.execute(f"LOAD '{shipped[0].locate()}'")
+    except Exception as e:
+        connection.close()
+        return f"DuckDB {duckdb.__version__} cannot load {shipped[0].locate()}: {e}", None
+    return None, connection
+
+
+def same_rows(
+    got: list[Any], expected: list[Any], ordered: bool = True, abs_tol: float = 1e-9
+) -> bool:
+    """The same rows (in the same order if ``ordered``), numbers equal to within a
+    relative 1e-9 or ``abs_tol``: DuckDB reads some of SQLite's floats as text (15 digits)."""
+    import math
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=abs_tol)
+        return bool(a == b)
+
+    def key(row: Any) -> list[Any]:
+        return [(0, round(v, 6)) if isinstance(v, (int, float)) else (1, str(v)) for v in row]
+
+    if not ordered:
+        got, expected = sorted(got, key=key), sorted(expected, key=key)
+    if len(got) != len(expected) or any(
+        len(g) != len(e) for g, e in zip(got, expected, strict=True)
+    ):
+        return False
+    pairs = (zip(g, e, strict=True) for g, e in zip(got, expected, strict=True))
+    return all(same(a, b) for pair in pairs for a, b in pair)

@@ -1,0 +1,1 @@
+"""Administration: deleting and collecting, Slurm's final states, merging and syncing files."""

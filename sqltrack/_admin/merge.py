@@ -1,0 +1,350 @@
+"""Merging a whole sqltrack SQLite database into another database: ``sqltrack sync FILE.db``.
+
+For a job that ran with ``engine=sqlite`` on a node without network (or a laptop): its
+database file is merged into the lab's database (PostgreSQL, or another SQLite file).
+
+- **Experiments** are matched by name; missing ones are created with their comment and
+  tags.
+- **Runs** are matched by ``uid`` (a random id every run gets, schema version 2), else,
+  for an explicit run id (1 … 9,999,999,999, e.g. a Slurm job id), by that id if the
+  run there is of an experiment of the same name and, where both runs recorded
+  ``SLURM_CLUSTER_NAME`` in their env, of the same cluster: the same job. An explicit id
+  taken by another experiment's (or cluster's) run is a **conflict**: nothing is
+  overwritten, the file's run is created with a new generated id, and the result says
+  so. A run that is not there yet is created, keeping an explicit id and getting a new
+  generated id otherwise (generated ids of two databases collide). A run that is there
+  takes the file's status, times, comment, tags, args, env and extras unless its own
+  ``time_updated`` is newer.
+- **Metrics**: the file is input like any other: a column whose name is not a valid
+  metric name (:mod:`sqltrack.names`: uppercase, too long, not an identifier) is left
+  out, and the result names it; the others are checked as ``add_metrics`` checks its
+  arguments. Missing columns are created with the file's types; rows are upserted
+  (only the values a row holds: NULLs never overwrite values the target has). A value
+  that does not fit the target's column is left out and counted.
+- **Links** between runs and between experiments are kept, with the new ids.
+
+Merging is idempotent: running it again finds every run by its uid and adds nothing.
+The file is upgraded to the current schema first (that gives its runs their uids).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._base.calls import Row, validate
+from .._base.names import KEY_COLUMNS, check_metric_name
+from .._base.values import json_dumps
+from .._db.client import Client
+from .._db.engines import LOCAL_ENGINE
+from .._db.engines.base import quote_identifier
+from .._db.schema import setup
+from .._write.metrics import known_columns, write_rows
+from .._write.runs import MAX_EXPLICIT_RUN_ID
+from .._write.summaries import available, refresh_summaries
+from ..errors import InvalidMetricName, InvalidValue, SchemaError, SQLTrackError
+
+_ROWS_PER_TRANSACTION = 5000
+_RUN_FIELDS = ("status", "time_created", "time_started", "time_updated", "comment")
+_RUN_JSON = ("tags", "args", "env", "extras")
+_SELECT_RUNS = (
+    "SELECT id, experiment_id, uid, status, time_created, time_started, time_updated, "
+    "comment, tags, args, env, extras FROM runs ORDER BY id"
+)
+_FIND_BY_UID = "SELECT id, time_updated FROM runs WHERE uid = :uid"
+_FIND_BY_ID = (
+    "SELECT r.id, r.time_updated, e.name, r.env FROM runs r "
+    "JOIN experiments e ON e.id = r.experiment_id WHERE r.id = :id"
+)
+_CLUSTER = "SLURM_CLUSTER_NAME"
+_SETS = ", ".join(f"{c} = :{c}" for c in (*_RUN_FIELDS, *_RUN_JSON))
+_UPDATE_RUN = f"UPDATE runs SET {_SETS} WHERE id = :target"  # noqa: S608 (fixed names)
+_INSERT_COLUMNS = ("experiment_id", "uid", *_RUN_FIELDS, *_RUN_JSON)
+
+
+def _insert_run(explicit_id: bool) -> str:
+    columns = ("id", *_INSERT_COLUMNS) if explicit_id else _INSERT_COLUMNS
+    marks = ", ".join(f":{c}" for c in columns)
+    return f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks}) RETURNING id"  # noqa: S608
+
+
+@dataclass
+class MergeResult:
+    """What merging one database file did."""
+
+    path: Path
+    experiments_created: int = 0
+    runs_created: int = 0
+    runs_updated: int = 0
+    #: runs the target had with exactly the file's fields already
+    runs_unchanged: int = 0
+    #: runs the target had with a newer time_updated: their fields were left alone
+    runs_kept: int = 0
+    #: metric rows written: new, or with a value the target did not have
+    rows: int = 0
+    #: metric rows the target had already, every value the same
+    rows_unchanged: int = 0
+    rows_left_out: int = 0
+    #: source run id -> target run id
+    run_ids: dict[int, int] = field(default_factory=dict)
+    #: metric columns of the file that were left out, with why
+    columns_left_out: dict[str, str] = field(default_factory=dict)
+    #: runs whose explicit id was another run's in the target: each merged with a new id
+    conflicts: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        moved = {s: t for s, t in self.run_ids.items() if s != t}
+        renumbered = f"; {len(moved)} run ids renumbered" if moved else ""
+        left_out = f", {self.rows_left_out} left out" if self.rows_left_out else ""
+        lines = [
+            f"merged: {self.path} ({self.experiments_created} experiments and "
+            f"{self.runs_created} runs new, {self.runs_updated} runs updated, "
+            f"{self.runs_unchanged} unchanged, {self.runs_kept} kept; {self.rows} metric rows "
+            f"new or changed, {self.rows_unchanged} unchanged{left_out}{renumbered})"
+        ]
+        lines += [f"  conflict: {c}" for c in self.conflicts]
+        lines += [f"  left out: column {n!r}: {why}" for n, why in self.columns_left_out.items()]
+        return "\n".join(lines)
+
+
+def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
+    """Merge the sqltrack SQLite database at ``path`` into ``target``'s database.
+
+    :raises SchemaError: ``path`` is not a sqltrack database, or the target has no schema
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SQLTrackError(f"no such file: {path}")
+    mine = target.engine.params.get("dbpath") if target.engine.name == LOCAL_ENGINE else None
+    if mine is not None and os.path.exists(mine) and os.path.samefile(mine, path):
+        raise SQLTrackError(f"{path} is the database sync writes to: there is nothing to merge")
+    source = Client.of(engine=LOCAL_ENGINE, dbpath=str(path))
+    try:
+        source.query("SELECT count(*) FROM sqltrack_scripts")
+    except SchemaError:
+        raise SchemaError(f"{path} is not a sqltrack database (no sqltrack_scripts)") from None
+    setup(source)  # the uids of schema version 2
+    result = MergeResult(path)
+    experiments = _merge_experiments(source, target, result)
+    names = dict(source.query("SELECT id, name FROM experiments"))
+    _merge_runs(source, target, experiments, names, result)
+    _merge_links(source, target, "experiment_links", experiments)
+    _merge_links(source, target, "run_links", result.run_ids)
+    _merge_metrics(source, target, result)
+    if result.run_ids and available(target):
+        refresh_summaries(target, *sorted(set(result.run_ids.values())))
+    return result
+
+
+def _merge_experiments(source: Client, target: Client, result: MergeResult) -> dict[int, int]:
+    ids = {}
+    for source_id, name, comment, tags, created in source.query(
+        "SELECT id, name, comment, tags, time_created FROM experiments ORDER BY id"
+    ):
+        with target:
+            rows = target.query("SELECT id FROM experiments WHERE name = :name", {"name": name})
+            if rows:
+                ids[source_id] = int(rows[0][0])
+                continue
+            params = {
+                "name": name,
+                "comment": comment,
+                "tags": json_dumps(source.engine.python_value(tags, "json"), "tags"),
+                "created": _time(source, target, created),
+            }
+            rows = target.query(
+                "INSERT INTO experiments (name, comment, tags, time_created) "
+                "VALUES (:name, :comment, :tags, :created) ON CONFLICT (name) DO NOTHING "
+                "RETURNING id",
+                params,
+            )
+            if rows:
+                result.experiments_created += 1
+            else:  # created by someone else meanwhile
+                rows = target.query("SELECT id FROM experiments WHERE name = :name", params)
+            ids[source_id] = int(rows[0][0])
+    return ids
+
+
+def _time(source: Client, target: Client, value: Any) -> Any:
+    dt = source.engine.python_value(value, "datetime")
+    return None if dt is None else target.engine.adapt_datetime(dt)
+
+
+def _merge_runs(
+    source: Client,
+    target: Client,
+    experiments: dict[int, int],
+    names: dict[int, str],
+    result: MergeResult,
+) -> None:
+    for row in source.query(_SELECT_RUNS):
+        source_id, experiment_id, uid = row[0], row[1], row[2]
+        values = dict(zip(("status", *_RUN_FIELDS[1:]), row[3:8], strict=True))
+        for column in _RUN_FIELDS[1:4]:
+            values[column] = _time(source, target, values[column])
+        json_values = zip(_RUN_JSON, row[8:], strict=True)
+        decoded = {c: source.engine.python_value(v, "json") for c, v in json_values}
+        for column, value in decoded.items():
+            values[column] = None if value is None else json_dumps(value, column)
+        updated = source.engine.python_value(row[6], "datetime")
+        explicit = source_id <= MAX_EXPLICIT_RUN_ID
+        conflict = ""
+        with target:
+            found = target.query(_FIND_BY_UID, {"uid": uid})
+            if not found and explicit:
+                found = target.query(_FIND_BY_ID, {"id": source_id})
+                if found:
+                    conflict = _other_job(target, found[0], names[experiment_id], decoded)
+                if conflict:  # a new generated id: nothing of the other run changes
+                    found, explicit = [], False
+            if found:
+                target_id = int(found[0][0])
+                theirs = target.engine.python_value(found[0][1], "datetime")
+                if theirs is None or (updated is not None and updated >= theirs):
+                    if _same_run(source, target, row, target_id):
+                        result.runs_unchanged += 1
+                    else:
+                        target.query(_UPDATE_RUN, {**values, "target": target_id})
+                        result.runs_updated += 1
+                else:
+                    result.runs_kept += 1
+            else:
+                sql = _insert_run(explicit_id=explicit)
+                params = {**values, "id": source_id, "uid": uid}
+                params["experiment_id"] = experiments[experiment_id]
+                target_id = int(target.query(sql, params)[0][0])
+                result.runs_created += 1
+                if conflict:
+                    note = f"run {source_id}: {conflict}; merged as run {target_id}"
+                    result.conflicts.append(note)
+        result.run_ids[source_id] = target_id
+
+
+_RUN_NOW = (
+    "SELECT status, time_created, time_started, time_updated, comment, tags, args, env, extras "
+    "FROM runs WHERE id = :id"
+)
+_RUN_KINDS = (None, "datetime", "datetime", "datetime", None, "json", "json", "json", "json")
+
+
+def _same_run(source: Client, target: Client, row: Any, target_id: int) -> bool:
+    """Whether the target's run has the file's fields already (as values, not as text)."""
+    current = target.query(_RUN_NOW, {"id": target_id})[0]
+    mine = [source.engine.python_value(v, k) for v, k in zip(row[3:], _RUN_KINDS, strict=True)]
+    theirs = [target.engine.python_value(v, k) for v, k in zip(current, _RUN_KINDS, strict=True)]
+    return mine == theirs
+
+
+def _other_job(target: Client, theirs: Any, experiment: str, decoded: dict[str, Any]) -> str:
+    """Why the target's run of the same explicit id is another job ("": the same one)."""
+    if theirs[2] != experiment:
+        return f"the id is taken by a run of experiment {theirs[2]!r}, not {experiment!r}"
+    their_env = target.engine.python_value(theirs[3], "json") or {}
+    our_env = decoded.get("env") or {}
+    mine, other = our_env.get(_CLUSTER), their_env.get(_CLUSTER)
+    if mine is not None and other is not None and mine != other:
+        return f"the id is taken by a run of cluster {other!r}, not {mine!r}"
+    return ""
+
+
+def _merge_links(source: Client, target: Client, table: str, ids: dict[int, int]) -> None:
+    links = source.query(f"SELECT from_id, kind, to_id FROM {table}")  # noqa: S608 (fixed)
+    with target:
+        for from_id, kind, to_id in links:
+            target.query(
+                f"INSERT INTO {table} (from_id, kind, to_id) "  # noqa: S608 (fixed names)
+                "VALUES (:from_id, :kind, :to_id) ON CONFLICT DO NOTHING",
+                {"from_id": ids[from_id], "kind": kind, "to_id": ids[to_id]},
+            )
+
+
+def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
+    with source as conn:
+        cur = conn.cursor()
+        try:
+            found = source.engine.metric_columns(cur)
+        finally:
+            cur.close()
+    columns = {}
+    for name, kind in found.items():
+        if name in KEY_COLUMNS:
+            continue
+        try:
+            check_metric_name(name)  # a name from a file is input like any other
+        except InvalidMetricName as e:
+            result.columns_left_out[name] = str(e).partition(": ")[2] or str(e)
+            continue
+        if kind is None:
+            result.columns_left_out[name] = "its type is none that sqltrack writes"
+            continue
+        columns[name] = kind
+    names = tuple(columns)
+    kinds = tuple(columns.values())
+    selected = ", ".join(map(quote_identifier, ("step", "progress", *names)))
+    query = f"SELECT {selected} FROM metrics WHERE run_id = :id ORDER BY step, progress"  # noqa: S608
+    convert = source.engine.python_value
+    for source_id, target_id in result.run_ids.items():
+        with source.cursor() as cur:  # streamed: memory stays flat for long runs
+            cur.execute(source.engine.sql(query), {"id": source_id})
+            while chunk := cur.fetchmany(_ROWS_PER_TRANSACTION):
+                batch: list[Row] = []
+                for row in chunk:
+                    metrics = {
+                        names[i]: convert(row[2 + i], kinds[i])
+                        for i in range(len(names))
+                        if row[2 + i] is not None
+                    }
+                    try:  # checked as add_metrics checks its arguments
+                        checked = validate(metrics, row[0], row[1]) if metrics else None
+                    except InvalidValue:
+                        result.rows_left_out += 1
+                        continue
+                    if checked is not None:
+                        batch.append(checked)
+                batch = _changed(target, target_id, batch, result)
+                if batch:
+                    _write(target, target_id, batch, result)
+
+
+def _changed(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> list[Row]:
+    """The rows of ``batch`` that the target lacks, or holds with another value (one read
+    of the target's rows at those steps): what a second merge would write is nothing."""
+    if not batch:
+        return batch
+    with target as conn:
+        columns = known_columns(target, conn, ())
+    present = sorted({n for row in batch for n in row[0] if n in columns})
+    if not present:
+        return batch
+    selected = ", ".join(map(quote_identifier, ("step", "progress", *present)))
+    query = (
+        f"SELECT {selected} FROM metrics WHERE run_id = :run "  # noqa: S608 (checked names)
+        "AND step >= :low AND step <= :high"
+    )
+    steps = [row[3] for row in batch]
+    convert = target.engine.python_value
+    params = {"run": run_id, "low": min(steps), "high": max(steps)}
+    had = {
+        (r[0], r[1]): {n: convert(v, columns[n]) for n, v in zip(present, r[2:], strict=True)}
+        for r in target.query(query, params)
+    }
+    changed = []
+    for row in batch:
+        there = had.get((row[3], row[4]))
+        if there is None or any(there.get(n) != v for n, v in zip(row[0], row[1], strict=True)):
+            changed.append(row)
+    result.rows_unchanged += len(batch) - len(changed)
+    return changed
+
+
+def _write(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> None:
+    def write() -> list[Any]:
+        with target as conn:
+            return write_rows(target, conn, run_id, batch)
+
+    errors = target.run_operation(write)
+    result.rows += len(batch) - len(errors)
+    result.rows_left_out += len(errors)

@@ -1,0 +1,1 @@
+"""Pure checks and conversions: names, values, one metrics call, secrets; no database."""

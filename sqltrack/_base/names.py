@@ -1,0 +1,109 @@
+"""Which names may become SQL identifiers (metric columns, schema names).
+
+A metric name becomes a column that people type in psql, so sqltrack accepts exactly the
+names that never need quoting on PostgreSQL or SQLite:
+
+- lowercase ASCII letters, digits and ``_``, not starting with a digit;
+- at most 63 bytes (PostgreSQL silently truncates longer identifiers);
+- not a reserved word of either engine (``order``, ``select``, ``user`` …);
+- not a key or system column (``run_id``, ``step``, ``progress``, ``ctid``, ``rowid`` …).
+
+Every other name is rejected with :class:`~sqltrack.errors.InvalidMetricName`, whose
+message suggests a valid name (``train/loss`` → ``train_loss``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ..errors import InvalidMetricName
+
+MAX_IDENTIFIER_BYTES = 63
+
+# PostgreSQL 18 keywords of category R (reserved) and T (type/function name): these need
+# quotes as column names. From: SELECT word FROM pg_get_keywords() WHERE catcode IN ('R','T')
+_POSTGRES_RESERVED = """
+all analyse analyze and any array as asc asymmetric authorization binary both case cast check
+collate collation column concurrently constraint create cross current_catalog current_date
+current_role current_schema current_time current_timestamp current_user default deferrable desc
+distinct do else end except false fetch for foreign freeze from full grant group having ilike in
+initially inner intersect into is isnull join lateral leading left like limit localtime
+localtimestamp natural not notnull null offset on only or order outer overlaps placing primary
+references returning right select session_user similar some symmetric system_user table
+tablesample then to trailing true union unique user using variadic verbose when where window with
+"""
+# SQLite keywords that fail as unquoted column names in ALTER/INSERT/UPSERT/SELECT
+# (tested against SQLite 3.40 with each of its 147 keywords).
+_SQLITE_RESERVED = """
+add all alter and as autoincrement between case cast check collate commit constraint create
+default deferrable delete distinct drop else escape except exists foreign from group having in
+index insert intersect into is isnull join limit not nothing notnull null on or order primary
+raise references returning select set table then to transaction union unique update using values
+when where
+"""
+RESERVED_WORDS = frozenset(_POSTGRES_RESERVED.split()) | frozenset(_SQLITE_RESERVED.split())
+
+#: columns of the metrics table that are not metrics
+KEY_COLUMNS = frozenset({"run_id", "step", "progress"})
+# PostgreSQL system columns and SQLite's rowid aliases
+SYSTEM_COLUMNS = frozenset(
+    {"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "oid", "rowid", "_rowid_"}
+)
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+def suggest_name(name: str, *, taken: frozenset[str] = frozenset()) -> str:
+    """Return a valid name close to ``name``: ``"Train/Loss"`` → ``"train_loss"``,
+    ``"café"`` → ``"cafe"`` (accents are dropped, not the letters)."""
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    s = re.sub(r"[^a-z0-9_]+", "_", ascii_name.lower()).strip("_") or "metric"
+    if s[0].isdigit():
+        s = "m_" + s
+    s = s[:MAX_IDENTIFIER_BYTES]
+    if s in RESERVED_WORDS or s in KEY_COLUMNS or s in SYSTEM_COLUMNS or s in taken:
+        s = s[: MAX_IDENTIFIER_BYTES - 1] + "_"
+    return s
+
+
+def _problem(name: object) -> str | None:
+    if not isinstance(name, str):
+        return f"must be a str, not {type(name).__name__}"
+    if not name:
+        return "must not be empty"
+    size = len(name.encode("utf-8", "surrogatepass"))  # lone surrogates fail the pattern below
+    if size > MAX_IDENTIFIER_BYTES:
+        return f"is {size} bytes long, the limit is {MAX_IDENTIFIER_BYTES}"
+    if not _IDENTIFIER.match(name):
+        return "may only contain lowercase letters a-z, digits and _, and not start with a digit"
+    if name in RESERVED_WORDS:
+        return "is a reserved word in SQL"
+    return None
+
+
+def check_identifier(
+    name: object, *, what: str = "identifier", error: type[Exception] = InvalidMetricName
+) -> str:
+    """Validate a name to be used unquoted in SQL (e.g. a schema name).
+
+    :raises error: (by default :class:`InvalidMetricName`, a ``ValueError``) naming the
+        problem and suggesting a valid name.
+    """
+    problem = _problem(name)
+    if problem is not None:
+        raise error(f"invalid {what} {name!r}: it {problem}; try {suggest_name(str(name))!r}")
+    return name  # type: ignore[return-value]
+
+
+def check_metric_name(name: object) -> str:
+    """Validate a metric name (see the module doc for the rules).
+
+    :raises InvalidMetricName: naming the problem and suggesting a valid name.
+    """
+    if name in KEY_COLUMNS or name in SYSTEM_COLUMNS:
+        raise InvalidMetricName(
+            f"invalid metric name {name!r}: it is a key or system column of the metrics table; "
+            f"try {suggest_name(str(name))!r}"
+        )
+    return check_identifier(name, what="metric name")

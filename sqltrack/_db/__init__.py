@@ -1,0 +1,1 @@
+"""The database: configuration, the client, the schema scripts, one module per engine."""

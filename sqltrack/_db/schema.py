@@ -1,0 +1,157 @@
+"""Create and migrate the schema from the versioned scripts in ``sql/<engine>/``.
+
+Every script is applied at most once per database (per schema on PostgreSQL). Applied
+scripts are recorded in the table ``sqltrack_scripts`` with a SHA-256 checksum of their
+text. Each script runs in its own transaction together with its bookkeeping row, so a
+failing script leaves nothing behind and is not recorded. Concurrent ``setup`` calls are
+serialized (an advisory lock on PostgreSQL, the write lock on SQLite).
+
+Built-in scripts are named ``vNNN_<what>.sql`` and recorded as ``sqltrack/vNNN_<what>.sql``.
+User scripts are recorded by file name, so keep user script names unique.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import SchemaError
+from .client import Client
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS sqltrack_scripts (
+    name TEXT PRIMARY KEY,
+    checksum TEXT NOT NULL,
+    time_applied TEXT NOT NULL
+)
+"""
+_CHECKSUM_OF = "SELECT checksum FROM sqltrack_scripts WHERE name = :name"
+_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
+_RECORD = (
+    "INSERT INTO sqltrack_scripts (name, checksum, time_applied) VALUES (:name, :checksum, :now)"
+)
+
+
+@dataclass(frozen=True)
+class ScriptResult:
+    """What :func:`setup` did with one script."""
+
+    name: str
+    applied: bool  #: True if applied now, False if it had been applied before
+
+
+def sql_dir() -> Path:
+    """The folder of built-in scripts: inside the installed package, else the source tree."""
+    package = Path(__file__).resolve().parent.parent  # sqltrack/
+    for candidate in (package / "sql", package.parent / "sql"):
+        if candidate.is_dir():
+            return candidate
+    raise SchemaError(f"sqltrack's schema scripts are missing (looked in {package}/sql)")
+
+
+def builtin_scripts(engine: str) -> list[Path]:
+    """The built-in scripts for ``engine``, in the order they must be applied."""
+    return sorted((sql_dir() / engine).glob("v[0-9][0-9][0-9]_*.sql"))
+
+
+def applied(client: Client, script: str) -> bool:
+    """Whether ``script`` (as recorded, e.g. ``"sqltrack/v003_summaries.sql"``) has been
+    applied to the client's database: what a feature asks before it uses a later table."""
+    return bool(client.query(_APPLIED, {"name": script}))
+
+
+def require(client: Client, script: str, what: str) -> None:
+    """Raise :class:`SchemaError` saying ``what`` needs ``script``, unless it was applied."""
+    if not applied(client, script):
+        raise SchemaError(
+            f"{what} the schema script {script} in {client.engine.describe()}: run `sqltrack setup`"
+        )
+
+
+def _checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def setup(
+    client: Client,
+    *scripts: str | os.PathLike[str],
+    report: Callable[[ScriptResult], None] | None = None,
+) -> list[ScriptResult]:
+    """Apply the built-in schema scripts, then the given user scripts, each exactly once.
+
+    Example::
+
+        from sqltrack import Client
+        from sqltrack.schema import setup
+        for result in setup(Client(), "my_views.sql"):
+            print(result.name, "applied" if result.applied else "already applied")
+
+    :param client: the Client to use; its ``schema`` (PostgreSQL) is created if missing.
+    :param scripts: paths of user scripts, applied in the given order after the built-ins.
+    :param report: called with each :class:`ScriptResult` as soon as it is known.
+    :return: one :class:`ScriptResult` per script, in order.
+    :raises SchemaError: a script failed (it is rolled back and not recorded), a user
+        script is missing, or an applied script's text has changed since.
+    """
+    items: list[tuple[str, str]] = []
+    for path in builtin_scripts(client.engine.name):
+        items.append((f"sqltrack/{path.name}", path.read_text(encoding="utf-8")))
+    for script in scripts:
+        path = Path(script)
+        try:
+            items.append((path.name, path.read_text(encoding="utf-8")))
+        except OSError as e:
+            raise SchemaError(f"cannot read script {path}: {e.strerror}") from None
+    names = [name for name, _ in items]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise SchemaError(f"two scripts have the same name: {', '.join(sorted(duplicates))}")
+
+    client.engine.create_if_missing = True  # setup makes the database it sets up
+    with client.cursor() as cur:
+        client.engine.prepare_setup(cur)
+
+    results = []
+    try:
+        for name, text in items:
+            results.append(ScriptResult(name, _apply(client, name, text)))
+            if report is not None:
+                report(results[-1])
+    finally:
+        client.metrics_cache = None  # a script may have changed the metrics table
+    return results
+
+
+def _apply(client: Client, name: str, text: str) -> bool:
+    """Apply one script in its own transaction unless already applied; True if applied."""
+    engine = client.engine
+    with client.cursor() as cur:
+        engine.lock_setup(cur)
+        cur.execute(_BOOKKEEPING)
+        cur.execute(engine.sql(_CHECKSUM_OF), {"name": name})
+        row = cur.fetchone()
+        if row is not None:
+            if row[0] != _checksum(text):
+                raise SchemaError(
+                    f"script {name} was applied before and its text has changed since; "
+                    "never edit an applied script, add a new one instead"
+                )
+            return False
+        try:
+            engine.run_script(cur, text)
+        except Exception as e:
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SchemaError(f"script {name} failed: {message}") from e
+        cur.execute(
+            engine.sql(_RECORD),
+            {
+                "name": name,
+                "checksum": _checksum(text),
+                "now": datetime.now(timezone.utc).isoformat(sep=" "),
+            },
+        )
+    return True

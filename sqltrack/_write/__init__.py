@@ -1,0 +1,2 @@
+"""Statements that write, per table group: runs, experiments, metrics, summaries,
+artifacts, samples."""

@@ -1,0 +1,159 @@
+"""Summaries of rows as they are written: how the buffered writer keeps a run's summary
+without reading back what it wrote.
+
+Reading a run's new rows back costs about as much as writing them; at hundreds of
+thousands of steps per second that would halve the buffered writer's throughput. So the
+writer hands each group of rows it wrote (:func:`sqltrack.metrics.write_rows`'s
+``collect``) to a :class:`BatchSummary`, which reduces them with C-level builtins
+(``zip``, ``sum``, ``min``, ``max``, ``index``), and merges the result into
+``run_summaries`` at a heartbeat: counts add up, the smaller minimum and larger maximum
+win (the earlier step on a tie), the last value is the one at the higher step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._db.client import Client
+
+_SUMMARIZED = ("int", "float")
+#: how new values join a run's summary (``excluded``: the new ones): counts add up, the
+#: smaller minimum and the larger maximum win (the earlier step on a tie), the last
+#: value is the one at the higher (step, progress)
+ON_CONFLICT = """
+ON CONFLICT (run_id, metric) DO UPDATE SET
+    count = run_summaries.count + excluded.count,
+    last = CASE WHEN {newer} THEN excluded.last ELSE run_summaries.last END,
+    last_step = CASE WHEN {newer} THEN excluded.last_step ELSE run_summaries.last_step END,
+    last_progress = CASE WHEN {newer}
+        THEN excluded.last_progress ELSE run_summaries.last_progress END,
+    min = CASE WHEN excluded.min < run_summaries.min THEN excluded.min ELSE run_summaries.min END,
+    min_step = CASE WHEN excluded.min < run_summaries.min
+        THEN excluded.min_step ELSE run_summaries.min_step END,
+    max = CASE WHEN excluded.max > run_summaries.max THEN excluded.max ELSE run_summaries.max END,
+    max_step = CASE WHEN excluded.max > run_summaries.max
+        THEN excluded.max_step ELSE run_summaries.max_step END
+""".format(
+    newer="(excluded.last_step > run_summaries.last_step OR (excluded.last_step = "
+    "run_summaries.last_step AND excluded.last_progress >= run_summaries.last_progress))"
+)
+_MERGE = (
+    """
+INSERT INTO run_summaries
+    (run_id, metric, count, last, last_step, last_progress, min, min_step, max, max_step)
+VALUES (:run, :metric, :count, :last, :last_step, :last_progress, :min, :min_step, :max,
+    :max_step)"""
+    + ON_CONFLICT
+)
+
+# [count, last, last_step, last_progress, min, min_step, max, max_step]; a step of an
+# extreme may still be the (values, steps) columns of the batch that has it (found when
+# written: one lookup per update, not one per batch)
+Stats = list[Any]
+
+
+class BatchSummary:
+    """Per metric, the summary of the rows given to :meth:`add`, in the order written."""
+
+    __slots__ = ("stats",)
+
+    def __init__(self) -> None:
+        self.stats: dict[str, Stats] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.stats)
+
+    def add(
+        self,
+        names: tuple[str, ...],
+        kinds: tuple[str | None, ...],
+        params: list[Any],
+        no_nan: bool = False,
+    ) -> None:
+        """Summarize a group of rows written together: ``(run_id, step, progress,
+        *values)`` each, in call order (the steps go up, or the run is rebuilt instead).
+
+        :param no_nan: the values are known to hold no NaN and no None
+        """
+        columns = list(zip(*params, strict=False))  # (all of one length: one group)
+        steps, progresses = columns[1], columns[2]
+        for j, name in enumerate(names):
+            if kinds[j] not in _SUMMARIZED:
+                continue
+            values = columns[3 + j]
+            clean = no_nan
+            if not clean:
+                try:
+                    total = sum(values)
+                    clean = total == total  # no None, no NaN (nor inf - inf): all in C
+                except TypeError:
+                    clean = False
+            if clean:  # the steps of the extremes are looked up once, when written
+                low, high = min(values), max(values)
+                where = (values, steps)
+                self._merge(
+                    name,
+                    [len(values), values[-1], steps[-1], progresses[-1], low, where, high, where],
+                )
+                continue
+            kept = [i for i, v in enumerate(values) if v is not None and v == v]
+            if not kept:
+                continue
+            n, i_last = len(kept), kept[-1]
+            i_low = min(kept, key=values.__getitem__)  # the first of equal values
+            i_high = max(kept, key=values.__getitem__)
+            low, high = values[i_low], values[i_high]
+            self._merge(
+                name,
+                [
+                    n,
+                    values[i_last],
+                    steps[i_last],
+                    progresses[i_last],
+                    low,
+                    steps[i_low],
+                    high,
+                    steps[i_high],
+                ],
+            )
+
+    def _merge(self, name: str, new: Stats) -> None:
+        old = self.stats.get(name)
+        if old is None:
+            self.stats[name] = new
+            return
+        old[0] += new[0]
+        if (new[2], new[3]) >= (old[2], old[3]):
+            old[1:4] = new[1:4]
+        if new[4] < old[4]:
+            old[4:6] = new[4:6]
+        if new[6] > old[6]:
+            old[6:8] = new[6:8]
+
+    def update(self, other: BatchSummary) -> None:
+        """Add what ``other`` summarized (rows written after this one's)."""
+        for name, stats in other.stats.items():
+            self._merge(name, list(stats))
+
+    def write(self, client: Client, run_id: int) -> None:
+        """Merge into the run's summary (in the current transaction)."""
+        for name, s in self.stats.items():
+            for i in (5, 7):  # (values, steps) of the batch that has the extreme: its step
+                if type(s[i]) is tuple:
+                    values, steps = s[i]
+                    s[i] = steps[values.index(s[i - 1])]
+            client.query(
+                _MERGE,
+                {
+                    "run": run_id,
+                    "metric": name,
+                    "count": s[0],
+                    "last": float(s[1]),
+                    "last_step": s[2],
+                    "last_progress": float(s[3]),
+                    "min": float(s[4]),
+                    "min_step": s[5],
+                    "max": float(s[6]),
+                    "max_step": s[7],
+                },
+            )

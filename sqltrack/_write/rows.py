@@ -1,0 +1,199 @@
+"""Statements shared by experiments and runs: one column, a JSON column, tags, links,
+which runs count as deleted.
+
+Tables and columns named here come from the fixed sets below, never from callers; the
+statements are templates filled with those names only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .._base.values import check_text, json_dumps, json_value
+from .._db.client import Client
+from .._db.schema import applied
+from ..errors import InvalidValue, NotFound
+
+_WHAT = {"experiments": "experiment", "runs": "run"}
+_COLUMNS = frozenset(
+    {
+        "name",
+        "comment",
+        "tags",
+        "status",
+        "time_created",
+        "time_started",
+        "time_updated",
+        "args",
+        "env",
+        "extras",
+        "code",
+        "packages",
+        "hardware",
+    }
+)
+_LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
+#: the schema script that adds deletion (``time_deleted``)
+DELETED_SCRIPT = "sqltrack/v007_deleted.sql"
+_GONE = "(runs.time_deleted IS NOT NULL OR experiments.time_deleted IS NOT NULL)"
+
+_SET_COLUMN = "UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id"
+_SET_JSON = "UPDATE {table} SET {column} = :value WHERE id = :id"
+_ADD_LINK = (
+    "INSERT INTO {links} (from_id, kind, to_id) VALUES (:from_id, :kind, :to_id) "
+    "ON CONFLICT DO NOTHING"
+)
+_REMOVE_LINK = "DELETE FROM {links} WHERE from_id = :from_id AND kind = :kind AND to_id = :to_id"
+
+
+def _check(table: str, column: str) -> None:
+    if table not in _WHAT or column not in _COLUMNS:  # programming error, not user input
+        raise AssertionError(f"unexpected column {table}.{column}")
+
+
+def check_id(value: Any, what: str) -> int:
+    """Validate an id: a positive int (not bool), or a string of ASCII digits (``"42"``, as
+    a command line or an environment variable gives it; ``Run(client, exp, "42")`` means
+    the same run)."""
+    if isinstance(value, str) and value.isascii() and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidValue(f"{what} id must be a positive integer, got {value!r}")
+    return value
+
+
+def set_column(client: Client, table: str, column: str, row_id: int, value: Any) -> None:
+    """``UPDATE table SET column = value``; :class:`NotFound` if the row does not exist."""
+    _check(table, column)
+    check_id(row_id, _WHAT[table])
+    rows = client.query(
+        _SET_COLUMN.format(table=table, column=column), {"value": value, "id": row_id}
+    )
+    if not rows:
+        raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
+
+
+def set_comment(client: Client, table: str, row_id: int, comment: str | None) -> None:
+    """Set or clear (``None``) the comment of an experiment or run."""
+    if comment is not None:
+        if not isinstance(comment, str):
+            raise InvalidValue(f"comment must be a str or None, got {comment!r}")
+        check_text(comment, "comment")
+    set_column(client, table, "comment", row_id, comment)
+
+
+def change_json(
+    client: Client,
+    table: str,
+    column: str,
+    row_id: int,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """Read-modify-write a JSON object column with the row locked, so concurrent
+    changes of other keys are never lost."""
+    _check(table, column)
+    check_id(row_id, _WHAT[table])
+    with client:
+        rows = client.query(client.engine.lock_row_sql(table, column), {"id": row_id})
+        if not rows:
+            raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
+        current = json_value(rows[0][0])
+        new = change(dict(current) if isinstance(current, dict) else {})
+        client.query(
+            _SET_JSON.format(table=table, column=column),
+            {"value": json.dumps(new, ensure_ascii=False), "id": row_id},
+        )
+
+
+def plain_json(value: Any, where: str) -> Any:
+    """Validate and normalize a value for a JSON column (raises InvalidValue)."""
+    return json.loads(json_dumps(value, where))
+
+
+def check_object(value: Any, where: str) -> dict[str, Any]:
+    """Validate a dict for a JSON object column."""
+    if not isinstance(value, dict):
+        raise InvalidValue(f"{where}: expected a dict, got {type(value).__name__}")
+    result: dict[str, Any] = plain_json(value, where)
+    return result
+
+
+def check_tags(tags: Iterable[Any], where: str) -> list[str]:
+    out = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise InvalidValue(f"{where}: tags must be non-empty strings, got {tag!r}")
+        out.append(check_text(tag, where))
+    return out
+
+
+def set_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> None:
+    where = f"{_WHAT[table]} {row_id} tags"
+    value = {tag: True for tag in check_tags(tags, where)}
+    set_column(client, table, "tags", row_id, json.dumps(value, ensure_ascii=False))
+
+
+def add_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> None:
+    new = check_tags(tags, f"{_WHAT[table]} {row_id} tags")
+    change_json(client, table, "tags", row_id, lambda cur: {**cur, **dict.fromkeys(new, True)})
+
+
+def remove_tags(client: Client, table: str, row_id: int, tags: Iterable[Any]) -> None:
+    gone = set(check_tags(tags, f"{_WHAT[table]} {row_id} tags"))
+    change_json(
+        client, table, "tags", row_id, lambda cur: {k: v for k, v in cur.items() if k not in gone}
+    )
+
+
+def _check_kind(kind: Any) -> str:
+    if not isinstance(kind, str) or not kind:
+        raise InvalidValue(f"link kind must be a non-empty string, got {kind!r}")
+    return check_text(kind, "link kind")
+
+
+def add_link(client: Client, table: str, from_id: int, kind: str, to_id: int) -> None:
+    what = _WHAT[table]
+    params = {
+        "from_id": check_id(from_id, what),
+        "kind": _check_kind(kind),
+        "to_id": check_id(to_id, what),
+    }
+    try:
+        client.query(_ADD_LINK.format(links=_LINK_TABLES[table]), params)
+    except Exception as e:
+        if client.engine.is_foreign_key_violation(e):
+            raise NotFound(
+                f"cannot link {what} {from_id} to {to_id}: "
+                f"{what} {from_id} or {to_id} does not exist"
+            ) from None
+        raise
+
+
+def remove_link(client: Client, table: str, from_id: int, kind: str, to_id: int) -> None:
+    what = _WHAT[table]
+    client.query(
+        _REMOVE_LINK.format(links=_LINK_TABLES[table]),
+        {
+            "from_id": check_id(from_id, what),
+            "kind": _check_kind(kind),
+            "to_id": check_id(to_id, what),
+        },
+    )
+
+
+def deleted_condition(client: Client, deleted: bool | None) -> str:
+    """A condition on ``runs`` joined with ``experiments`` (those names) that keeps the
+    runs not deleted (``deleted=False``: the read side's default), only the deleted ones
+    (True: deleted runs and the runs of deleted experiments), or all (None).
+
+    A database without deletion (schema before version 7) has no deleted runs.
+    """
+    if deleted is not None and not isinstance(deleted, bool):
+        raise InvalidValue(f"deleted must be True, False or None, got {deleted!r}")
+    if deleted is None:
+        return "TRUE"
+    if not applied(client, DELETED_SCRIPT):
+        return "FALSE" if deleted else "TRUE"
+    return _GONE if deleted else f"NOT {_GONE}"

@@ -1,0 +1,149 @@
+"""Run summaries: per run and numeric metric, the count, the last value and the smallest
+and largest with their steps, in the table ``run_summaries`` (schema version 3).
+
+They make questions like "best val_loss per run" one short query on a small table
+instead of a scan of ``metrics``. A tracked run keeps its own summary current
+(:class:`Upkeep`): at a heartbeat it adds the values above each metric's last summarized
+``(step, progress)``, so the work grows with what was logged since, not with the run's
+length; at ``stop()`` it does the same, or rebuilds the summary if the run logged a step
+below one it had logged before (a requeued job that resumed from a checkpoint). For runs
+written by other means (``run_add_metrics``, SQL, an old version) :func:`refresh_summaries`
+rebuilds summaries; ``sqltrack refresh`` calls it.
+
+Integer metrics are summarized as floats; NaN is left out; booleans, text and times are
+not summarized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .._base.names import KEY_COLUMNS
+from .._db.client import Client, operation
+from .._db.engines.base import quote_identifier
+from .._db.schema import applied, require
+from ..errors import InvalidValue
+from .batch_summary import ON_CONFLICT
+from .metrics import known_columns
+from .rows import check_id
+
+#: the schema script that adds ``run_summaries``
+SCRIPT = "sqltrack/v003_summaries.sql"
+_SUMMARIZED = ("int", "float")
+_WATERMARKS = "SELECT metric, last_step, last_progress FROM run_summaries WHERE run_id = :run"
+_FORGET = "DELETE FROM run_summaries WHERE run_id = :run"
+# {v}: a quoted, checked metric column (as a float); {new}: the conditions of the values to
+# add (the run, not NULL, not NaN, above the summary's last step). Values are parameters.
+# One scan for the aggregates; the last value and the steps of the extremes are index
+# lookups (the primary key is run_id, step, progress).
+_UPDATE = """
+WITH agg AS (SELECT count({v}) AS n, min({v}) AS lo, max({v}) AS hi FROM metrics m WHERE {new})
+INSERT INTO run_summaries
+    (run_id, metric, count, last, last_step, last_progress, min, min_step, max, max_step)
+SELECT CAST(:run AS BIGINT), CAST(:name AS TEXT), n,
+    (SELECT {v} FROM metrics m WHERE {new} ORDER BY m.step DESC, m.progress DESC LIMIT 1),
+    (SELECT m.step FROM metrics m WHERE {new} ORDER BY m.step DESC, m.progress DESC LIMIT 1),
+    (SELECT m.progress FROM metrics m WHERE {new}
+     ORDER BY m.step DESC, m.progress DESC LIMIT 1),
+    lo, (SELECT m.step FROM metrics m WHERE {new} AND {v} = agg.lo
+         ORDER BY m.step, m.progress LIMIT 1),
+    hi, (SELECT m.step FROM metrics m WHERE {new} AND {v} = agg.hi
+         ORDER BY m.step, m.progress LIMIT 1)
+FROM agg WHERE n > 0
+"""
+_UPDATE += ON_CONFLICT  # (it has no {} fields for the format() above)
+
+
+def available(client: Client) -> bool:
+    """Whether the database has ``run_summaries`` (schema version 3)."""
+    return applied(client, SCRIPT)
+
+
+def check_available(client: Client) -> None:
+    """Raise :class:`SchemaError` unless the database has ``run_summaries``."""
+    require(client, SCRIPT, "run summaries need")
+
+
+def update_summary(
+    client: Client, conn: Any, run_id: int, names: Iterable[str] | None, rebuild: bool = False
+) -> None:
+    """Add a run's values that are not in its summary yet (in the current transaction,
+    after the run's row was locked or updated, so that two writers of one run take turns).
+
+    :param names: the metrics to look at (with those already summarized); None: every
+        numeric metric column
+    :param rebuild: forget the summary first and summarize every value again
+    """
+    engine = client.engine
+    if rebuild:
+        client.query(_FORGET, {"run": run_id})
+        marks: dict[str, tuple[int, float]] = {}
+    else:
+        marks = {m: (s, p) for m, s, p in client.query(_WATERMARKS, {"run": run_id})}
+    columns = known_columns(client, conn, ())
+    wanted = set(columns) - KEY_COLUMNS if names is None else {*names, *marks}
+    chosen = sorted(n for n in wanted if columns.get(n) in _SUMMARIZED)
+    if not chosen:
+        return
+    real = engine.column_types["float"]
+    for name in chosen:
+        column = f"m.{quote_identifier(name)}"
+        new = f"m.run_id = :run AND {column} IS NOT NULL"
+        if columns[name] == "float" and engine.stores_nan:
+            new += f" AND {column} <> CAST('NaN' AS {real})"
+        params: dict[str, Any] = {"run": run_id, "name": name}
+        if name in marks:
+            params["s"], params["p"] = marks[name]
+            new += " AND m.step >= :s AND (m.step > :s OR m.progress > :p)"
+        value = f"CAST({column} AS {real})"
+        client.query(_UPDATE.format(v=value, new=new), params)
+
+
+@operation
+def refresh_summaries(client: Client, *run_ids: int, experiment: int | str | None = None) -> int:
+    """Rebuild the summaries of runs from their metrics: for runs written by other means
+    than a tracked :class:`~sqltrack.handles.Run` (``run_add_metrics``, SQL, a merge, an
+    older sqltrack). Each run is one transaction.
+
+    Example::
+
+        refresh_summaries(client, experiment="sweep")  # or (client, 17, 18); or all runs
+
+    :param run_ids: the runs; none (and no experiment): every run
+    :param experiment: the runs of this experiment (a name or an id)
+    :return: how many runs were refreshed
+    :raises SchemaError: the database has no ``run_summaries`` (run ``sqltrack setup``)
+    """
+    check_available(client)
+    ids = [check_id(i, "run") for i in run_ids]
+    if experiment is not None:
+        if ids:
+            raise InvalidValue("refresh: give run ids or an experiment, not both")
+        column = "e.name" if isinstance(experiment, str) else "e.id"
+        found = client.query(
+            f"SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id "  # noqa: S608
+            f"WHERE {column} = :e ORDER BY r.id",
+            {"e": experiment},
+        )
+        ids = [int(r[0]) for r in found]
+    elif not ids:
+        ids = [int(r[0]) for r in client.query("SELECT id FROM runs ORDER BY id")]
+    lock = client.engine.lock_row_sql("runs", "id")
+    done = 0
+    for run_id in ids:
+        with client as conn:
+            if client.query(lock, {"id": run_id}):  # a deleted run has nothing to refresh
+                update_summary(client, conn, run_id, None, rebuild=True)
+                done += 1
+    return done
+
+
+def catch_up(client: Client, run_id: int) -> None:
+    """Add a run's values that are not in its summary yet, in a transaction of its own
+    (after a spool was pushed); nothing if the schema has no summaries."""
+    with client as conn:
+        if applied(client, SCRIPT) and client.query(
+            client.engine.lock_row_sql("runs", "id"), {"id": run_id}
+        ):
+            update_summary(client, conn, run_id, None)

@@ -1,0 +1,72 @@
+"""Which metric and schema names are accepted (sqltrack._base.names)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import metric_columns, metric_count, q
+
+from sqltrack import Client, InvalidMetricName, Run
+from sqltrack._base.names import RESERVED_WORDS, check_metric_name, suggest_name
+
+
+@pytest.mark.parametrize("name", ["loss", "train_loss", "_private", "a1", "x" * 63, "top5_acc"])
+def test_valid_names(client: Client, run: Run, name: str) -> None:
+    run.add_metrics({name: 1.0})
+    assert name in metric_columns(client)
+    # psql users can type it without quotes
+    assert q(client, f"SELECT {name} FROM metrics") == [(1.0,)]
+
+
+@pytest.mark.parametrize(
+    "name, suggestion",
+    [
+        ("train/loss", "train_loss"),
+        ("Loss", "loss"),
+        ("val loss", "val_loss"),
+        ("1st", "m_1st"),
+        ("order", "order_"),
+        ("select", "select_"),
+        ("user", "user_"),
+        ('a"b', "a_b"),
+        ("a;DROP TABLE runs", "a_drop_table_runs"),
+        ("x" * 64, "x" * 63),
+        ("é", "e"),
+        ("日本", "metric"),
+        ("step", "step_"),
+        ("run_id", "run_id_"),
+        ("progress", "progress_"),
+        ("ctid", "ctid_"),
+        ("rowid", "rowid_"),
+        ("", "metric"),
+    ],
+)
+def test_invalid_names_are_rejected_with_a_suggestion(
+    client: Client, run: Run, name: str, suggestion: str
+) -> None:
+    columns_before = metric_columns(client)
+    with pytest.raises(InvalidMetricName) as info:
+        run.add_metrics({"fine": 1.0, name: 1.0})
+    assert f"try {suggestion!r}" in str(info.value)
+    check_metric_name(suggestion)  # the suggestion itself is valid
+    assert metric_columns(client) == columns_before and metric_count(client) == 0
+
+
+def test_name_checks_without_database() -> None:
+    with pytest.raises(InvalidMetricName, match="must be a str"):
+        check_metric_name(3)
+    with pytest.raises(InvalidMetricName, match="64 bytes long, the limit is 63"):
+        check_metric_name("a" * 64)
+    with pytest.raises(ValueError):  # InvalidMetricName is a ValueError
+        check_metric_name("Bad")
+    for word in RESERVED_WORDS:
+        assert suggest_name(word) != word
+        check_metric_name(suggest_name(word))
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [("café", "cafe"), ("Überlänge/Loss", "uberlange_loss"), ("naïve-acc", "naive_acc")],
+)
+def test_suggestions_drop_accents_not_letters(name: str, suggested: str) -> None:
+    assert suggest_name(name) == suggested
+    check_metric_name(suggested)

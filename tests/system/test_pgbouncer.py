@@ -1,0 +1,149 @@
+"""Through a real PgBouncer (the Debian package) in transaction pooling.
+
+The fixture starts PgBouncer from the test with an ini file of its own, listening on the
+loopback address, in front of a fresh database of the test server. It switches to an
+unprivileged user when started as root (PgBouncer refuses to run as root). Where the
+package is missing, these tests are skipped by name; under CI they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import ENGINES, ROOT, env_for, pg_admin, pg_conninfo
+
+import sqltrack as st
+from sqltrack import Client, ConfigError
+from sqltrack._live.spool import spool_files
+
+pytestmark = pytest.mark.slow  # each test starts a PgBouncer and real processes
+
+sys.path.insert(0, str(ROOT / "bench"))
+from servers import PGBOUNCER, PgBouncer  # noqa: E402
+
+
+@pytest.fixture(params=["transaction"])
+def pgbouncer(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Client parameters of a PgBouncer (pool_mode=transaction unless parametrized
+    otherwise, 4 server connections) in front of a fresh database; the database is
+    dropped afterwards."""
+    if "postgres" not in ENGINES:
+        pytest.skip("PgBouncer needs the PostgreSQL half of the suite (SQLTRACK_TEST_ENGINES)")
+    if not os.path.exists(PGBOUNCER):
+        reason = "PgBouncer is not installed (Debian package pgbouncer; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    dbname = f"bouncer_{uuid.uuid4().hex[:10]}"
+    with pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+    try:
+        bouncer = PgBouncer(pg_conninfo(), dbname, pool_size=4, pool_mode=request.param)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield bouncer.params
+    finally:
+        bouncer.cleanup()
+        with pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+JOB = """
+import sys
+import sqltrack as st
+client = st.Client()
+run = st.Experiment(client, name="bounced").get_run()
+with run.track(buffered=sys.argv[1] == "buffered"):
+    for step in range(int(sys.argv[2])):
+        run.add_metrics({"loss": 1.0 / (step + 1), "step_again": step}, step=step)
+print(run.id, flush=True)
+"""
+
+
+def _all_jobs_finish(params: dict[str, Any], per_mode: int) -> None:
+    """Start ``per_mode`` sync and as many buffered jobs of 40 steps through ``params``;
+    each finishes with every row, exactly once."""
+    st.setup(Client({}, **params))
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", JOB, mode, "40"],
+            env=env_for(params),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mode in ("sync", "buffered")
+        for _ in range(per_mode)
+    ]
+    results = [job.communicate(timeout=120) for job in jobs]
+    for job, (_, err) in zip(jobs, results, strict=True):
+        assert job.returncode == 0, err
+    client = Client({}, **params)
+    assert client.execute("SELECT status, count(*) FROM runs GROUP BY status") == [
+        ("COMPLETED", len(jobs))
+    ]
+    rows = client.execute("SELECT count(*), count(DISTINCT (run_id, step)) FROM metrics")
+    assert rows == [(len(jobs) * 40, len(jobs) * 40)]
+
+
+def test_many_jobs_through_transaction_pooling(pgbouncer: dict[str, Any]) -> None:
+    """Sync and buffered jobs, 6x as many as PgBouncer's server connections, each past
+    psycopg's prepare threshold."""
+    _all_jobs_finish(pgbouncer, 12)
+
+
+def test_a_transaction_pooler_is_recognised_by_its_errors(pgbouncer: dict[str, Any]) -> None:
+    """Without pgbouncer=true, psycopg's prepared statements meet other clients' on
+    PgBouncer's shared server connections (42P05, 26000): sqltrack switches to
+    unprepared statements at once, retries, and says so once per job. Every job
+    finishes with every row; nothing is left to sync (before: 8 % of the rows were
+    spooled, and `sqltrack sync` failed on every spool with the same error)."""
+    defaults = {k: v for k, v in pgbouncer.items() if k != "pgbouncer"}
+    st.setup(Client({}, **pgbouncer))
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", JOB, mode, "60"],
+            env=env_for(defaults),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mode in ("sync", "buffered")
+        for _ in range(6)
+    ]
+    results = [job.communicate(timeout=120) for job in jobs]
+    for job, (_, err) in zip(jobs, results, strict=True):
+        assert job.returncode == 0, err
+        assert err.count("looks like a transaction pooler") <= 1, err
+        assert "did not answer" not in err and "spool" not in err, err
+    assert any("looks like a transaction pooler" in err for _, err in results)
+    client = Client({}, **pgbouncer)
+    assert client.execute("SELECT status, count(*) FROM runs GROUP BY status") == [
+        ("COMPLETED", len(jobs))
+    ]
+    rows = client.execute("SELECT count(*), count(DISTINCT (run_id, step)) FROM metrics")
+    assert rows == [(len(jobs) * 60, len(jobs) * 60)]
+    assert spool_files() == []
+
+
+def test_schema_is_refused_behind_pgbouncer() -> None:
+    with pytest.raises(ConfigError, match="ALTER ROLE alice SET search_path = proj"):
+        Client({}, engine="postgres", user="alice", pgbouncer="yes", schema="proj")
+    with pytest.raises(ConfigError, match="invalid pgbouncer 'maybe'"):
+        Client({}, engine="postgres", pgbouncer="maybe")
+    with pytest.raises(ConfigError, match="invalid prepare_threshold"):
+        Client({}, engine="postgres", prepare_threshold="-2")
+
+
+@pytest.mark.parametrize("pgbouncer", ["session"], indirect=True)
+def test_session_pooling_needs_no_setting(pgbouncer: dict[str, Any]) -> None:
+    """Session pooling: prepared statements are fine (pgbouncer=false); jobs beyond the
+    pool's 4 server connections wait for one and all finish."""
+    _all_jobs_finish({**pgbouncer, "pgbouncer": "false"}, 5)
