@@ -122,7 +122,7 @@ def upkeep(client: st.Client, seconds: float, chunk: int = 200) -> None:
                 spent[0] += time.perf_counter() - t0
 
     Upkeep.update = timed_update  # type: ignore[method-assign]
-    plain._upkeep.available = False  # this run keeps no summary
+    plain._delivery.upkeep.available = False  # this run keeps no summary
     totals = {"kept": 0.0, "plain": 0.0}
     steps = {"kept": 0, "plain": 0}
     with kept.track(), plain.track():

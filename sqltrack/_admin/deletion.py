@@ -18,28 +18,42 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .._db.client import Client, operation
-from .._db.schema import require
-from .._read.compare import check_runs
+from .._db.schema import DELETION, require
 from .._read.search import select_runs
-from .._write.rows import DELETED_SCRIPT, check_id
+from .._write.rows import check_id, check_runs
 from .._write.runs import db_time
 from ..errors import InvalidValue, NotFound
 
 _FILTERS = ("experiment", "status", "tags", "args", "where")
 _EXPERIMENT_BY_NAME = "SELECT id, time_deleted FROM experiments WHERE name = :e"
 _EXPERIMENT_BY_ID = "SELECT id, time_deleted FROM experiments WHERE id = :e"
-# {ids}: the engine's "column is one of :ids"
-_DELETE_RUNS_OF = "UPDATE runs SET time_deleted = :now WHERE {ids} AND time_deleted IS NULL"
+# {ids} in the next four statements: the engine's "column is one of :ids" (sqltrack's
+# own text). Runs by id or of experiments; those deleted before keep their time
+_DELETE_RUNS = "UPDATE runs SET time_deleted = :now WHERE {ids} AND time_deleted IS NULL"
+_RESTORE_RUNS = "UPDATE runs SET time_deleted = NULL WHERE {ids}"
 _RESTORE_RUNS_OF = (  # the runs deleted with their experiment: at the same time
     "UPDATE runs SET time_deleted = NULL WHERE {ids} AND time_deleted = "
     "(SELECT e.time_deleted FROM experiments e WHERE e.id = runs.experiment_id)"
 )
 _SET_EXPERIMENTS = "UPDATE experiments SET time_deleted = :now WHERE {ids}"
+# the runs gc removes; {keep}: the engine's "tags has the key :keep" (sqltrack's own text)
+_DOOMED = (
+    "SELECT id FROM runs WHERE time_deleted IS NOT NULL AND time_deleted < :cutoff "
+    "AND NOT ({keep}) ORDER BY id"
+)
+# {name}: swept or low, the prefix of the key's two parameters
+_FROM_KEY = " AND (step, progress) >= (:{name}_step, :{name}_progress)"
 #: the key ``:n`` rows on of a run's metrics ({after}: where the scan starts, or nothing)
 BOUND = (
     "SELECT step, progress FROM metrics WHERE run_id = :run{after} "
     "ORDER BY step, progress LIMIT 1 OFFSET :n"
 )
+_BELOW = " AND (step, progress) < (:step, :progress)"  # up to the bound, not including it
+# a batch of a run's metrics: {after}: _FROM_KEY's condition or nothing, {below}: _BELOW
+# or nothing (sqltrack's own text)
+_DELETE_METRICS = "DELETE FROM metrics WHERE run_id = :run{after}{below}"
+_DELETE_SYSTEM_METRICS = "DELETE FROM system_metrics WHERE run_id = :run"
+_DELETE_RUN = "DELETE FROM runs WHERE id = :run"  # its links, summaries, samples, uses with it
 _GC_EXPERIMENTS = (
     "DELETE FROM experiments WHERE time_deleted < :cutoff "
     "AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.experiment_id = experiments.id)"
@@ -47,7 +61,7 @@ _GC_EXPERIMENTS = (
 
 
 def _check_schema(client: Client) -> None:
-    require(client, DELETED_SCRIPT, "deleting runs needs")
+    require(client, DELETION, "deleting runs needs")
 
 
 def _chosen(client: Client, run_ids: Iterable[int], deleted: bool, filters: Any) -> list[int]:
@@ -88,11 +102,8 @@ def delete_runs(
     if ids and not dry_run:
         now = db_time(client, "auto", "time_deleted")
         engine = client.engine
-        client.query(
-            f"UPDATE runs SET time_deleted = :now WHERE {engine.in_array('id', 'ids')} "  # noqa: S608
-            "AND time_deleted IS NULL",
-            {"now": now, "ids": engine.adapt_array(ids)},
-        )
+        query = _DELETE_RUNS.format(ids=engine.in_array("id", "ids"))
+        client.query(query, {"now": now, "ids": engine.adapt_array(ids)})
     return ids
 
 
@@ -105,10 +116,8 @@ def restore_runs(
     ids = _chosen(client, run_ids, True, filters)
     if ids and not dry_run:
         engine = client.engine
-        client.query(
-            f"UPDATE runs SET time_deleted = NULL WHERE {engine.in_array('id', 'ids')}",  # noqa: S608
-            {"ids": engine.adapt_array(ids)},
-        )
+        query = _RESTORE_RUNS.format(ids=engine.in_array("id", "ids"))
+        client.query(query, {"ids": engine.adapt_array(ids)})
     return ids
 
 
@@ -169,7 +178,7 @@ def _mark_experiments(client: Client, experiments: Any, dry_run: bool, delete: b
     if ids and not dry_run:
         engine = client.engine
         now = db_time(client, "auto", "time_deleted") if delete else None
-        runs = _DELETE_RUNS_OF if delete else _RESTORE_RUNS_OF
+        runs = _DELETE_RUNS if delete else _RESTORE_RUNS_OF
         params = {"now": now, "ids": engine.adapt_array(ids)}
         with client:  # the runs first: restoring compares them with the experiment's time
             client.query(runs.format(ids=engine.in_array("experiment_id", "ids")), params)
@@ -207,16 +216,15 @@ def gc_deleted(
         client, datetime.now(timezone.utc) - timedelta(seconds=deleted_before), "cutoff"
     )
     keep = engine.json_has_key("tags", "keep")  # sqltrack's own text
-    query = "SELECT id FROM runs WHERE time_deleted IS NOT NULL AND time_deleted < :cutoff "
-    query += f"AND NOT ({keep}) ORDER BY id"
+    query = _DOOMED.format(keep=keep)
     doomed = [int(r[0]) for r in client.query(query, {"cutoff": cutoff, "keep": "keep"})]
     if dry_run:
         return doomed
     for run_id in doomed:
         _delete_metrics(client, run_id, batch)
         with client:
-            client.query("DELETE FROM system_metrics WHERE run_id = :run", {"run": run_id})
-            client.query("DELETE FROM runs WHERE id = :run", {"run": run_id})
+            client.query(_DELETE_SYSTEM_METRICS, {"run": run_id})
+            client.query(_DELETE_RUN, {"run": run_id})
     with client:
         client.query(_GC_EXPERIMENTS, {"cutoff": cutoff})
     return doomed
@@ -251,12 +259,9 @@ def _delete_metrics(client: Client, run_id: int, batch: int) -> None:
             bound = client.query(BOUND.format(after=scan_from), args)
             below = ""
             if bound:  # the `batch` rows below the bound (keys are unique)
-                below = " AND (step, progress) < (:step, :progress)"
+                below = _BELOW
                 args.update(step=bound[0][0], progress=bound[0][1])
-            client.query(
-                f"DELETE FROM metrics WHERE run_id = :run{delete_from}{below}",  # noqa: S608
-                args,
-            )
+            client.query(_DELETE_METRICS.format(after=delete_from, below=below), args)
         if not bound:
             return
         swept, low = low, bound[0]
@@ -269,4 +274,4 @@ def _from_key(name: str, key: tuple[Any, Any] | None, args: dict[str, Any]) -> s
     if key is None:
         return ""
     args[f"{name}_step"], args[f"{name}_progress"] = key
-    return f" AND (step, progress) >= (:{name}_step, :{name}_progress)"
+    return _FROM_KEY.format(name=name)

@@ -49,6 +49,16 @@ from ..errors import InvalidMetricName, InvalidValue, SchemaError, SQLTrackError
 _ROWS_PER_TRANSACTION = 5000
 _RUN_FIELDS = ("status", "time_created", "time_started", "time_updated", "comment")
 _RUN_JSON = ("tags", "args", "env", "extras")
+# a file without this table is not a sqltrack database
+_IS_SQLTRACK = "SELECT count(*) FROM sqltrack_scripts"
+_SELECT_EXPERIMENTS = "SELECT id, name, comment, tags, time_created FROM experiments ORDER BY id"
+_EXPERIMENT_ID = "SELECT id FROM experiments WHERE name = :name"
+_INSERT_EXPERIMENT = (  # no row: created by someone else meanwhile
+    "INSERT INTO experiments (name, comment, tags, time_created) "
+    "VALUES (:name, :comment, :tags, :created) ON CONFLICT (name) DO NOTHING "
+    "RETURNING id"
+)
+_EXPERIMENT_NAMES = "SELECT id, name FROM experiments"
 _SELECT_RUNS = (
     "SELECT id, experiment_id, uid, status, time_created, time_started, time_updated, "
     "comment, tags, args, env, extras FROM runs ORDER BY id"
@@ -59,15 +69,36 @@ _FIND_BY_ID = (
     "JOIN experiments e ON e.id = r.experiment_id WHERE r.id = :id"
 )
 _CLUSTER = "SLURM_CLUSTER_NAME"
+# the target's run as _same_run compares it: the fields of _SELECT_RUNS from status on
+_RUN_NOW = (
+    "SELECT status, time_created, time_started, time_updated, comment, tags, args, env, extras "
+    "FROM runs WHERE id = :id"
+)
+_RUN_KINDS = (None, "datetime", "datetime", "datetime", None, "json", "json", "json", "json")
 _SETS = ", ".join(f"{c} = :{c}" for c in (*_RUN_FIELDS, *_RUN_JSON))
 _UPDATE_RUN = f"UPDATE runs SET {_SETS} WHERE id = :target"  # noqa: S608 (fixed names)
 _INSERT_COLUMNS = ("experiment_id", "uid", *_RUN_FIELDS, *_RUN_JSON)
+# {columns}: _INSERT_COLUMNS (with id first for an explicit id), {marks}: their :name
+# placeholders (sqltrack's own text)
+_INSERT_RUN = "INSERT INTO runs ({columns}) VALUES ({marks}) RETURNING id"
+# {table}: experiment_links or run_links (fixed names)
+_SELECT_LINKS = "SELECT from_id, kind, to_id FROM {table}"
+_INSERT_LINK = (
+    "INSERT INTO {table} (from_id, kind, to_id) "
+    "VALUES (:from_id, :kind, :to_id) ON CONFLICT DO NOTHING"
+)
+# {columns}: step, progress and the checked metric columns, quoted (sqltrack's own text)
+_SOURCE_ROWS = "SELECT {columns} FROM metrics WHERE run_id = :id ORDER BY step, progress"
+# the target's rows in a batch's range of steps; {columns} as in _SOURCE_ROWS
+_TARGET_ROWS = (
+    "SELECT {columns} FROM metrics WHERE run_id = :run AND step >= :low AND step <= :high"
+)
 
 
 def _insert_run(explicit_id: bool) -> str:
     columns = ("id", *_INSERT_COLUMNS) if explicit_id else _INSERT_COLUMNS
     marks = ", ".join(f":{c}" for c in columns)
-    return f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks}) RETURNING id"  # noqa: S608
+    return _INSERT_RUN.format(columns=", ".join(columns), marks=marks)
 
 
 @dataclass
@@ -122,13 +153,13 @@ def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
         raise SQLTrackError(f"{path} is the database sync writes to: there is nothing to merge")
     source = Client.of(engine=LOCAL_ENGINE, dbpath=str(path))
     try:
-        source.query("SELECT count(*) FROM sqltrack_scripts")
+        source.query(_IS_SQLTRACK)
     except SchemaError:
         raise SchemaError(f"{path} is not a sqltrack database (no sqltrack_scripts)") from None
     setup(source)  # the uids of schema version 2
     result = MergeResult(path)
     experiments = _merge_experiments(source, target, result)
-    names = dict(source.query("SELECT id, name FROM experiments"))
+    names = dict(source.query(_EXPERIMENT_NAMES))
     _merge_runs(source, target, experiments, names, result)
     _merge_links(source, target, "experiment_links", experiments)
     _merge_links(source, target, "run_links", result.run_ids)
@@ -140,11 +171,9 @@ def merge_database(target: Client, path: str | os.PathLike[str]) -> MergeResult:
 
 def _merge_experiments(source: Client, target: Client, result: MergeResult) -> dict[int, int]:
     ids = {}
-    for source_id, name, comment, tags, created in source.query(
-        "SELECT id, name, comment, tags, time_created FROM experiments ORDER BY id"
-    ):
+    for source_id, name, comment, tags, created in source.query(_SELECT_EXPERIMENTS):
         with target:
-            rows = target.query("SELECT id FROM experiments WHERE name = :name", {"name": name})
+            rows = target.query(_EXPERIMENT_ID, {"name": name})
             if rows:
                 ids[source_id] = int(rows[0][0])
                 continue
@@ -154,16 +183,11 @@ def _merge_experiments(source: Client, target: Client, result: MergeResult) -> d
                 "tags": json_dumps(source.engine.python_value(tags, "json"), "tags"),
                 "created": _time(source, target, created),
             }
-            rows = target.query(
-                "INSERT INTO experiments (name, comment, tags, time_created) "
-                "VALUES (:name, :comment, :tags, :created) ON CONFLICT (name) DO NOTHING "
-                "RETURNING id",
-                params,
-            )
+            rows = target.query(_INSERT_EXPERIMENT, params)
             if rows:
                 result.experiments_created += 1
             else:  # created by someone else meanwhile
-                rows = target.query("SELECT id FROM experiments WHERE name = :name", params)
+                rows = target.query(_EXPERIMENT_ID, params)
             ids[source_id] = int(rows[0][0])
     return ids
 
@@ -223,13 +247,6 @@ def _merge_runs(
         result.run_ids[source_id] = target_id
 
 
-_RUN_NOW = (
-    "SELECT status, time_created, time_started, time_updated, comment, tags, args, env, extras "
-    "FROM runs WHERE id = :id"
-)
-_RUN_KINDS = (None, "datetime", "datetime", "datetime", None, "json", "json", "json", "json")
-
-
 def _same_run(source: Client, target: Client, row: Any, target_id: int) -> bool:
     """Whether the target's run has the file's fields already (as values, not as text)."""
     current = target.query(_RUN_NOW, {"id": target_id})[0]
@@ -251,14 +268,11 @@ def _other_job(target: Client, theirs: Any, experiment: str, decoded: dict[str, 
 
 
 def _merge_links(source: Client, target: Client, table: str, ids: dict[int, int]) -> None:
-    links = source.query(f"SELECT from_id, kind, to_id FROM {table}")  # noqa: S608 (fixed)
+    links = source.query(_SELECT_LINKS.format(table=table))
+    insert = _INSERT_LINK.format(table=table)
     with target:
         for from_id, kind, to_id in links:
-            target.query(
-                f"INSERT INTO {table} (from_id, kind, to_id) "  # noqa: S608 (fixed names)
-                "VALUES (:from_id, :kind, :to_id) ON CONFLICT DO NOTHING",
-                {"from_id": ids[from_id], "kind": kind, "to_id": ids[to_id]},
-            )
+            target.query(insert, {"from_id": ids[from_id], "kind": kind, "to_id": ids[to_id]})
 
 
 def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
@@ -284,7 +298,7 @@ def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
     names = tuple(columns)
     kinds = tuple(columns.values())
     selected = ", ".join(map(quote_identifier, ("step", "progress", *names)))
-    query = f"SELECT {selected} FROM metrics WHERE run_id = :id ORDER BY step, progress"  # noqa: S608
+    query = _SOURCE_ROWS.format(columns=selected)
     convert = source.engine.python_value
     for source_id, target_id in result.run_ids.items():
         with source.cursor() as cur:  # streamed: memory stays flat for long runs
@@ -320,10 +334,7 @@ def _changed(target: Client, run_id: int, batch: list[Row], result: MergeResult)
     if not present:
         return batch
     selected = ", ".join(map(quote_identifier, ("step", "progress", *present)))
-    query = (
-        f"SELECT {selected} FROM metrics WHERE run_id = :run "  # noqa: S608 (checked names)
-        "AND step >= :low AND step <= :high"
-    )
+    query = _TARGET_ROWS.format(columns=selected)
     steps = [row[3] for row in batch]
     convert = target.engine.python_value
     params = {"run": run_id, "low": min(steps), "high": max(steps)}

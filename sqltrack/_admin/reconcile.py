@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
 from .._db.client import Client, operation
+from .._write.rows import check_experiment
 from .._write.runs import MAX_EXPLICIT_RUN_ID, db_time
 from ..errors import InvalidValue, SQLTrackError
 
@@ -118,11 +119,14 @@ def reconcile(
     :param sacct: the command to run
     :return: what was (or, with ``dry_run``, would be) changed, by run id
     :raises SQLTrackError: ``sacct`` is not on PATH, or failed
+    :raises NotFound: the experiment does not exist
     """
     if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or older_than < 0:
         raise InvalidValue(f"older_than must be seconds (a number >= 0), got {older_than!r}")
     if experiment is not None and not isinstance(experiment, str):
         raise InvalidValue(f"experiment must be a name, got {experiment!r}")
+    if experiment is not None:
+        check_experiment(client, experiment)
     if shutil.which(sacct) is None:
         raise SQLTrackError(f"{sacct} is not on PATH: reconcile needs Slurm's accounting")
     cutoff = db_time(client, datetime.now(timezone.utc) - timedelta(seconds=older_than), "cutoff")

@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from ..errors import ConnectionFailed, ConnectionLost, LockTimeout, SchemaError,
 from .config import load_config
 from .engines import get_engine
 from .engines.base import BUSY, LOST, PERMANENT, POOLER, RETRIED, Engine, first_line
+from .retries import announced, retry_window, unprepare
 
 log = logging.getLogger("sqltrack")
 _MAX_BACKOFF = 2.0  # seconds between two attempts, at most (before jitter)
@@ -26,20 +26,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # child: closing one would end the parent's session on the shared socket (psycopg itself
 # already skips that when such a connection is garbage-collected after a fork).
 _inherited: list[Any] = []
-
-# Databases found full ("too many clients") in this process: said once per process, not
-# once per client (a job's own client and its background writer meet the same full server).
-_announced_busy: set[str] = set()
-_announce_lock = threading.Lock()
-
-
-def _announced(where: str) -> bool:
-    """Whether a full server at ``where`` was already announced in this process (and
-    mark it announced): checked and marked at once, two threads may meet it together."""
-    with _announce_lock:
-        seen = where in _announced_busy
-        _announced_busy.add(where)
-        return seen
 
 
 class Client:
@@ -71,7 +57,7 @@ class Client:
 
     sqltrack's own modules use a few more members, documented each: :meth:`query`,
     :meth:`hold`, :meth:`release`, :meth:`run_operation`, :meth:`discard`, :attr:`in_block`,
-    :attr:`in_user_block` and :attr:`metrics_cache`.
+    :attr:`in_user_block`, :attr:`metrics_cache` and :attr:`schema_cache`.
 
     :param config: config dict, or path of a config file (see :mod:`sqltrack.config`).
     :param kwargs: connection parameters; they take priority over everything else.
@@ -109,6 +95,9 @@ class Client:
         #: when unknown: forgotten whenever a transaction that may have added columns is
         #: rolled back or a connection is lost
         self.metrics_cache: Any = None
+        #: the schema scripts applied to the database, as :func:`sqltrack._db.schema.applied`
+        #: first read them (None: not read yet); :func:`~sqltrack.setup` renews it
+        self.schema_cache: frozenset[str] | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self._conn is not None else "not connected"
@@ -208,8 +197,8 @@ class Client:
                         if kind == PERMANENT and not isinstance(e, SQLTrackError):
                             raise self.engine.refused(e) from e
                         raise
-                    at_once = kind == POOLER and self._unprepare(e)
-                    window = self._retry_window(e, kind)
+                    at_once = kind == POOLER and unprepare(self.engine, e)
+                    window = retry_window(self.engine, e, kind, self._ever_connected)
                     if within is not None:
                         window = min(window, within)
                     reason = first_line(e)
@@ -237,7 +226,7 @@ class Client:
                         continue
                     # one line per outage, not one per attempt; a full server once per process
                     busy = kind == BUSY
-                    if not warned and not (busy and _announced(where)):
+                    if not warned and not (busy and announced(where)):
                         log.warning(
                             "sqltrack: %s %s (%s); retrying for up to %g s",
                             "cannot reach" if kind in (LOST, BUSY) else "trouble at",
@@ -252,39 +241,6 @@ class Client:
         finally:
             self._in_operation = self._in_user_block = False
 
-    def _unprepare(self, exc: BaseException) -> bool:
-        """A transaction pooler (PgBouncer) lost a prepared statement: prepare none from
-        now on, said once per client; True if that is new (then retry at once)."""
-        if not self.engine.unprepare():
-            return False
-        log.warning(
-            "sqltrack: %s looks like a transaction pooler (%s): using unprepared statements "
-            "from now on (set pgbouncer=true to say so)",
-            self.engine.describe(),
-            first_line(exc),
-        )
-        return True
-
-    def _retry_window(self, exc: BaseException, kind: str) -> float:
-        """For how many seconds an operation that failed with a retried ``exc`` of this
-        ``kind`` (see :meth:`Engine.classify`) is worth retrying.
-
-        A full server or pooler ("too many clients"), at any time: ``busy_timeout``.
-        Before a first successful connection, no server at all: ``connect_timeout`` (it
-        may be restarting). Anything else that heals (a lost connection, a server that is
-        starting up, a deadlock, a lock, a full disk, a failover): ``reconnect_timeout``.
-        """
-        if kind == BUSY:
-            return self.engine.busy_timeout
-        if (
-            isinstance(exc, ConnectionFailed)
-            and not self._ever_connected
-            and exc.kind != "transient"
-        ):
-            connect = float(self.engine.params.get("connect_timeout", 10))
-            return min(connect, self.engine.reconnect_timeout)
-        return self.engine.reconnect_timeout
-
     def is_transient(self, exc: BaseException) -> bool:
         """Whether ``exc`` is trouble that heals (decided by the engine from the driver's
         error codes, :meth:`Engine.classify`): a connection that failed or broke, a full
@@ -295,6 +251,27 @@ class Client:
         if isinstance(exc, LockTimeout):
             return True
         return self.engine.classify(exc) in RETRIED
+
+    def commit_one(self, statement: str, params: Sequence[Any]) -> bool:
+        """Execute one idempotent statement (in the driver's style) and commit it, on the
+        connection held (:meth:`hold`) outside any block and operation: a fast run's steady
+        state, without an operation's machinery. False if that is not the state, or after
+        rolling back a failure: the caller then goes the general way (retries, errors)."""
+        conn = self._conn
+        if conn is None or self._depth or self._in_operation or not self._held:
+            return False
+        if self._pid != _process.pid:
+            return False
+        try:
+            conn.execute(statement, params)
+            conn.commit()
+        except Exception as e:
+            if self.engine.classify(e) == POOLER and unprepare(self.engine, e):
+                self.discard()  # (prepared statements belong to the connection)
+            else:
+                self._rollback_quietly()
+            return False
+        return True
 
     def release(self) -> None:
         """Give a server connection back: close it unless a block is open, even while it

@@ -30,7 +30,17 @@ CREATE TABLE IF NOT EXISTS sqltrack_scripts (
 )
 """
 _CHECKSUM_OF = "SELECT checksum FROM sqltrack_scripts WHERE name = :name"
-_APPLIED = "SELECT 1 FROM sqltrack_scripts WHERE name = :name"
+_APPLIED = "SELECT name FROM sqltrack_scripts"
+
+# The built-in scripts that a feature asks for before it uses what they add (a database
+# set up by an older sqltrack goes on working without them until `sqltrack setup`).
+RUN_UIDS = "sqltrack/v002_run_uid.sql"  #: runs.uid
+SUMMARIES = "sqltrack/v003_summaries.sql"  #: run_summaries, run_overview
+ARTIFACTS = "sqltrack/v004_artifacts.sql"  #: artifacts, artifact_uses, samples
+PROVENANCE = "sqltrack/v005_run_state.sql"  #: runs.code, packages, hardware
+SYSTEM_METRICS = "sqltrack/v006_system_metrics.sql"  #: system_metrics
+DELETION = "sqltrack/v007_deleted.sql"  #: runs.time_deleted, experiments.time_deleted
+CALL_UIDS = "sqltrack/v008_call_uids.sql"  #: artifacts.uid, samples.uid
 _RECORD = (
     "INSERT INTO sqltrack_scripts (name, checksum, time_applied) VALUES (:name, :checksum, :now)"
 )
@@ -59,9 +69,13 @@ def builtin_scripts(engine: str) -> list[Path]:
 
 
 def applied(client: Client, script: str) -> bool:
-    """Whether ``script`` (as recorded, e.g. ``"sqltrack/v003_summaries.sql"``) has been
-    applied to the client's database: what a feature asks before it uses a later table."""
-    return bool(client.query(_APPLIED, {"name": script}))
+    """Whether ``script`` (one of the constants above, as recorded) has been applied to
+    the client's database: what a feature asks before it uses a later table. Asked once
+    per client (:attr:`Client.schema_cache`; :func:`setup` renews it), not on every read."""
+    known = client.schema_cache
+    if known is None:
+        known = client.schema_cache = frozenset(row[0] for row in client.query(_APPLIED))
+    return script in known
 
 
 def require(client: Client, script: str, what: str) -> None:
@@ -112,6 +126,7 @@ def setup(
         raise SchemaError(f"two scripts have the same name: {', '.join(sorted(duplicates))}")
 
     client.engine.create_if_missing = True  # setup makes the database it sets up
+    client.schema_cache = None
     with client.cursor() as cur:
         client.engine.prepare_setup(cur)
 
@@ -123,6 +138,7 @@ def setup(
                 report(results[-1])
     finally:
         client.metrics_cache = None  # a script may have changed the metrics table
+        client.schema_cache = None
     return results
 
 

@@ -29,7 +29,7 @@ from .._base import process
 from .._base.calls import Row
 from .._base.values import Auto, timestamp
 from .._db.engines.base import first_line
-from .._write.metrics import write_row
+from .._write.metrics import plain_upsert, write_row
 from .._write.runs import record_status, run_set_updated
 from ..errors import ConnectionLost
 from .buffer import MetricsBuffer
@@ -70,6 +70,13 @@ class Delivery:
                 run_set_updated(client, run_id, updated)  # locks the run's row
                 if self.run.keep_summary and self.upkeep.due():
                     self.upkeep.update(client, conn, run_id)
+
+    def write_plain(self, row: Row) -> bool:
+        """The row without an operation's machinery, where it can be (:meth:`Client.commit_one
+        <sqltrack._db.client.Client.commit_one>`): True if it was written and committed."""
+        upsert = plain_upsert(self.client, row)
+        params = (self.run.id, row[3], row[4], *row[1])
+        return upsert is not None and self.client.commit_one(upsert, params)
 
     def finish(
         self, status: str, started: Auto | datetime | None, updated: Auto | datetime | None

@@ -167,6 +167,8 @@ class Run:
             if updated == "auto":
                 if now - delivery.last_heartbeat < self.heartbeat_seconds:
                     if row is not None:
+                        if gap <= self.release_seconds and delivery.write_plain(row):
+                            return self  # the steady state: one statement, one commit
                         run_operation(delivery.write, row, None, within=within)
                 else:
                     run_operation(delivery.write, row, updated, within=within)

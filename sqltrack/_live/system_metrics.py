@@ -28,14 +28,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._db.client import Client
-from .._db.schema import applied
+from .._db.schema import SYSTEM_METRICS, applied
 
 log = logging.getLogger("sqltrack")
 _INSERT = (
     "INSERT INTO system_metrics (run_id, time, name, value) VALUES (:run, :time, :name, :value) "
     "ON CONFLICT (run_id, name, time) DO NOTHING"
 )
-_SCRIPT = "sqltrack/v006_system_metrics.sql"
 
 
 def sampling_interval(seconds: Any) -> float | None:
@@ -193,12 +192,12 @@ class SystemSampler:
 
     def _loop(self) -> None:
         try:
-            if not applied(self._client, _SCRIPT):
+            if not applied(self._client, SYSTEM_METRICS):
                 log.warning(
                     "sqltrack: run %s: no system metrics: the database needs %s "
                     "(run `sqltrack setup`)",
                     self.run_id,
-                    _SCRIPT,
+                    SYSTEM_METRICS,
                 )
                 return
             self._client.release()

@@ -14,9 +14,9 @@ from typing import Any
 from .._base.calls import Row
 from .._db.client import Client
 from .._db.engines.base import first_line
-from .._db.schema import applied
+from .._db.schema import SUMMARIES, applied
 from .._write.batch_summary import BatchSummary
-from .._write.summaries import SCRIPT, update_summary
+from .._write.summaries import update_summary
 from ..errors import warn
 
 # the highest (step, progress) a run's summary holds (a requeued job may log below it)
@@ -143,5 +143,5 @@ class Upkeep:
 
     def _has_table(self, client: Client) -> bool:
         if self.available is None:
-            self.available = applied(client, SCRIPT)
+            self.available = applied(client, SUMMARIES)
         return self.available

@@ -5,16 +5,16 @@ and summaries of ``sqltrack runs``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from .._base.names import KEY_COLUMNS
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
-from .._db.schema import applied
+from .._db.schema import DELETION, applied
 from .._write.metrics import known_columns
-from .._write.rows import DELETED_SCRIPT, check_id
+from .._write.rows import check_id, check_runs
 from .._write.summaries import available, check_available
 from ..errors import InvalidValue, NotFound
 
@@ -46,20 +46,6 @@ _TIMES = ("created", "started", "updated", "deleted")
 _SUMMARIES = (  # {ids}: the engine's "run_id is one of :ids"
     "SELECT run_id, metric, count, last, min, max FROM run_summaries WHERE {ids} ORDER BY metric"
 )
-
-
-def check_runs(client: Client, run_ids: Iterable[int]) -> list[int]:
-    """The ids, checked: :class:`NotFound` names those that do not exist (deleted runs
-    exist)."""
-    ids = [check_id(i, "run") for i in run_ids]
-    engine = client.engine
-    query = f"SELECT id FROM runs WHERE {engine.in_array('id', 'ids')}"  # noqa: S608
-    found = {int(r[0]) for r in client.query(query, {"ids": engine.adapt_array(ids)})}
-    missing = [str(i) for i in dict.fromkeys(ids) if i not in found]
-    if missing:
-        raise NotFound(f"run {missing[0]} does not exist" if len(missing) == 1 else
-                       f"runs {', '.join(missing)} do not exist")  # fmt: skip
-    return ids
 
 
 def differing(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -118,7 +104,7 @@ def compare_runs(
     engine = client.engine
     convert = engine.python_value
     query = _DETAILS.format(
-        deleted=_DELETED if applied(client, DELETED_SCRIPT) else "NULL",
+        deleted=_DELETED if applied(client, DELETION) else "NULL",
         condition=engine.in_array("runs.id", "ids"),
     )
     found = {row[0]: row for row in client.query(query, {"ids": engine.adapt_array(ids)})}

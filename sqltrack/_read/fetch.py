@@ -16,7 +16,7 @@ from .._base.names import KEY_COLUMNS
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
 from .._write.metrics import known_columns
-from .._write.rows import check_id, deleted_condition
+from .._write.rows import check_experiment, check_id, deleted_condition
 from .._write.runs import db_time
 from ..errors import InvalidValue, NotFound
 
@@ -63,7 +63,7 @@ def stale_runs(
             f"older_than must be a non-negative number of seconds, got {older_than!r}"
         )
     if experiment_id is not None:
-        check_id(experiment_id, "experiment")
+        check_experiment(client, experiment_id)
     cutoff = db_time(client, datetime.now(timezone.utc) - timedelta(seconds=seconds), "cutoff")
     query = _STALE_RUNS.format(visible=deleted_condition(client, False))
     rows = client.query(query, {"cutoff": cutoff, "experiment_id": experiment_id})

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from .._base.values import json_dumps
 from .._db.client import Client, operation
 from .._write.metrics import known_columns
-from .._write.rows import check_id, deleted_condition
+from .._write.rows import check_experiment, check_id, deleted_condition
 from .._write.runs import check_status
 from .._write.summaries import check_available
-from ..errors import InvalidValue, NotFound
+from ..errors import InvalidValue
 from .compare import differing, sort_key, summaries_of
 
 if TYPE_CHECKING:
@@ -95,16 +95,6 @@ def select_runs(
     if not rows and experiment is not None:  # no runs, or no such experiment?
         check_experiment(client, experiment)
     return rows
-
-
-def check_experiment(client: Client, experiment: int | str) -> None:
-    """Raise :class:`NotFound` unless the experiment (a name or an id) exists (a deleted
-    one does)."""
-    by_name = isinstance(experiment, str)
-    value = experiment if by_name else check_id(experiment, "experiment")
-    query = f"SELECT 1 FROM experiments WHERE {'name' if by_name else 'id'} = :e"  # noqa: S608
-    if not client.query(query, {"e": value}):
-        raise NotFound(f"experiment {experiment!r} does not exist")
 
 
 @operation

@@ -23,7 +23,7 @@ from .._base.secrets import redact_text
 from .._base.values import check_step, check_text, json_dumps
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
-from .._db.schema import applied, require
+from .._db.schema import ARTIFACTS, CALL_UIDS, applied, require
 from ..errors import InvalidValue, NotFound
 from .metrics import known_columns
 from .rows import check_id, check_object
@@ -31,15 +31,11 @@ from .rows import check_id, check_object
 if TYPE_CHECKING:
     import pandas
 
-SCRIPT = "sqltrack/v004_artifacts.sql"
-#: the schema script that adds ``uid`` to artifacts and samples (idempotent retries)
-UID_SCRIPT = "sqltrack/v008_call_uids.sql"
 KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _CHUNK = 1 << 20  # bytes read at a time: constant memory, large enough to be fast
 _COLUMNS = "id, name, version, kind, run_id, step, uri, sha256, size, metadata, time_created"
-_NEXT = "SELECT COALESCE(max(version), 0) + 1 FROM artifacts WHERE name = :name"
 _INSERT = (
     "INSERT INTO artifacts (name, version, kind, run_id, step, uri, sha256, size, metadata) "
     "VALUES (:name, :version, :kind, :run, :step, :uri, :sha256, :size, :metadata) "
@@ -49,6 +45,37 @@ _INSERT_KEYED = (  # schema version 8: with the call's key
     "INSERT INTO artifacts (name, version, kind, run_id, step, uri, sha256, size, metadata, uid) "
     "VALUES (:name, :version, :kind, :run, :step, :uri, :sha256, :size, :metadata, :uid) "
     "RETURNING id, name, version, kind, run_id, step, uri, sha256, size, metadata, time_created"
+)
+# the artifact an earlier try of this call made (schema version 8)
+_BY_UID = f"SELECT {_COLUMNS} FROM artifacts WHERE uid = :uid"  # noqa: S608 (fixed names)
+# the next version of a name
+_NEXT = "SELECT COALESCE(max(version), 0) + 1 FROM artifacts WHERE name = :name"
+# a failed insert (another process took the version) undoes itself, not the transaction
+_SAVEPOINT = "SAVEPOINT sqltrack_artifact"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT sqltrack_artifact"
+_RELEASE = "RELEASE SAVEPOINT sqltrack_artifact"
+_LATEST = f"SELECT {_COLUMNS} FROM artifacts WHERE name = :name ORDER BY version DESC LIMIT 1"  # noqa: S608
+_VERSION = f"SELECT {_COLUMNS} FROM artifacts WHERE name = :name AND version = :version"  # noqa: S608
+_USE = (
+    "INSERT INTO artifact_uses (run_id, artifact_id) VALUES (:run, :artifact) "
+    "ON CONFLICT (run_id, artifact_id) DO NOTHING"
+)
+# {column}: run_id, name or kind (a fixed name, also the parameter's)
+_EQUALS = "{column} = :{column}"
+# {columns}: _COLUMNS; {where}: _EQUALS conditions joined by AND, or TRUE (sqltrack's own text)
+_FIND = "SELECT {columns} FROM artifacts WHERE {where} ORDER BY id"
+# {column}: the metric's quoted, checked column; {float}: the engine's float column type
+_NOT_NAN = " AND {column} <> CAST('NaN' AS {float})"
+# the step of a run's best value: {column} as in _NOT_NAN, {no_nan}: _NOT_NAN or nothing,
+# {order}: ASC or DESC (sqltrack's own text)
+_BEST_STEP = (
+    "SELECT step FROM metrics WHERE run_id = :run AND {column} IS NOT NULL{no_nan} "
+    "ORDER BY {column} {order}, step LIMIT 1"
+)
+# the last checkpoint up to a step (the latest version at that step)
+_CHECKPOINT = (
+    f"SELECT {_COLUMNS} FROM artifacts WHERE run_id = :run AND kind = 'checkpoint' "  # noqa: S608
+    "AND step <= :step ORDER BY step DESC, version DESC LIMIT 1"
 )
 
 
@@ -86,7 +113,7 @@ def _artifact(client: Client, row: Any) -> Artifact:
 
 
 def _check_schema(client: Client) -> None:
-    require(client, SCRIPT, "artifacts need")
+    require(client, ARTIFACTS, "artifacts need")
 
 
 def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -233,24 +260,24 @@ def _insert_artifact(client: Client, params: dict[str, Any]) -> Artifact:
     run_id = params["run"]
     with client:
         insert = _INSERT
-        if applied(client, UID_SCRIPT):
+        if applied(client, CALL_UIDS):
             insert = _INSERT_KEYED
-            made = client.query(f"SELECT {_COLUMNS} FROM artifacts WHERE uid = :uid", params)  # noqa: S608
+            made = client.query(_BY_UID, params)
             if made:
                 return _artifact(client, made[0])
         while True:  # another process took the version: take the next one
             params["version"] = client.query(_NEXT, params)[0][0]
-            client.query("SAVEPOINT sqltrack_artifact")
+            client.query(_SAVEPOINT)
             try:
                 row = client.query(insert, params)[0]
             except Exception as e:
-                client.query("ROLLBACK TO SAVEPOINT sqltrack_artifact")
+                client.query(_ROLLBACK_TO)
                 if engine.is_foreign_key_violation(e):
                     raise NotFound(f"run {run_id} does not exist") from None
                 if not engine.is_unique_violation(e):
                     raise
                 continue
-            client.query("RELEASE SAVEPOINT sqltrack_artifact")
+            client.query(_RELEASE)
             return _artifact(client, row)
 
 
@@ -258,11 +285,11 @@ def _one(client: Client, name: str, version: int | None) -> Artifact | None:
     if not isinstance(name, str):
         raise InvalidValue(f"artifact name must be a string, got {name!r}")
     if version is None:
-        query = f"SELECT {_COLUMNS} FROM artifacts WHERE name = :name ORDER BY version DESC LIMIT 1"  # noqa: S608
+        query = _LATEST
     else:
         if isinstance(version, bool) or not isinstance(version, int):
             raise InvalidValue(f"artifact version must be an integer, got {version!r}")
-        query = f"SELECT {_COLUMNS} FROM artifacts WHERE name = :name AND version = :version"  # noqa: S608
+        query = _VERSION
     _check_schema(client)
     rows = client.query(query, {"name": name, "version": version})
     return _artifact(client, rows[0]) if rows else None
@@ -307,11 +334,7 @@ def run_use_artifact(
     with client:
         artifact = get_artifact(client, name, version)
         try:
-            client.query(
-                "INSERT INTO artifact_uses (run_id, artifact_id) VALUES (:run, :artifact) "
-                "ON CONFLICT (run_id, artifact_id) DO NOTHING",
-                {"run": run_id, "artifact": artifact.id},
-            )
+            client.query(_USE, {"run": run_id, "artifact": artifact.id})
         except Exception as e:
             if client.engine.is_foreign_key_violation(e):
                 raise NotFound(f"run {run_id} does not exist") from None
@@ -327,13 +350,13 @@ def find_artifacts(
     conditions, params = [], {}
     for column, value in (("run_id", run_id), ("name", name), ("kind", kind)):
         if value is not None:
-            conditions.append(f"{column} = :{column}")
+            conditions.append(_EQUALS.format(column=column))
             params[column] = value
     if run_id is not None:
         check_id(run_id, "run")
     _check_schema(client)
     where = " AND ".join(conditions) or "TRUE"
-    query = f"SELECT {_COLUMNS} FROM artifacts WHERE {where} ORDER BY id"  # noqa: S608
+    query = _FIND.format(columns=_COLUMNS, where=where)
     rows = client.query(query, params)
     return [_artifact(client, r) for r in rows]
 
@@ -372,20 +395,13 @@ def best_checkpoint(client: Client, run_id: int, metric: str = "val_loss:min") -
     order = "ASC" if best == "min" else "DESC"
     no_nan = ""
     if kinds[name] == "float" and client.engine.stores_nan:  # NaN sorts above all numbers
-        no_nan = f" AND {column} <> CAST('NaN' AS {client.engine.column_types['float']})"
-    found = client.query(
-        f"SELECT step FROM metrics WHERE run_id = :run AND {column} IS NOT NULL{no_nan} "  # noqa: S608
-        f"ORDER BY {column} {order}, step LIMIT 1",
-        {"run": run_id},
-    )
+        no_nan = _NOT_NAN.format(column=column, float=client.engine.column_types["float"])
+    query = _BEST_STEP.format(column=column, no_nan=no_nan, order=order)
+    found = client.query(query, {"run": run_id})
     if not found:
         raise NotFound(f"run {run_id} has no value of {name!r}")
     _check_schema(client)
-    rows = client.query(
-        f"SELECT {_COLUMNS} FROM artifacts WHERE run_id = :run AND kind = 'checkpoint' "  # noqa: S608
-        "AND step <= :step ORDER BY step DESC, version DESC LIMIT 1",
-        {"run": run_id, "step": found[0][0]},
-    )
+    rows = client.query(_CHECKPOINT, {"run": run_id, "step": found[0][0]})
     if not rows:
         raise NotFound(f"run {run_id} logged no checkpoint up to step {found[0][0]}")
     return _artifact(client, rows[0])

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._base.values import check_text
 from .._db.client import Client, operation
-from .._db.schema import applied
+from .._db.schema import DELETION, applied
 from ..errors import InvalidValue, NotFound, warn
 from . import rows as _rows
 
@@ -83,7 +83,7 @@ def get_or_create_experiment(
 
 def _revived(client: Client, experiment_id: int) -> int:
     """``experiment_id``, no longer deleted if it was."""
-    if applied(client, _rows.DELETED_SCRIPT):
+    if applied(client, DELETION):
         rows = client.query(_REVIVE, {"id": experiment_id})
         if rows:
             warn(f"experiment {rows[0][0]!r} was deleted; used again, it is back "

@@ -149,23 +149,33 @@ def _plain_entry(
     return entry
 
 
+def plain_upsert(client: Client, row: Row) -> str | None:
+    """The upsert (in the driver's style) that writes ``row`` as it is, if the client
+    knows one: its columns exist with the row's kinds, and no NaN where NaN is not kept.
+    None: the row needs the general path (:func:`write_rows`)."""
+    table: MetricsTable | None = client.metrics_cache
+    entry = None if table is None else table.plain.get(row[0])
+    if entry is None or entry[0] != row[2]:
+        return None
+    if entry[2] and (total := sum(row[1])) != total:  # NaN where NaN is not kept
+        return None
+    return entry[1]
+
+
 def write_row(client: Client, conn: Any, run_id: int, row: Row) -> None:
     """Write one validated call (the synchronous path) in the current transaction.
 
     :raises InvalidValue: a value does not fit its column.
     :raises NotFound: the run does not exist.
     """
-    table: MetricsTable | None = client.metrics_cache
-    entry = None if table is None else table.plain.get(row[0])
-    if entry is not None and entry[0] == row[2]:
-        values = row[1]
-        if not entry[2] or (total := sum(values)) == total:  # no NaN where NaN is not kept
-            try:
-                conn.execute(entry[1], (run_id, row[3], row[4], *values))
-            except Exception as e:
-                _raise_not_found(client, e, run_id)
-                raise
-            return
+    upsert = plain_upsert(client, row)
+    if upsert is not None:
+        try:
+            conn.execute(upsert, (run_id, row[3], row[4], *row[1]))
+        except Exception as e:
+            _raise_not_found(client, e, run_id)
+            raise
+        return
     refused = write_rows(client, conn, run_id, [row])
     if refused:
         raise refused[0][1]

@@ -21,11 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .._base.values import Auto, json_dumps
 from .._db.client import Client, operation
-from .._db.schema import require
+from .._db.schema import PROVENANCE, require
 from ..errors import InvalidValue
 from . import rows as _rows
 
-SCRIPT = "sqltrack/v005_run_state.sql"
 #: a diff larger than this (bytes) is not stored; its SHA-256 and size are
 DIFF_LIMIT = 1 << 20
 
@@ -168,7 +167,7 @@ def _set(
     if document is not None and not isinstance(document, Mapping):
         raise InvalidValue(f"run {column}: expected 'auto', a dict or None, got {value!r}")
     text = None if document is None else json_dumps(dict(document), f"run {column}")
-    require(client, SCRIPT, f"runs.{column} needs")
+    require(client, PROVENANCE, f"runs.{column} needs")
     _rows.set_column(client, "runs", column, run_id, text)
 
 

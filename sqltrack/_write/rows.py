@@ -13,7 +13,7 @@ from typing import Any
 
 from .._base.values import check_text, json_dumps, json_value
 from .._db.client import Client
-from .._db.schema import applied
+from .._db.schema import DELETION, applied
 from ..errors import InvalidValue, NotFound
 
 _WHAT = {"experiments": "experiment", "runs": "run"}
@@ -35,8 +35,6 @@ _COLUMNS = frozenset(
     }
 )
 _LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
-#: the schema script that adds deletion (``time_deleted``)
-DELETED_SCRIPT = "sqltrack/v007_deleted.sql"
 _GONE = "(runs.time_deleted IS NOT NULL OR experiments.time_deleted IS NOT NULL)"
 
 _SET_COLUMN = "UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id"
@@ -194,6 +192,30 @@ def deleted_condition(client: Client, deleted: bool | None) -> str:
         raise InvalidValue(f"deleted must be True, False or None, got {deleted!r}")
     if deleted is None:
         return "TRUE"
-    if not applied(client, DELETED_SCRIPT):
+    if not applied(client, DELETION):
         return "FALSE" if deleted else "TRUE"
     return _GONE if deleted else f"NOT {_GONE}"
+
+
+def check_experiment(client: Client, experiment: int | str) -> None:
+    """Raise :class:`NotFound` unless the experiment (a name or an id) exists (a deleted
+    one does)."""
+    by_name = isinstance(experiment, str)
+    value = experiment if by_name else check_id(experiment, "experiment")
+    query = f"SELECT 1 FROM experiments WHERE {'name' if by_name else 'id'} = :e"  # noqa: S608
+    if not client.query(query, {"e": value}):
+        raise NotFound(f"experiment {experiment!r} does not exist")
+
+
+def check_runs(client: Client, run_ids: Iterable[int]) -> list[int]:
+    """The ids, checked: :class:`NotFound` names those that do not exist (deleted runs
+    exist)."""
+    ids = [check_id(i, "run") for i in run_ids]
+    engine = client.engine
+    query = f"SELECT id FROM runs WHERE {engine.in_array('id', 'ids')}"  # noqa: S608
+    found = {int(r[0]) for r in client.query(query, {"ids": engine.adapt_array(ids)})}
+    missing = [str(i) for i in dict.fromkeys(ids) if i not in found]
+    if missing:
+        raise NotFound(f"run {missing[0]} does not exist" if len(missing) == 1 else
+                       f"runs {', '.join(missing)} do not exist")  # fmt: skip
+    return ids

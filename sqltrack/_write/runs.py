@@ -19,7 +19,7 @@ from typing import Any
 
 from .._base.values import Auto, timestamp
 from .._db.client import Client, operation
-from .._db.schema import applied
+from .._db.schema import RUN_UIDS, applied
 from ..errors import InvalidValue, NotFound
 from . import rows as _rows
 
@@ -70,7 +70,6 @@ _CREATE_WITH_UID = (
     "ON CONFLICT (id) DO NOTHING RETURNING id, experiment_id"
 )
 _CREATED_AS = "SELECT id, experiment_id FROM runs WHERE uid = :uid"
-_UID_SCRIPT = "sqltrack/v002_run_uid.sql"
 _IDS_OF = "SELECT id, experiment_id FROM runs WHERE id = :id"
 # A run that gets any status but PENDING has started: if it never said when (stop()
 # without start()), its time_created is the best guess there is.
@@ -167,7 +166,7 @@ def _get_or_create_run(
             "uid": uid,
         }
         if run_id is None:
-            if applied(client, _UID_SCRIPT):
+            if applied(client, RUN_UIDS):
                 rows = client.query(_CREATED_AS, params)  # made by an earlier try?
                 if rows:
                     return int(rows[0][0]), int(rows[0][1])

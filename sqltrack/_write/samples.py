@@ -17,9 +17,9 @@ from typing import Any
 
 from .._base.values import check_step, json_dumps
 from .._db.client import Client, operation
-from .._db.schema import applied, require
+from .._db.schema import ARTIFACTS, CALL_UIDS, applied, require
 from ..errors import InvalidValue, NotFound
-from .artifacts import KIND, SCRIPT, UID_SCRIPT, Artifact
+from .artifacts import KIND, Artifact
 from .rows import check_id
 
 _TYPES = {str: "text", bool: "boolean", dict: "object", list: "array"}  # else a number
@@ -99,11 +99,11 @@ def run_log_sample(
 def _insert_sample(client: Client, key: tuple[str, str, str] | None, sample: dict[str, Any]) -> int:
     """The sample row of :func:`run_log_sample`: the one with ``sample["uid"]`` if a try
     before this one made it, else a new one."""
-    require(client, SCRIPT, "samples need")
+    require(client, ARTIFACTS, "samples need")
     run_id, artifact_id = sample["run"], sample["artifact"]
     with client:
         insert = _INSERT_SAMPLE
-        if applied(client, UID_SCRIPT):
+        if applied(client, CALL_UIDS):
             insert = _INSERT_KEYED
             made = client.query("SELECT id FROM samples WHERE uid = :uid", sample)
             if made:

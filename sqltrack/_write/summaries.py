@@ -22,14 +22,12 @@ from typing import Any
 from .._base.names import KEY_COLUMNS
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
-from .._db.schema import applied, require
+from .._db.schema import SUMMARIES, applied, require
 from ..errors import InvalidValue
 from .batch_summary import ON_CONFLICT
 from .metrics import known_columns
-from .rows import check_id
+from .rows import check_experiment, check_runs
 
-#: the schema script that adds ``run_summaries``
-SCRIPT = "sqltrack/v003_summaries.sql"
 _SUMMARIZED = ("int", "float")
 _WATERMARKS = "SELECT metric, last_step, last_progress FROM run_summaries WHERE run_id = :run"
 _FORGET = "DELETE FROM run_summaries WHERE run_id = :run"
@@ -57,12 +55,12 @@ _UPDATE += ON_CONFLICT  # (it has no {} fields for the format() above)
 
 def available(client: Client) -> bool:
     """Whether the database has ``run_summaries`` (schema version 3)."""
-    return applied(client, SCRIPT)
+    return applied(client, SUMMARIES)
 
 
 def check_available(client: Client) -> None:
     """Raise :class:`SchemaError` unless the database has ``run_summaries``."""
-    require(client, SCRIPT, "run summaries need")
+    require(client, SUMMARIES, "run summaries need")
 
 
 def update_summary(
@@ -114,12 +112,14 @@ def refresh_summaries(client: Client, *run_ids: int, experiment: int | str | Non
     :param experiment: the runs of this experiment (a name or an id)
     :return: how many runs were refreshed
     :raises SchemaError: the database has no ``run_summaries`` (run ``sqltrack setup``)
+    :raises NotFound: a run or the experiment does not exist
     """
     check_available(client)
-    ids = [check_id(i, "run") for i in run_ids]
+    if experiment is not None and run_ids:
+        raise InvalidValue("refresh: give run ids or an experiment, not both")
+    ids = check_runs(client, run_ids) if run_ids else []
     if experiment is not None:
-        if ids:
-            raise InvalidValue("refresh: give run ids or an experiment, not both")
+        check_experiment(client, experiment)
         column = "e.name" if isinstance(experiment, str) else "e.id"
         found = client.query(
             f"SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id "  # noqa: S608
@@ -143,7 +143,7 @@ def catch_up(client: Client, run_id: int) -> None:
     """Add a run's values that are not in its summary yet, in a transaction of its own
     (after a spool was pushed); nothing if the schema has no summaries."""
     with client as conn:
-        if applied(client, SCRIPT) and client.query(
+        if applied(client, SUMMARIES) and client.query(
             client.engine.lock_row_sql("runs", "id"), {"id": run_id}
         ):
             update_summary(client, conn, run_id, None)

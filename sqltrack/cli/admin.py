@@ -15,8 +15,6 @@ from .._admin.deletion import (
 )
 from .._admin.reconcile import Reconciled, reconcile
 from .._db.client import Client
-from .._read.compare import check_runs
-from .._read.search import check_experiment
 from .._write.summaries import refresh_summaries
 from ..errors import InvalidValue
 from ._common import filter_options, filters, name_or_id, plural, print_rows, seconds
@@ -122,19 +120,12 @@ def _gc(client: Client, args: argparse.Namespace) -> int:
 
 
 def _refresh(client: Client, args: argparse.Namespace) -> int:
-    experiment = name_or_id(args.experiment)
-    if experiment is None and args.runs:  # (refresh_summaries refuses both)
-        check_runs(client, args.runs)
-    elif experiment is not None and not args.runs:
-        check_experiment(client, experiment)
-    done = refresh_summaries(client, *args.runs, experiment=experiment)
+    done = refresh_summaries(client, *args.runs, experiment=name_or_id(args.experiment))
     print(f"refreshed the summaries of {plural(done, 'run')}")
     return 0
 
 
 def _reconcile(client: Client, args: argparse.Namespace) -> int:
-    if args.experiment is not None:
-        check_experiment(client, args.experiment)
     found = reconcile(client, args.experiment, seconds(args.older_than), args.dry_run)
     print_rows(Reconciled._fields, [tuple(r) for r in found], args.format)
     if args.format == "table":

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from .._db.client import Client
-from .._read.compare import check_runs
 from .._write.artifacts import find_artifacts, verify_artifacts
+from .._write.rows import check_runs
 from ._common import print_rows
 
 _COLUMNS = ("id", "name", "version", "kind", "run_id", "step", "uri", "size", "sha256")

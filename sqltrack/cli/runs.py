@@ -12,7 +12,6 @@ from .._read.fetch import stale_runs
 from .._read.search import (
     OVERVIEW_COLUMNS,
     RANKS,
-    check_experiment,
     run_overview,
     run_table,
     summary_table,
@@ -143,8 +142,6 @@ def _duration(seconds: float | None) -> str | None:
 
 
 def _stale(client: Client, args: argparse.Namespace) -> int:
-    if args.experiment is not None:
-        check_experiment(client, args.experiment)
     ids = stale_runs(client, args.older_than, args.experiment)
     engine = client.engine
     rows = []

@@ -435,17 +435,24 @@ def csv_rows(text: str) -> list[list[str]]:
 
 
 def _finding_runs_transcripts() -> list[tuple[str, str]]:
-    """``(command line, what it prints)`` of every ``$ sqltrack …`` in the README's
-    "Finding runs" text blocks."""
+    """``(command line, what it prints)`` of every ``$ sqltrack …`` in the text blocks of
+    docs/reading.md (finding runs and the commands that read them) and of the README
+    tour's "5. The command line"."""
     import re
 
     from conftest import ROOT
 
-    text = (ROOT / "README.md").read_text()
-    start = text.index("\n## Finding runs\n")
-    section = text[start : text.index("\n## ", start + 1)]
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("\n### 5. The command line\n")
+    tour = readme[start : readme.index("\n## ", start + 1)]
+    sections = [(ROOT / "docs" / "reading.md").read_text(), tour]
     found = []
-    for block in re.findall(r"^```text\n(.*?)^```", section, re.MULTILINE | re.DOTALL):
+    blocks = [
+        block
+        for section in sections
+        for block in re.findall(r"^```text\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    ]
+    for block in blocks:
         for command in re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]:
             line, _, shown = command.partition("\n")
             found.append((line.split("  #")[0].strip(), shown))
@@ -456,8 +463,9 @@ def test_the_finding_runs_transcripts_are_what_the_commands_print(
     client: Client, db_params: dict[str, Any], tmp_path: Any, monkeypatch: Any
 ) -> None:
     """After the example ran with two learning rates and two seeds each, every command
-    of the section prints what the README shows: the same lines, times and durations
-    aside ("…" stands for any lines; psql needs its shell, --version this machine)."""
+    of docs/reading.md and of the README's tour prints what they show: the same lines,
+    times and durations aside ("…" stands for any lines; psql needs its shell, --version
+    this machine)."""
     import re
     import shlex
     import subprocess
@@ -502,12 +510,32 @@ def test_the_finding_runs_transcripts_are_what_the_commands_print(
         assert re.fullmatch(pattern, normal(printed), re.DOTALL), f"$ {line}\n{printed}"
 
 
-def test_the_readme_lists_the_shell_noise() -> None:
+def test_the_docs_list_the_shell_noise() -> None:
+    """docs/reading.md, where it says what `sqltrack compare` leaves out, names every
+    variable of SHELL_NOISE."""
     from conftest import ROOT
 
     from sqltrack._read.compare import SHELL_NOISE
 
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("\n## Finding runs\n") :]
+    text = (ROOT / "docs" / "reading.md").read_text()
+    section = text[text.index("\n## Comparing runs: `sqltrack compare`\n") :]
     section = section[: section.index("\n## ", 1)]
     assert {n for n in SHELL_NOISE if f"`{n}`" not in section} == set()
+
+
+def test_the_python_functions_refuse_what_does_not_exist(client: Client) -> None:
+    """The command line refused unknown runs and experiments; the functions it calls
+    returned nothing for them (refresh_summaries(client, 99) said it refreshed 0 runs)."""
+    from sqltrack import NotFound, reconcile, refresh_summaries, stale_runs
+
+    with pytest.raises(NotFound, match="run 99 does not exist"):
+        refresh_summaries(client, 99)
+    with pytest.raises(NotFound, match="experiment 'nosuch' does not exist"):
+        refresh_summaries(client, experiment="nosuch")
+    with pytest.raises(NotFound, match="experiment 999 does not exist"):
+        stale_runs(client, 600, experiment_id=999)
+    with pytest.raises(NotFound, match="experiment 'nosuch' does not exist"):
+        reconcile(client, experiment="nosuch")
+    exp = Experiment(client, name="there")
+    assert refresh_summaries(client, experiment="there") == 0  # exists, has no runs
+    assert stale_runs(client, 600, experiment_id=exp.id) == []

@@ -8,7 +8,8 @@ small experiment (``resnet-cifar``, runs with ``lr`` args, ``train_loss`` and
 ``val_loss`` metrics, a ``baseline`` tag): a block marked ```` ```sql ```` runs on both
 engines, ```` ```sql postgres ```` and ```` ```sql sqlite ```` on theirs only, and so do
 ```` ```python ````, ```` ```python postgres ```` and ```` ```python sqlite ```` blocks. The
-README's shared SQL questions also run in DuckDB on a SQLite file, with SQLite's answers.
+shared SQL questions of docs/schema.md also run in DuckDB on a SQLite file, with SQLite's
+answers.
 Snippets run under the suite's ``filterwarnings = error``: a snippet that warns fails.
 Shell, text and ini blocks are not run here (CI runs the README's two commands itself).
 """
@@ -27,6 +28,21 @@ import sqltrack as st
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(r"^```([\w ]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def section(path: Path, heading: str) -> str:
+    """The text of ``path`` under ``heading`` (a whole line, e.g. ``"## Questions in SQL"``),
+    up to the next heading of the same or a higher level (outside code blocks, where a
+    line may start with ``#`` too), or the end of the file."""
+    lines = path.read_text().splitlines(keepends=True)
+    start = lines.index(heading + "\n")
+    level, fenced = len(heading.split(" ")[0]), False
+    for n in range(start + 1, len(lines)):
+        fenced ^= lines[n].startswith("```")
+        marks = lines[n].split(" ")[0]
+        if not fenced and marks and set(marks) == {"#"} and len(marks) <= level:
+            return "".join(lines[start:n])
+    return "".join(lines[start:])
 
 
 def _snippets(path: Path, kind: str) -> list[tuple[int, str, str]]:
@@ -125,13 +141,16 @@ def test_a_snippet_that_warns_fails(
         _run_python_snippets(doc, db_params, monkeypatch)
 
 
-def test_the_readme_names_read_sql_only_with_its_warning() -> None:
-    """Where the README's text names pandas' read_sql functions, it says that they warn
-    with a psycopg connection (what works without a warning is in "Questions in SQL")."""
-    text = (ROOT / "README.md").read_text()
-    for paragraph in re.split(r"\n\s*\n", _FENCE.sub("", text)):
-        if "read_sql" in paragraph:
-            assert "warn" in paragraph, f"README: read_sql without its warning: {paragraph!r}"
+def test_the_docs_name_read_sql_only_with_its_warning() -> None:
+    """Where the text of the README or of docs/ names pandas' read_sql functions, it says
+    that they warn with a psycopg connection (what works without a warning is in
+    docs/schema.md, "Questions in SQL")."""
+    for doc in DOCS:
+        for paragraph in re.split(r"\n\s*\n", _FENCE.sub("", doc.read_text())):
+            if "read_sql" in paragraph:
+                assert "warn" in paragraph, (
+                    f"{doc.name}: read_sql without its warning: {paragraph!r}"
+                )
 
 
 def _seed(client: st.Client) -> None:
@@ -190,12 +209,10 @@ def test_sql_snippets_run(doc: Path, client: st.Client) -> None:
 
 
 def _shared_questions() -> list[str]:
-    """The statements of the README's "Questions in SQL" that both engines share (the
+    """The statements of "Questions in SQL" in docs/schema.md that both engines share (the
     blocks marked ```` ```sql ```` without an engine)."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("\n## Questions in SQL\n")
-    section = text[start : text.index("\n## ", start + 1)]
-    blocks = [m.group(2) for m in _FENCE.finditer(section) if m.group(1).strip() == "sql"]
+    questions = section(ROOT / "docs" / "schema.md", "## Questions in SQL")
+    blocks = [m.group(2) for m in _FENCE.finditer(questions) if m.group(1).strip() == "sql"]
     return [statement for code in blocks for statement in _statements(code)]
 
 
@@ -213,7 +230,7 @@ def test_duckdb_answers_the_shared_questions_as_sqlite_does(tmp_path: Path) -> N
         for step, loss in enumerate([0.9, 0.7, 0.2, 0.5, 0.6, 0.8]):
             halfway.add_metrics({"train_loss": loss, "val_loss": loss}, step=step)
     questions = _shared_questions()
-    assert len(questions) >= 6, "the README's shared questions are found"
+    assert len(questions) >= 6, "the shared questions of docs/schema.md are found"
     try:
         duck.execute(f"ATTACH '{path}' AS runs (TYPE sqlite, READ_ONLY)")
         duck.execute("USE runs")
@@ -258,14 +275,16 @@ def test_the_bundled_example_runs(db_params: dict[str, Any], tmp_path: Path) -> 
     assert done.stderr == ""  # no warning on the way
 
 
-def test_the_readme_setup_transcript_is_what_setup_prints(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md"])
+def test_the_setup_transcript_is_what_setup_prints(
+    doc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The README shows `sqltrack setup` run twice: each command, run here, prints
-    exactly its lines ("…" stands for any lines)."""
+    """The README's tour (in short) and docs/configuration.md (in full) show `sqltrack
+    setup` run twice: each command, run here, prints exactly its lines ("…" stands for
+    any lines)."""
     from sqltrack.cli import main
 
-    blocks = [code for _, _, code in _snippets(ROOT / "README.md", "text")]
+    blocks = [code for _, _, code in _snippets(ROOT / doc, "text")]
     (transcript,) = [b for b in blocks if b.startswith("$ sqltrack setup --engine sqlite")]
     monkeypatch.chdir(tmp_path)
     commands = re.split(r"^\$ sqltrack ", transcript, flags=re.MULTILINE)[1:]

@@ -302,12 +302,12 @@ def test_module_functions_directly(client: Client, run: Run) -> None:
 
 def test_statuses_are_written_once_and_checked_against_the_schema(client: Client, run: Run) -> None:
     """RUN_STATUSES is the one list in Python; the released schema scripts (which may never
-    be edited) and the README must say the same."""
+    be edited) and docs/tracking.md must say the same."""
     for engine in ("postgres", "sqlite"):
         script = (sql_dir() / engine / "v001_base.sql").read_text()
         assert set(re.findall(r"'([A-Z_]+)'", script)) == set(RUN_STATUSES), engine
-    readme = (ROOT / "README.md").read_text()
-    listed = re.search(r"\*\*Statuses\*\* are Slurm's job states: `([A-Z_ \n]+)`", readme)
+    tracking = (ROOT / "docs" / "tracking.md").read_text()
+    listed = re.search(r"\*\*Statuses\*\* are Slurm's job states: `([A-Z_ \n]+)`", tracking)
     assert listed is not None and listed.group(1).split() == list(RUN_STATUSES)
     for status in RUN_STATUSES:  # and the database takes each of them
         st.run_set_status(client, run.id, status)

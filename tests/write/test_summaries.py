@@ -88,7 +88,9 @@ def test_refresh_rebuilds_runs_written_by_other_means(client: Client) -> None:
     assert stored(client, r2.id) == expected(client, r2.id)
     assert stored(client, r3.id) == {}
     q(client, "UPDATE metrics SET score = 99 WHERE run_id = ? AND step = 0", r3.id)
-    assert st.refresh_summaries(client, r3.id, 12345) == 1  # a run that does not exist is skipped
+    with pytest.raises(st.NotFound, match="run 12345 does not exist"):
+        st.refresh_summaries(client, r3.id, 12345)  # nothing refreshed: say which is wrong
+    assert st.refresh_summaries(client, r3.id) == 1
     assert stored(client, r3.id)["score"][6:] == (99.0, 0)
     assert st.refresh_summaries(client) == 3  # every run
     assert all(stored(client, r.id) == expected(client, r.id) for r in (r1, r2, r3))
@@ -261,7 +263,7 @@ def test_runs_dataframe(client: Client) -> None:
 
 def test_postgres_comments_every_table_and_column_and_indexes_json(client: Client) -> None:
     if client.engine.name == "sqlite":
-        pytest.skip("SQLite has no COMMENT ON and no GIN indexes (see the README's schema table)")
+        pytest.skip("SQLite has no COMMENT ON and no GIN indexes (see docs/schema.md)")
     missing = q(
         client,
         "SELECT c.relname, a.attname FROM pg_class c "
