@@ -263,8 +263,7 @@ class Client:
         if self._pid != _process.pid:
             return False
         try:
-            conn.execute(statement, params)
-            conn.commit()
+            self.engine.execute_committed(conn, statement, params)
         except Exception as e:
             if self.engine.classify(e) == POOLER and unprepare(self.engine, e):
                 self.discard()  # (prepared statements belong to the connection)

@@ -227,6 +227,12 @@ class Engine:
         given as text in ``:param``, with an equal value."""
         raise NotImplementedError
 
+    def execute_committed(self, conn: Any, statement: str, params: Any) -> None:
+        """Execute one statement outside any transaction and commit it (what a tracked
+        run's steady step needs): by default ``execute`` then ``commit``."""
+        conn.execute(statement, params)
+        conn.commit()
+
     def bulk_cursor(self, conn: Any) -> Any:
         """A cursor for reading many rows at once (binary transfer where there is one)."""
         return conn.cursor()

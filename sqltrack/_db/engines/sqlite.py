@@ -214,6 +214,20 @@ class SQLiteEngine(Engine):
             f"SELECT 1 FROM {have} WHERE have.key = want.key AND {same}))"
         )
 
+    def execute_committed(self, conn: Any, statement: str, params: Any) -> None:
+        # One statement is its own transaction in autocommit mode: sqlite3 then neither
+        # parses a BEGIN IMMEDIATE before it nor a COMMIT after it (~4 us of a ~15 us step).
+        if conn.in_transaction:
+            super().execute_committed(conn, statement, params)
+            return
+        conn.isolation_level = None
+        try:
+            conn.execute(statement, params)
+        finally:
+            conn.isolation_level = "IMMEDIATE"
+        if conn.in_transaction:  # (a wrapped connection that kept its transaction)
+            conn.commit()
+
     def max_params(self, conn: Any) -> int:
         # sqlite3 releases the GIL around each row it steps: row by row (executemany), a
         # background writer waits for the GIL again after every row while the training
