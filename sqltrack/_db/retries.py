@@ -36,9 +36,11 @@ def retry_window(engine: Engine, exc: BaseException, kind: str, ever_connected: 
     ``kind`` (see :meth:`Engine.classify`) is worth retrying.
 
     A full server or pooler ("too many clients"), at any time: ``busy_timeout``.
-    Before a first successful connection, no server at all: ``connect_timeout`` (it
-    may be restarting). Anything else that heals (a lost connection, a server that is
-    starting up, a deadlock, a lock, a full disk, a failover): ``reconnect_timeout``.
+    Before a first successful connection, no server at all (refused): ``connect_timeout``
+    (it may be restarting). One that does not answer in time (a pooler waiting for its
+    server) is transient, as one that is starting up. Anything else that heals (a lost
+    connection, a server that is starting up, a deadlock, a lock, a full disk, a
+    failover): ``reconnect_timeout``.
     """
     if kind == BUSY:
         return engine.busy_timeout

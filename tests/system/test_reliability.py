@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import env_for, pg_admin, q
+from conftest import ROOT, env_for, pg_admin, q
 
 import sqltrack as st
 from sqltrack import Client, ConnectionFailed, ConnectionLost, Experiment, InvalidValue
@@ -194,24 +194,60 @@ def test_lost_connection_inside_a_block_is_a_clear_error(own_server: Any) -> Non
 
 
 @pytest.mark.slow
-def test_unreachable_server_fails_within_the_connect_timeout() -> None:
-    # A local socket that accepts connections but never answers: the client must give up
-    # after connect_timeout instead of hanging, and must not retry at start-up.
+def test_a_server_that_never_answers_is_retried_until_reconnect_timeout() -> None:
+    # A socket that accepts connections but never answers is what a pooler waiting for
+    # its restarted server looks like (see the PgBouncer test below): each attempt gives
+    # up after connect_timeout, and the attempts go on until reconnect_timeout.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     port = listener.getsockname()[1]
     client = Client(
-        {}, host="127.0.0.1", port=port, dbname="db", user="u", password="pw-123", connect_timeout=2
-    )
+        {}, host="127.0.0.1", port=port, dbname="db", user="u", password="pw-123",
+        sslmode="disable", gssencmode="disable", connect_timeout=1, reconnect_timeout=3,
+    )  # fmt: skip
     start = time.monotonic()
-    with pytest.raises(ConnectionFailed) as info:
+    with pytest.raises(ConnectionFailed, match="timeout expired") as info:
         Experiment(client, name="x")
     elapsed = time.monotonic() - start
     listener.close()
-    assert elapsed < 8, elapsed
+    assert 2.5 < elapsed < 7, elapsed  # more than one attempt, and a deadline
     assert f"host=127.0.0.1 port={port} dbname=db" in str(info.value)
     assert "pw-123" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_first_connect_through_pgbouncer_waits_out_its_server_login_retry(
+    own_server: Any,
+) -> None:
+    """After its server restarted, PgBouncer holds every login for server_login_retry
+    (15 s) without a word; a job that starts then must wait, not fail after one
+    connect_timeout (before: 60 of 60 buffered jobs failed when PostgreSQL restarted
+    while they started)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from servers import PGBOUNCER, PgBouncer
+
+    if not os.path.exists(PGBOUNCER):
+        reason = "PgBouncer is not installed (Debian package pgbouncer; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    client, _, outage = own_server
+    bouncer = PgBouncer(client.engine.params, client.engine.params["dbname"], pool_size=2)
+    try:
+        down = threading.Thread(target=outage, args=(3,))
+        down.start()
+        time.sleep(1)
+        probe = Client({}, **bouncer.params, connect_timeout=1, reconnect_timeout=0)
+        with pytest.raises(ConnectionFailed):
+            probe.execute("SELECT 1")  # PgBouncer finds no server: it waits to log in again
+        down.join()  # the server is up again; PgBouncer does not know yet
+        job = Client({}, **bouncer.params, connect_timeout=2, reconnect_timeout=40)
+        start = time.monotonic()
+        assert Experiment(job, name="after the restart").id > 0
+        assert time.monotonic() - start > 2  # it did wait longer than one connect_timeout
+    finally:
+        bouncer.cleanup()
 
 
 class FatalServer:

@@ -33,6 +33,10 @@ from .base import (
 # What a server that is restarting answers while a connection is being made; libpq
 # reports it as text only (e.g. SQLSTATE 57P03 is not available before the connection).
 _TRANSIENT_SERVER_STATES = (
+    # no answer within connect_timeout: a server or pooler that is there but slow, e.g.
+    # PgBouncer holding every login for server_login_retry (15 s) after its server restarted
+    "timeout expired",
+    "pgbouncer cannot connect to server",
     "the database system is starting up",
     "the database system is shutting down",
     "the database system is in recovery mode",
