@@ -50,7 +50,6 @@ from ._write.experiments import (
     experiment_set_name,
     experiment_set_tags,
 )
-from ._write.metrics import run_add_metrics
 from ._write.provenance import run_set_code, run_set_hardware, run_set_packages
 from ._write.run_json import (
     run_add_args,
@@ -77,6 +76,7 @@ from ._write.runs import (
     run_set_updated,
 )
 from ._write.samples import run_log_sample
+from ._write.store import run_add_metrics
 from ._write.summaries import refresh_summaries
 from .errors import (
     ConfigError,

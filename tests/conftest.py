@@ -231,6 +231,8 @@ TABLES = {
     "runs",
     "run_links",
     "metrics",
+    "metric_names",
+    "metric_points",
     "run_summaries",
     "artifacts",
     "artifact_uses",
@@ -252,6 +254,7 @@ BUILTIN = [
     "sqltrack/v007_deleted.sql",
     "sqltrack/v008_call_uids.sql",
     "sqltrack/v009_typed_overview.sql",
+    "sqltrack/v010_metric_points.sql",
 ]
 
 
@@ -429,3 +432,13 @@ def same_rows(
         return False
     pairs = (zip(g, e, strict=True) for g, e in zip(got, expected, strict=True))
     return all(same(a, b) for pair in pairs for a, b in pair)
+
+
+@pytest.fixture
+def before_v010(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write as to a database before schema v010, without the narrow storage: a value
+    that does not fit its column is refused there (what the error paths of the writers
+    are tested with; tests/write/test_narrow.py sets up such a database for real)."""
+    from sqltrack._write import points
+
+    monkeypatch.setattr(points, "available", lambda client: False)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .._db.client import Client, operation
-from .._db.schema import DELETION, require
+from .._db.schema import DELETION, METRIC_POINTS, applied, require
 from .._read.search import select_runs
 from .._write.rows import check_id, check_runs
 from .._write.runs import db_time
@@ -52,6 +52,13 @@ _BELOW = " AND (step, progress) < (:step, :progress)"  # up to the bound, not in
 # a batch of a run's metrics: {after}: _FROM_KEY's condition or nothing, {below}: _BELOW
 # or nothing (sqltrack's own text)
 _DELETE_METRICS = "DELETE FROM metrics WHERE run_id = :run{after}{below}"
+# a batch of a run's values in the narrow storage (schema v010), in key order
+_DELETE_POINTS = (
+    "DELETE FROM metric_points WHERE run_id = :run AND (name_id, step, progress) IN "
+    "(SELECT name_id, step, progress FROM metric_points WHERE run_id = :run "
+    "ORDER BY name_id, step, progress LIMIT :n)"
+)
+_HAS_POINTS = "SELECT 1 FROM metric_points WHERE run_id = :run LIMIT 1"
 _DELETE_SYSTEM_METRICS = "DELETE FROM system_metrics WHERE run_id = :run"
 _DELETE_RUN = "DELETE FROM runs WHERE id = :run"  # its links, summaries, samples, uses with it
 _GC_EXPERIMENTS = (
@@ -193,7 +200,8 @@ def gc_deleted(
     """Remove for good the runs deleted more than ``deleted_before`` seconds ago, except
     those tagged ``keep``: their metrics in batches of ``batch`` rows, each in its own
     transaction and followed by a rest as long as it took, then the run (its links,
-    summaries, samples and uses with it; its artifacts stay, without a run); then the
+    summaries, samples and uses with it, its values of the narrow storage in batches too;
+    its artifacts stay, without a run); then the
     experiments deleted as long ago that have no run left. Returns the run ids removed.
 
     :raises InvalidValue: called inside a ``with client:`` block (one transaction for
@@ -220,8 +228,11 @@ def gc_deleted(
     doomed = [int(r[0]) for r in client.query(query, {"cutoff": cutoff, "keep": "keep"})]
     if dry_run:
         return doomed
+    narrow = applied(client, METRIC_POINTS)
     for run_id in doomed:
         _delete_metrics(client, run_id, batch)
+        if narrow:
+            _delete_points(client, run_id, batch)
         with client:
             client.query(_DELETE_SYSTEM_METRICS, {"run": run_id})
             client.query(_DELETE_RUN, {"run": run_id})
@@ -265,6 +276,19 @@ def _delete_metrics(client: Client, run_id: int, batch: int) -> None:
         if not bound:
             return
         swept, low = low, bound[0]
+        time.sleep(time.monotonic() - started)
+
+
+def _delete_points(client: Client, run_id: int, batch: int) -> None:
+    """Delete a run's values of the narrow storage, ``batch`` rows per transaction, each
+    followed by a rest as long as it took (as :func:`_delete_metrics`)."""
+    args = {"run": run_id, "n": batch}
+    while True:
+        started = time.monotonic()
+        with client:
+            client.query(_DELETE_POINTS, args)
+            if not client.query(_HAS_POINTS, args):
+                return
         time.sleep(time.monotonic() - started)
 
 

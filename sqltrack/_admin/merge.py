@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,10 @@ from .._db.client import Client
 from .._db.engines import LOCAL_ENGINE
 from .._db.engines.base import quote_identifier
 from .._db.schema import setup
-from .._write.metrics import known_columns, write_rows
+from .._write import points
+from .._write.metrics import known_columns
 from .._write.runs import MAX_EXPLICIT_RUN_ID
+from .._write.store import write_rows
 from .._write.summaries import available, refresh_summaries
 from ..errors import InvalidMetricName, InvalidValue, SchemaError, SQLTrackError
 
@@ -321,6 +325,40 @@ def _merge_metrics(source: Client, target: Client, result: MergeResult) -> None:
                 batch = _changed(target, target_id, batch, result)
                 if batch:
                     _write(target, target_id, batch, result)
+    if points.available(source):
+        for source_id, target_id in result.run_ids.items():
+            _merge_points(source, target, source_id, target_id, result)
+
+
+def _merge_points(
+    source: Client, target: Client, source_id: int, target_id: int, result: MergeResult
+) -> None:
+    """Merge a run's values of the file's narrow storage: per (step, progress) a call
+    of the names there, checked as add_metrics checks its arguments (the target stores
+    each value where it would store a call's)."""
+    batch: list[Row] = []
+    rows = points.read_points(source, [source_id])
+    for (step, progress), group in groupby(rows, key=itemgetter(1, 2)):
+        metrics = {}
+        for *_, name, value in group:
+            try:
+                check_metric_name(name)  # a name from a file is input like any other
+            except InvalidMetricName as e:
+                result.columns_left_out[name] = str(e).partition(": ")[2] or str(e)
+                continue
+            metrics[name] = value
+        try:
+            checked = validate(metrics, step, progress) if metrics else None
+        except InvalidValue:
+            result.rows_left_out += 1
+            continue
+        if checked is not None:
+            batch.append(checked)
+        if len(batch) >= _ROWS_PER_TRANSACTION:
+            _write(target, target_id, batch, result)
+            batch = []
+    if batch:
+        _write(target, target_id, batch, result)
 
 
 def _changed(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> list[Row]:

@@ -1,15 +1,25 @@
-"""Which names may become SQL identifiers (metric columns, schema names).
+"""Which names a metric may have, and which of them may be columns of the wide table.
 
-A metric name becomes a column that people type in psql, so sqltrack accepts exactly the
-names that never need quoting on PostgreSQL or SQLite:
+**A metric name** is what a user or a framework writes: 1 to 250 characters of letters,
+digits (any script), ``_``, ``/``, ``.``, ``-`` and space, not starting or ending with a
+space, not ``run_id``, ``step`` or ``progress``; case-sensitive (``Loss`` and ``loss``
+are two metrics): ``train/loss``,
+``eval/accuracy``, ``lr-Adam``, ``val.acc``, ``mmlu_task17_acc_norm``. Anything else (a
+quote, a parenthesis, a semicolon, a control character) is refused with
+:class:`~sqltrack.errors.InvalidMetricName`: :func:`check_metric_name`.
+
+**A column name** is a metric name that can also be a column of the one wide ``metrics``
+table (:func:`is_column_name`): the names that never need quoting on PostgreSQL or
+SQLite, where they are the same name whatever the case:
 
 - lowercase ASCII letters, digits and ``_``, not starting with a digit;
 - at most 63 bytes (PostgreSQL silently truncates longer identifiers);
 - not a reserved word of either engine (``order``, ``select``, ``user`` …);
 - not a key or system column (``run_id``, ``step``, ``progress``, ``ctid``, ``rowid`` …).
 
-Every other name is rejected with :class:`~sqltrack.errors.InvalidMetricName`, whose
-message suggests a valid name (``train/loss`` → ``train_loss``).
+Every other metric name is data, not an identifier: it is stored in the narrow table
+(``metric_points``, its names in ``metric_names``). :func:`check_identifier` checks the
+other identifiers sqltrack uses unquoted (a schema name).
 """
 
 from __future__ import annotations
@@ -52,6 +62,10 @@ SYSTEM_COLUMNS = frozenset(
 )
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+#: the longest metric name, in characters
+MAX_METRIC_NAME = 250
+# letters and digits of any script, _ / . - and space; no space at either end
+_METRIC_NAME = re.compile(r"[\w/.\-]([\w/.\- ]*[\w/.\-])?\Z")
 
 
 def suggest_name(name: str, *, taken: frozenset[str] = frozenset()) -> str:
@@ -99,11 +113,38 @@ def check_identifier(
 def check_metric_name(name: object) -> str:
     """Validate a metric name (see the module doc for the rules).
 
-    :raises InvalidMetricName: naming the problem and suggesting a valid name.
+    :raises InvalidMetricName: naming the problem (and suggesting a valid name).
     """
-    if name in KEY_COLUMNS or name in SYSTEM_COLUMNS:
+    if type(name) is not str:
         raise InvalidMetricName(
-            f"invalid metric name {name!r}: it is a key or system column of the metrics table; "
-            f"try {suggest_name(str(name))!r}"
+            f"invalid metric name {name!r}: it must be a str, not {type(name).__name__}"
         )
-    return check_identifier(name, what="metric name")
+    if len(name) > MAX_METRIC_NAME:
+        raise InvalidMetricName(
+            f"invalid metric name {name[:40]!r}…: it is {len(name)} characters long, the "
+            f"limit is {MAX_METRIC_NAME}; try {suggest_metric_name(name)[:40]!r}…"
+        )
+    if not _METRIC_NAME.match(name) or "\n" in name:
+        raise InvalidMetricName(
+            f"invalid metric name {name!r}: it may only contain letters, digits, _ / . - "
+            f"and spaces (not at either end); try {suggest_metric_name(name)!r}"
+        )
+    if name in KEY_COLUMNS:
+        raise InvalidMetricName(
+            f"invalid metric name {name!r}: it is a key of every metric row "
+            f"(run_id, step, progress); try {name + '_'!r}"
+        )
+    return name
+
+
+def is_column_name(name: str) -> bool:
+    """Whether a (valid) metric name can be a column of the wide ``metrics`` table."""
+    return _problem(name) is None and name not in KEY_COLUMNS and name not in SYSTEM_COLUMNS
+
+
+def suggest_metric_name(name: str) -> str:
+    """A valid metric name close to ``name``: what is not allowed becomes ``_``."""
+    cleaned = re.sub(r"[^\w/.\- ]+", "_", str(name)).strip()[:MAX_METRIC_NAME].strip()
+    if cleaned in KEY_COLUMNS:
+        return cleaned + "_"
+    return cleaned or "metric"

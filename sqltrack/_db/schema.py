@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import SchemaError
 from .client import Client
+from .long_view import refresh_long_view
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS sqltrack_scripts (
@@ -41,6 +42,7 @@ PROVENANCE = "sqltrack/v005_run_state.sql"  #: runs.code, packages, hardware
 SYSTEM_METRICS = "sqltrack/v006_system_metrics.sql"  #: system_metrics
 DELETION = "sqltrack/v007_deleted.sql"  #: runs.time_deleted, experiments.time_deleted
 CALL_UIDS = "sqltrack/v008_call_uids.sql"  #: artifacts.uid, samples.uid
+METRIC_POINTS = "sqltrack/v010_metric_points.sql"  #: metric_points, metric_names, metrics_long
 _RECORD = (
     "INSERT INTO sqltrack_scripts (name, checksum, time_applied) VALUES (:name, :checksum, :now)"
 )
@@ -136,6 +138,9 @@ def setup(
             results.append(ScriptResult(name, _apply(client, name, text)))
             if report is not None:
                 report(results[-1])
+        if any(r.applied for r in results) and applied(client, METRIC_POINTS):
+            with client.cursor() as cur:  # a script may have added columns by hand
+                refresh_long_view(client.engine, cur)
     finally:
         client.metrics_cache = None  # a script may have changed the metrics table
         client.schema_cache = None
@@ -159,6 +164,8 @@ def _apply(client: Client, name: str, text: str) -> bool:
             return False
         try:
             engine.run_script(cur, text)
+            if name == METRIC_POINTS:  # the script's view knows none of the wide columns
+                refresh_long_view(engine, cur)
         except Exception as e:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SchemaError(f"script {name} failed: {message}") from e

@@ -48,8 +48,8 @@ from .._base.calls import Row
 from .._db.client import Client
 from .._db.engines.base import first_line
 from .._write.batch_summary import BatchSummary
-from .._write.metrics import write_rows
 from .._write.runs import record_status, run_set_updated
+from .._write.store import write_rows
 from ..errors import DatabaseError, InvalidValue, SQLTrackError
 from .places import new_stem, spool_dir
 from .queued import QueuedStatus, QueuedUpdate

@@ -29,8 +29,9 @@ from .._base import process
 from .._base.calls import Row
 from .._base.values import Auto, timestamp
 from .._db.engines.base import first_line
-from .._write.metrics import plain_upsert, write_row
+from .._write.metrics import plain_upsert
 from .._write.runs import record_status, run_set_updated
+from .._write.store import write_row
 from ..errors import ConnectionLost
 from .buffer import MetricsBuffer
 from .queued import QueuedStatus

@@ -49,8 +49,8 @@ from .._base.calls import Row
 from .._base.files import PRIVATE_MODE, private_folder, untrusted_because
 from .._db.client import Client
 from .._db.engines import LOCAL_ENGINE
-from .._write.metrics import write_rows
 from .._write.runs import check_status
+from .._write.store import write_rows
 from .._write.summaries import catch_up
 from ..errors import DatabaseError, InvalidValue, NotFound, SchemaError, SQLTrackError
 from .places import new_stem, spool_dir, target_key

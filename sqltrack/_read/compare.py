@@ -13,6 +13,7 @@ from .._base.names import KEY_COLUMNS
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
 from .._db.schema import DELETION, applied
+from .._write import points
 from .._write.metrics import known_columns
 from .._write.rows import check_id, check_runs
 from .._write.summaries import available, check_available
@@ -163,34 +164,43 @@ def metric_summary(client: Client, run_id: int) -> list[tuple[Any, ...]]:
     with client as conn:
         kinds = known_columns(client, conn, ())
     names = [n for n, k in kinds.items() if k in ("int", "float") and n not in KEY_COLUMNS]
+    # the values above the lowest summarized step (the whole run if none is)
+    low = min((s[2] for s in stored.values()), default=-(2**63))
+    tail: dict[str, list[tuple[int, float, Any]]] = {}
     if names:
-        # the values above the lowest summarized step (the whole run if none is)
-        low = min((s[2] for s in stored.values()), default=None)
         columns = ", ".join(quote_identifier(n) for n in names)
-        tail = client.query(
+        rows = client.query(
             f"SELECT step, progress, {columns} FROM metrics WHERE run_id = :run "  # noqa: S608
             "AND step >= :low ORDER BY step, progress",
-            {"run": run_id, "low": -(2**63) if low is None else low},
+            {"run": run_id, "low": low},
         )
         for i, name in enumerate(names, start=2):
-            mark = (stored[name][2], stored[name][3]) if name in stored else None
-            for row in tail:
-                v = row[i]
-                if v is None or v != v or (mark is not None and (row[0], row[1]) <= mark):
-                    continue
-                if name not in stored:
-                    stored[name] = [0, v, row[0], row[1], v, row[0], v, row[0]]
-                s = stored[name]
-                s[0], s[1], s[2], s[3] = s[0] + 1, v, row[0], row[1]
-                if v < s[4]:
-                    s[4], s[5] = v, row[0]
-                if v > s[6]:
-                    s[6], s[7] = v, row[0]
+            tail[name] = [(r[0], r[1], r[i]) for r in rows if r[i] is not None]
+    ints = {n for n in names if kinds[n] == "int"}
+    for _, step, progress, name, v in points.read_points(client, [run_id]):
+        if step >= low and isinstance(v, (int, float)) and not isinstance(v, bool):
+            tail.setdefault(name, []).append((step, progress, v))
+            if isinstance(v, int) and name not in kinds:
+                ints.add(name)
+    for name, logged in tail.items():
+        mark = (stored[name][2], stored[name][3]) if name in stored else None
+        for step, progress, v in sorted(logged, key=lambda t: (t[0], t[1])):
+            if v != v or (mark is not None and (step, progress) <= mark):
+                continue
+            if name not in stored:
+                stored[name] = [0, v, step, progress, v, step, v, step]
+            s = stored[name]
+            s[0], s[1], s[2], s[3] = s[0] + 1, v, step, progress
+            if v < s[4]:
+                s[4], s[5] = v, step
+            if v > s[6]:
+                s[6], s[7] = v, step
     summary = []
     for name in sorted(stored):
         count, last, last_step, _, low_value, low_step, high, high_step = stored[name]
         values = [last, last_step, low_value, low_step, high, high_step]
-        if kinds.get(name) == "int":  # summaries hold floats: shown as the integers they were
+        if name in ints and all(float(v).is_integer() for v in (last, low_value, high)):
+            # summaries hold floats: shown as the integers they were
             values[0], values[2], values[4] = int(last), int(low_value), int(high)
         summary.append((name, int(count), *values))
     return summary

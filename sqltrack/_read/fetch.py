@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._base.names import KEY_COLUMNS
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
+from .._write import points
 from .._write.metrics import known_columns
 from .._write.rows import check_experiment, check_id, deleted_condition
 from .._write.runs import db_time
@@ -91,10 +92,14 @@ def read_metrics(
         names, rows = read_metrics(client, run.id, ["train_loss"])
 
     :param run_ids: a run id or several
-    :param columns: metric columns to read (default: those that hold at least one value
-        for these runs; other experiments' metrics in the shared table are left out)
-    :raises InvalidValue: a column that the metrics table does not have
+    :param columns: metrics to read (default: those that hold at least one value for
+        these runs; other experiments' metrics in the shared table are left out)
+    :raises InvalidValue: a metric that neither storage has
     :raises NotFound: a run that does not exist
+
+    Both storages are read (see the docs' "Where a metric is stored"): a metric kept
+    in the narrow ``metric_points`` is a column here like any other, its values as
+    logged; where a key has a value in both, the narrow one is the latest.
     """
     ids = _run_ids(run_ids)
     engine = client.engine
@@ -109,11 +114,15 @@ def read_metrics(
         known = known_columns(client, conn, tuple(columns or ()))
         if columns is None:
             wanted = [c for c in known if c not in KEY_COLUMNS]
+            narrow: list[str] | None = None  # whatever the runs have there
         else:
-            wanted = [c for c in columns if c not in KEY_COLUMNS]
-            unknown = [c for c in wanted if c not in known]
+            asked = list(dict.fromkeys(c for c in columns if c not in KEY_COLUMNS))
+            wanted = [c for c in asked if c in known]
+            stored = set(points.narrow_names(client, asked)) if points.available(client) else set()
+            unknown = [c for c in asked if c not in known and c not in stored]
             if unknown:
-                raise InvalidValue(f"no such metric column: {', '.join(map(repr, unknown))}")
+                raise InvalidValue(f"no such metric: {', '.join(map(repr, unknown))}")
+            narrow = [c for c in asked if c in stored]
         names = ["run_id", "step", "progress", *wanted]
         query = _READ_METRICS.format(
             columns=", ".join(map(quote_identifier, names)),
@@ -125,7 +134,47 @@ def read_metrics(
             rows = cur.fetchall()
         finally:
             cur.close()
+        values = []
+        if narrow is None or narrow:
+            values = points.read_points(client, ids, narrow, ordered=False)
+    if values or narrow:  # (asked for: a column even without values)
+        names, rows = _with_narrow(names, rows, values, None if columns is None else asked)
     return (names, rows) if columns is not None else _without_empty_columns(names, rows)
+
+
+def _with_narrow(
+    names: list[str],
+    rows: list[tuple[Any, ...]],
+    values: list[tuple[Any, ...]],
+    asked: list[str] | None,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The wide ``rows`` with the narrow ``values`` ``(run_id, step, progress, name,
+    value)`` as columns (a narrow value replaces a wide one of its key), ordered by key;
+    the columns in the order ``asked`` (else the wide ones, then the narrow ones sorted
+    by name)."""
+    metrics = names[3:]
+    seen = set(metrics)
+    metrics += sorted({v[3] for v in values} - seen)
+    if asked is not None:  # (each known to be in one storage or the other)
+        metrics = asked
+    where = {m: 3 + i for i, m in enumerate(metrics)}
+    width = 3 + len(metrics)
+    wide_at = [where.get(m) for m in names[3:]]
+    merged: dict[tuple[Any, Any, Any], list[Any]] = {}
+    for row in rows:
+        line = [*row[:3], *([None] * (width - 3))]
+        for value, at in zip(row[3:], wide_at, strict=True):
+            if at is not None:
+                line[at] = value
+        merged[row[0], row[1], row[2]] = line
+    for run_id, step, progress, name, value in values:
+        key = (run_id, step, progress)
+        found = merged.get(key)
+        if found is None:
+            found = merged[key] = [run_id, step, progress, *([None] * (width - 3))]
+        found[where[name]] = value
+    ordered = sorted(merged.items(), key=itemgetter(0))
+    return ["run_id", "step", "progress", *metrics], [tuple(line) for _, line in ordered]
 
 
 def _without_empty_columns(

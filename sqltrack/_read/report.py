@@ -19,6 +19,8 @@ from typing import Any
 from .._base.files import write_private
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
+from .._db.schema import METRIC_POINTS, applied
+from .._write.metrics import known_columns
 from .._write.rows import check_id, deleted_condition
 from .._write.summaries import check_available
 from ..errors import InvalidValue, NotFound
@@ -42,6 +44,22 @@ SELECT run_id, step, {columns} FROM (
 ) sampled
 WHERE (rn - 1) % ((n + :points - 1) / :points) = 0 OR rn = n
 ORDER BY run_id, step, progress
+"""
+
+# The same of the metrics in the narrow storage (schema v010), per run and metric;
+# {names}: the engine's "name is one of :names" condition
+_NARROW_CURVES = """
+SELECT run_id, name, step, value FROM (
+    SELECT p.run_id, mn.name, p.step, p.progress, p.value,
+        row_number() OVER (PARTITION BY p.run_id, p.name_id ORDER BY p.step, p.progress) AS rn,
+        count(*) OVER (PARTITION BY p.run_id, p.name_id) AS total
+    FROM metric_points p JOIN metric_names mn ON mn.id = p.name_id
+    JOIN runs ON runs.id = p.run_id JOIN experiments ON experiments.id = runs.experiment_id
+    WHERE runs.experiment_id = :e AND {visible} AND {names}
+        AND p.value IS NOT NULL AND (p.kind IS NULL OR p.kind = 'int')
+) sampled
+WHERE (rn - 1) % ((total + :points - 1) / :points) = 0 OR rn = total
+ORDER BY run_id, name, step, progress
 """
 
 
@@ -102,15 +120,34 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
             }
         )
     curves: dict[str, dict[str, list[list[Any]]]] = {}
-    if metrics:
-        columns = ", ".join(quote_identifier(m) for m in metrics)
+    with client as conn:
+        kinds = known_columns(client, conn, ())
+    wide = [m for m in metrics if kinds.get(m) in ("int", "float")]
+    params = {"e": experiment_id, "points": points}
+    if wide:
+        columns = ", ".join(quote_identifier(m) for m in wide)
         query = _CURVES.format(columns=columns, visible=visible)
-        for run_id, step, *values in client.query(query, {"e": experiment_id, "points": points}):
+        for run_id, step, *values in client.query(query, params):
             run_curves = curves.setdefault(str(run_id), {})
-            for metric, value in zip(metrics, values, strict=True):
+            for metric, value in zip(wide, values, strict=True):
                 value = _plain(value)
                 if value is not None and not isinstance(value, str):
                     run_curves.setdefault(metric, []).append([step, float(value)])
+    if metrics and applied(client, METRIC_POINTS):
+        engine = client.engine
+        names = engine.in_array("mn.name", "names")
+        query = _NARROW_CURVES.format(visible=visible, names=names)
+        mixed = set()
+        narrow = {**params, "names": engine.adapt_array(metrics)}
+        for run_id, metric, step, value in client.query(query, narrow):
+            value = _plain(value)
+            if value is not None:
+                curve = curves.setdefault(str(run_id), {}).setdefault(metric, [])
+                if curve and metric in kinds:
+                    mixed.add((str(run_id), metric))
+                curve.append([step, float(value)])
+        for run_id, metric in mixed:  # values in both storages: one curve, by step
+            curves[run_id][metric].sort(key=lambda point: point[0])
     return {
         "experiment": name,
         "metrics": metrics,

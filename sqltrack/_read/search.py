@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._base.values import json_dumps
 from .._db.client import Client, operation
+from .._write import points
 from .._write.metrics import known_columns
 from .._write.rows import check_experiment, check_id, deleted_condition
 from .._write.runs import check_status
@@ -188,15 +189,20 @@ _AGGREGATES = ("min", "max", "last", "count")
 
 
 def _check_metrics(client: Client, metrics: list[str]) -> None:
-    """Raise :class:`InvalidValue` for a metric that is no column of ``metrics``."""
+    """Raise :class:`InvalidValue` for a metric that neither storage knows (no column
+    of ``metrics``, no name in ``metric_names``)."""
+    names = list(dict.fromkeys(m.partition(":")[0] for m in metrics))
     with client as conn:
-        kinds = known_columns(client, conn, ())
-        missing = [m for m in metrics if m.partition(":")[0] not in kinds]
+        known: set[str] = set(known_columns(client, conn, ()))
+        missing = [n for n in names if n not in known]
         if missing:  # maybe added since the client last looked
-            kinds = known_columns(client, conn, tuple(m.partition(":")[0] for m in missing))
-    for metric in metrics:
-        if metric.partition(":")[0] not in kinds:
-            raise InvalidValue(f"no such metric column: {metric.partition(':')[0]!r}")
+            known.update(known_columns(client, conn, tuple(missing)))
+            missing = [n for n in missing if n not in known]
+        if missing and points.available(client):
+            known.update(points.narrow_names(client, missing))
+    for name in names:
+        if name not in known:
+            raise InvalidValue(f"no such metric: {name!r}")
 
 
 def _summary_value(metric: str, param: str) -> str:

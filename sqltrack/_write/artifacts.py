@@ -25,6 +25,7 @@ from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
 from .._db.schema import ARTIFACTS, CALL_UIDS, applied, require
 from ..errors import InvalidValue, NotFound
+from . import points
 from .metrics import known_columns
 from .rows import check_id, check_object
 
@@ -69,8 +70,14 @@ _NOT_NAN = " AND {column} <> CAST('NaN' AS {float})"
 # the step of a run's best value: {column} as in _NOT_NAN, {no_nan}: _NOT_NAN or nothing,
 # {order}: ASC or DESC (sqltrack's own text)
 _BEST_STEP = (
-    "SELECT step FROM metrics WHERE run_id = :run AND {column} IS NOT NULL{no_nan} "
+    "SELECT step, {column} FROM metrics WHERE run_id = :run AND {column} IS NOT NULL{no_nan} "
     "ORDER BY {column} {order}, step LIMIT 1"
+)
+# the same in the narrow storage (schema v010); {no_nan}: the engine's condition or nothing
+_BEST_NARROW_STEP = (
+    "SELECT p.step, p.value FROM metric_points p JOIN metric_names n ON n.id = p.name_id "
+    "WHERE p.run_id = :run AND n.name = :name AND p.value IS NOT NULL "
+    "AND (p.kind IS NULL OR p.kind = 'int'){no_nan} ORDER BY p.value {order}, p.step LIMIT 1"
 )
 # the last checkpoint up to a step (the latest version at that step)
 _CHECKPOINT = (
@@ -389,21 +396,31 @@ def best_checkpoint(client: Client, run_id: int, metric: str = "val_loss:min") -
         raise InvalidValue(f"metric {metric!r}: give name:min or name:max")
     with client as conn:
         kinds = known_columns(client, conn, (name,))
-    if kinds.get(name) not in ("int", "float"):
-        raise InvalidValue(f"no such numeric metric column: {name!r}")
-    column = quote_identifier(name)
+    narrow = points.available(client) and bool(points.narrow_names(client, [name]))
+    if kinds.get(name) not in ("int", "float") and not narrow:
+        raise InvalidValue(f"no such numeric metric: {name!r}")
     order = "ASC" if best == "min" else "DESC"
-    no_nan = ""
-    if kinds[name] == "float" and client.engine.stores_nan:  # NaN sorts above all numbers
-        no_nan = _NOT_NAN.format(column=column, float=client.engine.column_types["float"])
-    query = _BEST_STEP.format(column=column, no_nan=no_nan, order=order)
-    found = client.query(query, {"run": run_id})
+    engine = client.engine
+    found: list[Any] = []  # (step, value) of the best value in each storage
+    if kinds.get(name) in ("int", "float"):
+        column = quote_identifier(name)
+        no_nan = ""
+        if kinds[name] == "float" and engine.stores_nan:  # NaN sorts above all numbers
+            no_nan = _NOT_NAN.format(column=column, float=engine.column_types["float"])
+        query = _BEST_STEP.format(column=column, no_nan=no_nan, order=order)
+        found += client.query(query, {"run": run_id})
+    if narrow:
+        no_nan = _NOT_NAN.format(column="p.value", float="DOUBLE PRECISION")
+        query = _BEST_NARROW_STEP.format(no_nan=no_nan if engine.stores_nan else "", order=order)
+        found += client.query(query, {"run": run_id, "name": name})
     if not found:
         raise NotFound(f"run {run_id} has no value of {name!r}")
+    sign = 1 if best == "min" else -1
+    step = min(found, key=lambda row: (sign * row[1], row[0]))[0]
     _check_schema(client)
-    rows = client.query(_CHECKPOINT, {"run": run_id, "step": found[0][0]})
+    rows = client.query(_CHECKPOINT, {"run": run_id, "step": step})
     if not rows:
-        raise NotFound(f"run {run_id} logged no checkpoint up to step {found[0][0]}")
+        raise NotFound(f"run {run_id} logged no checkpoint up to step {step}")
     return _artifact(client, rows[0])
 
 

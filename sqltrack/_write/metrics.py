@@ -1,23 +1,13 @@
-"""Metrics: one row per (run, step, progress), one column per metric, created on demand.
+"""The wide metrics table: one row per (run, step, progress), one column per metric.
 
-The first time a metric name is seen, a column is added to ``metrics`` whose type follows
-the Python value:
-
-========================  ====================  ===========
-Python value              PostgreSQL            SQLite
-========================  ====================  ===========
-``bool``                  ``BOOLEAN``           ``BOOLEAN``
-``int``                   ``BIGINT``            ``INTEGER``
-``float``                 ``DOUBLE PRECISION``  ``REAL``
-``str``                   ``TEXT``              ``TEXT``
-aware ``datetime``        ``TIMESTAMPTZ``       ``TIMESTAMP`` (UTC ISO text)
-``x`` with ``x.item()``   as ``x.item()``       as ``x.item()``
-========================  ====================  ===========
-
-Later values must fit the column: an ``int`` is accepted by a float column, anything
-else that differs raises :class:`~sqltrack.errors.InvalidValue` before anything is
-written. ``None`` stores NULL in an existing column. Names must follow
-:mod:`sqltrack.names`.
+A column is created the first time a name that may be one is logged
+(:mod:`sqltrack._write.store` decides which names do; the others go to the narrow
+storage, :mod:`sqltrack._write.points`). Its type follows the value: numbers (ints and
+floats alike) make a ``DOUBLE PRECISION`` (SQLite ``REAL``) column, which holds ints up
+to 2**53 exactly; ``bool`` a ``BOOLEAN``, ``str`` a ``TEXT``, an aware ``datetime`` a
+``TIMESTAMPTZ`` (SQLite: UTC ISO text) column; ``x`` with ``x.item()`` as ``x.item()``.
+Columns made by an older sqltrack keep their types (``BIGINT`` for ints). ``None``
+stores NULL in an existing column.
 """
 
 from __future__ import annotations
@@ -30,18 +20,26 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
-from .._base.calls import Row, validate
-from .._base.names import check_metric_name
-from .._db.client import Client, operation
+from .._base.calls import Row
+from .._base.names import check_identifier, is_column_name, suggest_name
+from .._db.client import Client
 from .._db.engines.base import Engine, quote_identifier
-from ..errors import InvalidValue, LockTimeout, NotFound, SchemaError, warn
+from .._db.long_view import refresh_long_view
+from .._db.schema import METRIC_POINTS, applied
+from ..errors import InvalidMetricName, InvalidValue, LockTimeout, NotFound, SchemaError, warn
 
 _UPSERT = (
     "INSERT INTO metrics (run_id, step, progress, {columns}) VALUES {values} "
     "ON CONFLICT (run_id, step, progress) DO UPDATE SET {updates}"
 )
 _MAX_ROWS = 128  # rows per multi-row statement; more gains nothing measurable
+_KEYS = ("run_id", "step", "progress")
+_KEY_KINDS = ("int", "int", "float")
+# how calls of one (names, kinds) are written as they are: (upsert, check NaN, positions
+# of ints in float columns)
+Plain = tuple[str, bool, tuple[int, ...]]
 _MIN_COPY = 32  # fewer rows than this are upserted: a COPY that fails costs a round trip
+_EXACT_INT = 2**53  # ints up to this are exact as floats
 
 
 @lru_cache(maxsize=1024)
@@ -61,11 +59,28 @@ def upsert_sql(names: tuple[str, ...], rows: int = 1) -> str:
     )
 
 
+def new_column_kind(kind: str) -> str:
+    """The kind of the column a new name gets from a value of this kind: a float column
+    for numbers, which takes ints and floats alike."""
+    return "float" if kind == "int" else kind
+
+
+def fits_column(kind: str | None, column_kind: str | None) -> bool:
+    """Whether a value of this kind is stored in a column of that kind as it is (an int
+    in a float column too: it is exact up to 2**53, see :func:`fit_row`)."""
+    return (
+        kind is None
+        or column_kind is None
+        or kind == column_kind
+        or (kind == "int" and column_kind == "float")
+    )
+
+
 def _fit(value: Any, kind: str | None, column_kind: str | None, name: str) -> Any:
     """Check that a value fits an existing column, converting int to float where needed."""
     if kind is None or column_kind is None or kind == column_kind:
         return value
-    if kind == "int" and column_kind == "float":
+    if kind == "int" and column_kind == "float" and abs(value) <= _EXACT_INT:
         return float(value)
     raise InvalidValue(
         f"metric {name!r}: column is of type {column_kind}, got a {kind} value {value!r}"
@@ -82,7 +97,7 @@ def fit_row(engine: Engine, columns: Mapping[str, str | None], row: Row) -> list
             raise InvalidValue(
                 f"metric {name!r}: cannot create a column from None; log a value first"
             )
-        column_kind = columns.get(name, kind)  # a new column: the value's own kind
+        column_kind = columns[name] if name in columns else new_column_kind(kind)  # type: ignore[arg-type]
         if kind != column_kind:
             values[i] = value = _fit(value, kind, column_kind, name)
         if kind == "datetime":
@@ -93,29 +108,57 @@ def fit_row(engine: Engine, columns: Mapping[str, str | None], row: Row) -> list
 
 
 class MetricsTable:
-    """What a client knows of the metrics table (``client.metrics_cache``).
+    """What a client knows of the metrics tables (``client.metrics_cache``).
 
     :attr columns: ``{column: kind}`` of the metric columns
-    :attr plain: for sets of names whose columns exist and whose values are stored as
-        they are: ``names -> (kinds, one-row upsert in the driver's style, check NaN)``
+    :attr plain: for calls whose values are stored as they are in columns that exist:
+        ``(names, kinds) -> (one-row upsert in the driver's style, check NaN, positions
+        of ints in float columns)``
+    :attr names: names of the narrow storage known to be in ``metric_names``: ``{name: id}``
+    :attr checked: names looked up in ``metric_names`` (found there or not)
+    :attr routes: where the values of calls of ``(names, kinds)`` go
+        (:mod:`sqltrack._write.store`)
     """
 
-    __slots__ = ("columns", "plain")
+    __slots__ = ("checked", "columns", "names", "plain", "routes")
 
-    def __init__(self, columns: dict[str, str | None]) -> None:
+    def __init__(
+        self,
+        columns: dict[str, str | None],
+        names: dict[str, int] | None = None,
+        checked: set[str] | None = None,
+    ):
         self.columns = columns
-        self.plain: dict[tuple[str, ...], tuple[tuple[str | None, ...], str, bool]] = {}
+        self.plain: dict[tuple[tuple[str, ...], tuple[str | None, ...]], Plain] = {}
+        self.names: dict[str, int] = {} if names is None else names
+        self.routes: dict[tuple[tuple[str, ...], tuple[str | None, ...]], Any] = {}
+        self.checked: set[str] = set() if checked is None else checked
 
 
-def _table(client: Client, conn: Any, names: tuple[str, ...]) -> MetricsTable:
-    """The client's knowledge of the table, read anew if a name is missing from it."""
+def _made(engine: Engine, cursor: Any, missing: Mapping[str, str]) -> dict[str, str | None]:
+    """The kinds the table has for the columns just added."""
+    columns = engine.metric_columns(cursor)
+    return {name: columns.get(name, kind) for name, kind in missing.items()}
+
+
+def _refresh_view(client: Client, cursor: Any) -> None:
+    """After new columns: ``metrics_long`` shows them too (schema v010)."""
+    if applied(client, METRIC_POINTS):
+        refresh_long_view(client.engine, cursor)
+
+
+def table_for(client: Client, conn: Any, names: tuple[str, ...]) -> MetricsTable:
+    """The client's knowledge of the tables, the columns read anew if one of ``names`` is
+    missing from them."""
     table: MetricsTable | None = client.metrics_cache
     if table is None or not all(map(table.columns.__contains__, names)):
         cur = conn.cursor()
         try:
-            table = client.metrics_cache = MetricsTable(client.engine.metric_columns(cur))
+            columns = client.engine.metric_columns(cur)
         finally:
             cur.close()
+        known = (None, None) if table is None else (table.names, table.checked)
+        table = client.metrics_cache = MetricsTable(columns, *known)
     if not table.columns:
         raise SchemaError(
             f"the metrics table is missing in {client.engine.describe()}: "
@@ -127,61 +170,63 @@ def _table(client: Client, conn: Any, names: tuple[str, ...]) -> MetricsTable:
 def known_columns(client: Client, conn: Any, names: tuple[str, ...]) -> dict[str, str | None]:
     """The metric columns ``{name: kind}``, from the client's cache unless one of
     ``names`` is missing from it."""
-    return _table(client, conn, names).columns
+    return table_for(client, conn, names).columns
 
 
 def _plain_entry(
-    engine: Engine, table: MetricsTable, names: tuple[str, ...]
-) -> tuple[tuple[str | None, ...], str, bool] | None:
-    """How rows of these names are written as they are, if they can be (else None):
-    their columns exist and need no adapting (datetime); where NaN is not kept, floats
-    are checked for it, so mixed kinds go the slow way."""
-    entry = table.plain.get(names)
+    engine: Engine, table: MetricsTable, names: tuple[str, ...], kinds: tuple[str | None, ...]
+) -> Plain | None:
+    """How calls of these names and kinds are written as they are, if they can be (else
+    None): their columns exist with the calls' kinds (or float for an int) and need no
+    adapting (datetime); where NaN is not kept, numbers are checked for it (so a call
+    with text or times goes the slow way there)."""
+    key = (names, kinds)
+    entry = table.plain.get(key)
     if entry is not None:
         return entry
-    kinds = tuple(map(table.columns.get, names))
-    if None in kinds or "datetime" in kinds:
+    columns = tuple(map(table.columns.get, names))
+    if None in columns or None in kinds or "datetime" in columns:
         return None
-    check_nan = not engine.stores_nan and "float" in kinds
-    if check_nan and kinds.count("float") != len(kinds):
+    ints = []
+    for i, (kind, column) in enumerate(zip(kinds, columns, strict=True)):
+        if kind == "int" and column == "float":
+            ints.append(i)
+        elif kind != column:
+            return None
+    check_nan = not engine.stores_nan and "float" in columns
+    if check_nan and ("str" in columns or "datetime" in columns):
         return None
-    entry = table.plain[names] = (kinds, engine.positional(upsert_sql(names)), check_nan)
+    entry = table.plain[key] = (engine.positional(upsert_sql(names)), check_nan, tuple(ints))
     return entry
 
 
 def plain_upsert(client: Client, row: Row) -> str | None:
     """The upsert (in the driver's style) that writes ``row`` as it is, if the client
-    knows one: its columns exist with the row's kinds, and no NaN where NaN is not kept.
-    None: the row needs the general path (:func:`write_rows`)."""
+    knows one (:func:`_plain_entry`) and the row's values need no check. None: the row
+    needs the general path (:func:`sqltrack._write.store.write_rows`)."""
     table: MetricsTable | None = client.metrics_cache
-    entry = None if table is None else table.plain.get(row[0])
-    if entry is None or entry[0] != row[2]:
+    entry = None if table is None else table.plain.get((row[0], row[2]))
+    if entry is None:
         return None
-    if entry[2] and (total := sum(row[1])) != total:  # NaN where NaN is not kept
+    upsert, check_nan, ints = entry
+    values = row[1]
+    if check_nan and (total := sum(values)) != total:  # NaN where NaN is not kept
         return None
-    return entry[1]
+    if ints and any(abs(values[i]) > _EXACT_INT for i in ints):
+        return None
+    return upsert
 
 
-def write_row(client: Client, conn: Any, run_id: int, row: Row) -> None:
-    """Write one validated call (the synchronous path) in the current transaction.
-
-    :raises InvalidValue: a value does not fit its column.
-    :raises NotFound: the run does not exist.
-    """
-    upsert = plain_upsert(client, row)
-    if upsert is not None:
-        try:
-            conn.execute(upsert, (run_id, row[3], row[4], *row[1]))
-        except Exception as e:
-            _raise_not_found(client, e, run_id)
-            raise
-        return
-    refused = write_rows(client, conn, run_id, [row])
-    if refused:
-        raise refused[0][1]
+def execute_plain(client: Client, conn: Any, upsert: str, run_id: int, row: Row) -> None:
+    """Execute :func:`plain_upsert`'s statement for ``row`` of run ``run_id``."""
+    try:
+        conn.execute(upsert, (run_id, row[3], row[4], *row[1]))
+    except Exception as e:
+        raise_not_found(client, e, run_id)
+        raise
 
 
-def write_rows(
+def write_wide(
     client: Client,
     conn: Any,
     run_id: int,
@@ -189,9 +234,9 @@ def write_rows(
     collect: Callable[[tuple[str, ...], tuple[str | None, ...], list[Any], bool], None]
     | None = None,
 ) -> list[tuple[Row, InvalidValue]]:
-    """Write validated calls in order (consecutive calls with the same names together).
-    A row that does not fit its columns is left out and returned with its error; every
-    other row is written.
+    """Write validated calls into the wide table, in order (consecutive calls with the
+    same names together), adding the columns that are missing. A row that does not fit
+    its columns is left out and returned with its error; every other row is written.
 
     :param collect: called with ``(names, kinds, parameters, no_nan)`` of each group of
         rows written (``(run_id, step, progress, *values)`` each; ``no_nan``: known to
@@ -201,7 +246,7 @@ def write_rows(
     engine = client.engine
     refused: list[tuple[Row, InvalidValue]] = []
     for names, group in groupby(rows, key=itemgetter(0)):
-        table = _table(client, conn, names)
+        table = table_for(client, conn, names)
         batch = list(group)
         params = _plain_params(engine, table, run_id, names, batch)
         # as they are, on an engine that keeps no NaN: _plain_params found none
@@ -215,27 +260,38 @@ def write_rows(
                     refused.append((row, e))
                     continue
                 missing = {
-                    n: k for n, k in zip(names, row[2], strict=True) if n not in table.columns
+                    n: new_column_kind(k)
+                    for n, k in zip(names, row[2], strict=True)
+                    if n not in table.columns and k is not None
                 }
                 if missing:
-                    _add_columns(client, conn, missing)  # type: ignore[arg-type]
-                    table.columns.update(missing)
+                    made = _add_columns(client, conn, missing)
+                    table.columns.update(made)
+                    if made != missing:  # another writer made one first, of another kind
+                        try:
+                            values = fit_row(engine, table.columns, row)
+                        except InvalidValue as e:
+                            refused.append((row, e))
+                            continue
                 params.append((run_id, row[3], row[4], *values))
         if not params:
             continue
         try:
             kinds = tuple(map(table.columns.get, names))
-            if len(params) < _MIN_COPY or not engine.copy_rows(conn, names, kinds, params):
+            copied = len(params) >= _MIN_COPY and engine.copy_rows(
+                conn, "metrics", (*_KEYS, *names), (*_KEY_KINDS, *kinds), params
+            )
+            if not copied:
                 _execute_rows(engine, conn, names, params)
         except Exception as e:
-            _raise_not_found(client, e, run_id)
+            raise_not_found(client, e, run_id)
             raise
         if collect is not None:
             collect(names, kinds, params, no_nan)
     return refused
 
 
-def _raise_not_found(client: Client, exc: Exception, run_id: int) -> None:
+def raise_not_found(client: Client, exc: Exception, run_id: int) -> None:
     if client.engine.is_foreign_key_violation(exc):
         raise NotFound(f"run {run_id} does not exist") from None
 
@@ -245,16 +301,27 @@ def _plain_params(
 ) -> list[tuple[Any, ...]] | None:
     """The rows' parameters if all of them store as they are (the common case), else None.
     Checked for the whole batch at once, in C where possible."""
-    entry = _plain_entry(engine, table, names)
+    kinds = rows[0][2]
+    entry = _plain_entry(engine, table, names, kinds)
     if entry is None:
         return None
-    kinds, _, check_nan = entry
+    _, check_nan, ints = entry
     if list(map(itemgetter(2), rows)).count(kinds) != len(rows):
         return None
     if check_nan:
         total = sum(chain.from_iterable(map(itemgetter(1), rows)))
         if total != total:  # a NaN somewhere (or inf - inf): let the slow path look
             return None
+    if ints:  # as floats (the COPY sends float8), exact up to 2**53
+        params = []
+        for row in rows:
+            values = list(row[1])
+            for i in ints:
+                if abs(values[i]) > _EXACT_INT:
+                    return None
+                values[i] = float(values[i])
+            params.append((run_id, row[3], row[4], *values))
+        return params
     return [(run_id, row[3], row[4], *row[1]) for row in rows]
 
 
@@ -279,8 +346,9 @@ def _execute_rows(engine: Engine, conn: Any, names: tuple[str, ...], params: lis
             cur.close()
 
 
-def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
-    """Add metric columns.
+def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> dict[str, str | None]:
+    """Add metric columns; return their kinds as the table has them (another writer may
+    have made one of them first, of another kind).
 
     ``ALTER TABLE`` waits for an exclusive lock, and every writer that comes after it
     queues behind it. So where the engine has a lock timeout for it and the transaction
@@ -293,13 +361,20 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
     long as needed.
     """
     for name in missing:  # however the row came (a spool, a merged file): never unchecked
-        check_metric_name(name)
+        if not is_column_name(name):
+            raise InvalidMetricName(
+                f"metric {name!r} cannot be a column of the metrics table (a lowercase "
+                "identifier); `sqltrack setup` adds the storage that takes any metric name "
+                f"(schema v010), or try {suggest_name(name)!r}"
+            )
+        check_identifier(name, what="metric column name")
     engine = client.engine
     cur = conn.cursor()
     try:
         if client.in_user_block or engine.ddl_lock_timeout is None:
             engine.add_columns(cur, missing)
-            return
+            _refresh_view(client, cur)
+            return _made(engine, cur, missing)
         patient = engine.patient_ddl_lock_timeout(cur) or engine.ddl_lock_timeout
         client.commit()  # sqltrack's own transaction: it has written nothing here yet
         deadline = time.monotonic() + engine.ddl_retry_seconds
@@ -310,8 +385,10 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
             tries += 1
             try:
                 engine.add_columns(cur, missing, lock_timeout=timeout)
+                _refresh_view(client, cur)
+                made = _made(engine, cur, missing)
                 client.commit()
-                return
+                return made
             except Exception as e:
                 if not engine.is_lock_timeout(e):
                     raise
@@ -331,32 +408,3 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> None:
         raise
     finally:
         cur.close()
-
-
-@operation
-def run_add_metrics(
-    client: Client, run_id: int, metrics: Mapping[str, Any], step: int = 0, progress: float = 0.0
-) -> None:
-    """Add metrics to a run: one row per ``(run_id, step, progress)``.
-
-    A second call for the same ``(step, progress)`` merges its columns into the row
-    (values of the same metric are replaced). Either ``step`` or ``progress`` should
-    change between calls, or earlier values are overwritten.
-
-    Example::
-
-        run_add_metrics(client, run_id, {"train_loss": 0.25, "lr": 1e-3}, step=100)
-
-    :param client: the Client to use
-    :param run_id: which existing run the metrics belong to
-    :param metrics: ``{name: value}``; names and values as described in :mod:`sqltrack.metrics`
-    :param step: the step (an integer, e.g. the iteration)
-    :param progress: progress as a float (e.g. the epoch, or the fraction of training done)
-    :raises InvalidMetricName: a name that is not a valid column name (with a suggestion)
-    :raises InvalidValue: a value of an unsupported type, or one that does not fit its column
-    :raises NotFound: the run does not exist
-    """
-    row = validate(metrics, step, progress)
-    if row is not None:
-        with client as conn:
-            write_row(client, conn, run_id, row)

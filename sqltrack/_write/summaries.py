@@ -11,7 +11,9 @@ written by other means (``run_add_metrics``, SQL, an old version) :func:`refresh
 rebuilds summaries; ``sqltrack refresh`` calls it.
 
 Integer metrics are summarized as floats; NaN is left out; booleans, text and times are
-not summarized.
+not summarized. Values of the narrow storage (schema v010) are summarized alike, all of a
+run's metrics there in one statement; a metric with values in both storages has one
+summary of both.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
 from .._db.schema import SUMMARIES, applied, require
 from ..errors import InvalidValue
+from . import points
 from .batch_summary import ON_CONFLICT
 from .metrics import known_columns
 from .rows import check_experiment, check_runs
@@ -51,6 +54,51 @@ SELECT CAST(:run AS BIGINT), CAST(:name AS TEXT), n,
 FROM agg WHERE n > 0
 """
 _UPDATE += ON_CONFLICT  # (it has no {} fields for the format() above)
+# The same for the numeric metrics of the narrow storage (schema v010), all at once: the
+# values above each metric's watermark grouped by metric; the last value and the steps of
+# the extremes are index lookups (the primary key is run_id, name_id, step, progress).
+# {source}: _RUN_POINTS or _NAMED_POINTS; {numeric}: the condition of a numeric value
+# (without NaN on PostgreSQL). "WHERE true": SQLite's INSERT ... SELECT ... ON CONFLICT
+# needs it.
+_UPDATE_NARROW = """
+WITH marks AS (SELECT metric, last_step, last_progress FROM run_summaries WHERE run_id = :run),
+new AS (
+    SELECT p.name_id, n.name AS metric, p.step, p.value
+    FROM {source} LEFT JOIN marks k ON k.metric = n.name
+    WHERE {numeric} AND (k.metric IS NULL OR p.step > k.last_step
+        OR (p.step = k.last_step AND p.progress > k.last_progress))
+),
+agg AS (
+    SELECT name_id, metric, count(*) AS n, min(value) AS lo, max(value) AS hi,
+        min(step) AS first
+    FROM new GROUP BY name_id, metric
+)
+INSERT INTO run_summaries
+    (run_id, metric, count, last, last_step, last_progress, min, min_step, max, max_step)
+SELECT CAST(:run AS BIGINT), metric, n,
+    (SELECT p.value FROM metric_points p WHERE {point} ORDER BY p.step DESC, p.progress DESC
+     LIMIT 1),
+    (SELECT p.step FROM metric_points p WHERE {point} ORDER BY p.step DESC, p.progress DESC
+     LIMIT 1),
+    (SELECT p.progress FROM metric_points p WHERE {point}
+     ORDER BY p.step DESC, p.progress DESC LIMIT 1),
+    lo, (SELECT p.step FROM metric_points p WHERE {point} AND p.step >= agg.first
+         AND p.value = agg.lo ORDER BY p.step, p.progress LIMIT 1),
+    hi, (SELECT p.step FROM metric_points p WHERE {point} AND p.step >= agg.first
+         AND p.value = agg.hi ORDER BY p.step, p.progress LIMIT 1)
+FROM agg WHERE true
+"""
+_UPDATE_NARROW += ON_CONFLICT
+# every point of the run (a rebuild, a catch-up)
+_RUN_POINTS = "metric_points p JOIN metric_names n ON n.id = p.name_id AND p.run_id = :run"
+# the points of some names from a step on ({names}: the engine's "n.name is one of
+# :names"): a range of the primary key per name
+_NAMED_POINTS = (
+    "metric_names n JOIN metric_points p ON p.run_id = :run AND p.name_id = n.id "
+    "AND p.step >= :floor AND {names}"
+)
+_NUMERIC = "p.value IS NOT NULL AND (p.kind IS NULL OR p.kind = 'int')"
+_LOWEST_STEP = -(2**63)
 
 
 def available(client: Client) -> bool:
@@ -79,6 +127,8 @@ def update_summary(
         marks: dict[str, tuple[int, float]] = {}
     else:
         marks = {m: (s, p) for m, s, p in client.query(_WATERMARKS, {"run": run_id})}
+    if points.available(client):  # first: the wide part moves the watermarks
+        _update_narrow(client, run_id, names, marks)
     columns = known_columns(client, conn, ())
     wanted = set(columns) - KEY_COLUMNS if names is None else {*names, *marks}
     chosen = sorted(n for n in wanted if columns.get(n) in _SUMMARIZED)
@@ -96,6 +146,33 @@ def update_summary(
             new += " AND m.step >= :s AND (m.step > :s OR m.progress > :p)"
         value = f"CAST({column} AS {real})"
         client.query(_UPDATE.format(v=value, new=new), params)
+
+
+def _update_narrow(
+    client: Client,
+    run_id: int,
+    names: Iterable[str] | None,
+    marks: dict[str, tuple[int, float]],
+) -> None:
+    """:func:`update_summary` for the narrow storage: every metric of the run there, or
+    those of ``names``, from the lowest of their watermarks on."""
+    engine = client.engine
+    numeric = _NUMERIC
+    if engine.stores_nan:
+        numeric += " AND p.value <> CAST('NaN' AS DOUBLE PRECISION)"
+    point = f"p.run_id = :run AND p.name_id = agg.name_id AND {numeric}"
+    params: dict[str, Any] = {"run": run_id}
+    if names is None:
+        source = _RUN_POINTS
+    else:
+        wanted = sorted(set(names))
+        if not wanted:
+            return
+        params["names"] = engine.adapt_array(wanted)
+        floors = [marks[n][0] if n in marks else _LOWEST_STEP for n in wanted]
+        params["floor"] = min(floors)
+        source = _NAMED_POINTS.format(names=engine.in_array("n.name", "names"))
+    client.query(_UPDATE_NARROW.format(source=source, numeric=numeric, point=point), params)
 
 
 @operation

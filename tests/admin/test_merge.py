@@ -211,11 +211,12 @@ def test_column_names_of_a_file_never_become_sql(
     assert q(client, "SELECT count(*) FROM metrics WHERE run_id = 4242") == [(3,)]
 
 
-def test_names_that_differ_in_case_or_are_too_long_are_left_out(
+def test_names_that_differ_in_case_or_are_long_are_merged_as_themselves(
     client: Client, node_db: Path
 ) -> None:
-    """``Loss`` would overwrite ``loss`` on SQLite (names ignore case there); two names
-    longer than 63 bytes would land in one truncated PostgreSQL column."""
+    """``Loss`` is another metric than ``loss`` (it would overwrite it in a SQLite
+    column); two names longer than 63 bytes would land in one truncated PostgreSQL
+    column: all three go to the narrow storage, each its own metric."""
     here = Experiment(client, name="shared").get_run(run_id=4242)  # the same job
     here.add_metrics({"loss": 5.0}, step=0)
     with sqlite3.connect(node_db) as conn:
@@ -224,12 +225,20 @@ def test_names_that_differ_in_case_or_are_too_long_are_left_out(
     _add_column(node_db, "a" * 70, 1.0, 4242)
     _add_column(node_db, "a" * 63 + "b" * 7, 2.0, 4242)
     result = merge_database(client, node_db)
-    assert set(result.columns_left_out) == {"Loss", "a" * 70, "a" * 63 + "b" * 7}
-    assert "lowercase" in result.columns_left_out["Loss"]
-    assert "bytes" in result.columns_left_out["a" * 70]
+    assert result.columns_left_out == {}
     rows = q(client, "SELECT step, loss FROM metrics WHERE run_id = 4242 ORDER BY step")
     assert rows == [(0, 5.0), (1, None), (2, None)]  # 'Loss' overwrote nothing
     assert not any(c.startswith("aaaa") for c in metric_columns(client))
+    long = q(client, "SELECT metric, count(*) FROM metrics_long WHERE run_id = 4242 "
+                     "GROUP BY metric ORDER BY metric")  # fmt: skip
+    wanted = {"Loss", "loss", "a" * 70, "a" * 63 + "b" * 7}
+    assert [r for r in long if r[0] in wanted] == [
+        ("Loss", 3), ("a" * 70, 3), ("a" * 63 + "b" * 7, 3), ("loss", 1)
+    ]  # fmt: skip
+    stored = q(client, "SELECT count(*) FROM metric_points")
+    again = merge_database(client, node_db)
+    assert q(client, "SELECT count(*) FROM metric_points") == stored  # nothing doubled
+    assert again.columns_left_out == {}
 
 
 def test_an_explicit_id_of_another_experiment_is_a_conflict(client: Client, node_db: Path) -> None:

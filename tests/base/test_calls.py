@@ -37,7 +37,7 @@ def test_validate_gives_names_values_kinds_step_progress() -> None:
         ([("a", 1.0)], 0, 0.0, InvalidValue, "metrics must be a dict"),
         ({"a": 1.0}, 1.5, 0.0, InvalidValue, "step must be an integer"),
         ({"a": 1.0}, 0, math.nan, InvalidValue, "progress must be a finite number"),
-        ({"Loss": 1.0}, 0, 0.0, InvalidMetricName, "try 'loss'"),
+        ({"lo;ss": 1.0}, 0, 0.0, InvalidMetricName, "try 'lo_ss'"),
         ({"a": 2**63}, 0, 0.0, InvalidValue, "does not fit in 64 bits"),
         ({"a": [1.0]}, 0, 0.0, InvalidValue, "values of type list cannot be stored"),
         ({"a": np.zeros(2)}, 0, 0.0, InvalidValue, r"ndarray.item\(\) failed"),

@@ -209,7 +209,7 @@ def test_postgres_errors_by_sqlstate(sqlstate: str, what: str, kind: str) -> Non
 
 
 def test_every_postgres_row_is_tested() -> None:
-    from sqltrack._db.engines.postgres import SQLSTATE_KINDS
+    from sqltrack._db.engines.postgres_codes import SQLSTATE_KINDS
 
     tested = {state: kind for state, _, kind in POSTGRES_ERRORS}
     for state, kind in SQLSTATE_KINDS.items():

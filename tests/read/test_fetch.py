@@ -38,9 +38,9 @@ def test_read_metrics_and_dataframe(client: Client) -> None:
     df = st.metrics_dataframe(client, a.id, ["loss", "acc"])
     assert list(df.columns) == ["run_id", "step", "progress", "loss", "acc"]
     assert df["acc"].tolist() == [0, 1, 2] and len(df) == 3
-    with pytest.raises(InvalidValue, match="no such metric column: 'nope'"):
+    with pytest.raises(InvalidValue, match="no such metric: 'nope'"):
         st.read_metrics(client, a.id, ["nope"])
-    with pytest.raises(InvalidValue, match="no such metric column"):
+    with pytest.raises(InvalidValue, match="no such metric"):
         st.read_metrics(client, a.id, ['loss"; DROP TABLE runs; --'])
     with pytest.raises(InvalidValue, match="at least one run id"):
         st.read_metrics(client, [])

@@ -48,7 +48,7 @@ def test_sqltrack_plot_draws_curves(
                  "progress", "-o", str(svg)]) == 0  # fmt: skip
     assert "<svg" in svg.read_text()
     assert main(["plot", *cli_options(client), ids[0], "--metric", "nope", "-o", str(out)]) == 1
-    assert "no such metric column: 'nope'" in capsys.readouterr().err
+    assert "no such metric: 'nope'" in capsys.readouterr().err
     import builtins
 
     real_import = builtins.__import__

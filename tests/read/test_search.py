@@ -222,7 +222,7 @@ def test_summarize_is_the_sweep_view(client: Client, capsys: pytest.CaptureFixtu
     assert [r[-1] for r in st.summarize(client, "grid", "val_loss:max")] == [ids[(0.01, 0)]]
     with pytest.raises(InvalidValue, match="name:min, name:max, name:last or name:count"):
         st.summarize(client, "grid", "val_loss:median")
-    with pytest.raises(InvalidValue, match="no such metric column"):
+    with pytest.raises(InvalidValue, match="no such metric"):
         st.summarize(client, "grid", "nope:min")
     assert main(["summarize", *cli_options(client), "grid", "--metric", "val_loss:min",
                  "--group-by", "lr", "--over", "seed", "--format", "csv"]) == 0  # fmt: skip

@@ -5,7 +5,8 @@ Python snippets of one file run in order in one namespace (a later snippet may u
 an earlier one made), with ``st.Client()`` configured for the engine through
 ``SQLTRACK_URL``. SQL snippets run statement by statement on a database that holds a
 small experiment (``resnet-cifar``, runs with ``lr`` args, ``train_loss`` and
-``val_loss`` metrics, a ``baseline`` tag): a block marked ```` ```sql ```` runs on both
+``val_loss`` metrics, an evaluation step of ``mmlu_task*_acc`` metrics in the narrow
+storage, a ``baseline`` tag): a block marked ```` ```sql ```` runs on both
 engines, ```` ```sql postgres ```` and ```` ```sql sqlite ```` on theirs only, and so do
 ```` ```python ````, ```` ```python postgres ```` and ```` ```python sqlite ```` blocks. The
 shared SQL questions of docs/schema.md also run in DuckDB on a SQLite file, with SQLite's
@@ -166,6 +167,8 @@ def _seed(client: st.Client) -> None:
             for step in range(5):
                 loss = 1.0 / (step + 1) + lr
                 run.add_metrics({"train_loss": loss, "val_loss": loss + 0.1}, step=step)
+            # an evaluation harness's step: too many new names for the wide table
+            run.add_metrics({f"mmlu_task{t}_acc": (t % 7) / 7 + lr for t in range(100)}, step=5)
     diverged = exp.get_run().set_args({"lr": 1.0})
     with diverged.track():
         for step, loss in enumerate([0.4, 0.5, 0.9, 3.0]):

@@ -172,7 +172,7 @@ def test_lineage_and_the_best_checkpoint(client: Client, tmp_path: Path) -> None
     assert consumers == [(evaluate.id,)]
     with pytest.raises(InvalidValue, match="name:min or name:max"):
         st.best_checkpoint(client, train.id, "val_loss:last")
-    with pytest.raises(InvalidValue, match="no such numeric metric column"):
+    with pytest.raises(InvalidValue, match="no such numeric metric"):
         st.best_checkpoint(client, train.id, "nope:min")
 
 

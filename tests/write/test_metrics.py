@@ -17,12 +17,12 @@ from sqltrack import Client, InvalidValue, Run, SQLTrackWarning
 COLUMN_TYPES = {
     "postgres": {
         "b": "boolean",
-        "i": "bigint",
+        "i": "double precision",  # a new numeric name takes ints and floats
         "f": "double precision",
         "s": "text",
         "t": "timestamp with time zone",
     },
-    "sqlite": {"b": "BOOLEAN", "i": "INTEGER", "f": "REAL", "s": "TEXT", "t": "TIMESTAMP"},
+    "sqlite": {"b": "BOOLEAN", "i": "REAL", "f": "REAL", "s": "TEXT", "t": "TIMESTAMP"},
 }
 
 
@@ -74,23 +74,36 @@ def test_run_add_metrics_sets_time_updated(client: Client, run: Run) -> None:
     assert (datetime.fromisoformat(value) if isinstance(value, str) else value) == fixed
 
 
-def test_values_must_fit_existing_columns(client: Client, run: Run) -> None:
-    run.add_metrics({"f": 1.5, "i": 2, "s": "x", "b": False}, step=0)
+def test_values_that_do_not_fit_their_column_are_kept_as_logged(client: Client, run: Run) -> None:
+    run.add_metrics({"f": 1.5, "s": "x", "b": False}, step=0)
     run.add_metrics({"f": 2}, step=1)  # int into a float column is fine
     assert q(client, "SELECT f FROM metrics WHERE step = 1") == [(2.0,)]
-    for bad in ({"f": "x"}, {"i": 1.5}, {"s": 3}, {"b": 1}, {"i": True}):
-        with pytest.raises(InvalidValue, match="column is of type"):
-            run.add_metrics({"ok_new": 1, **bad}, step=5)
-    assert metric_count(client) == 2  # nothing partial was written
-    assert "ok_new" not in metric_columns(client)
-    run.add_metrics({"f": None, "i": None}, step=1)  # NULL into existing columns
-    assert q(client, "SELECT f, i FROM metrics WHERE step = 1") == [(None, None)]
+    for step, bad in enumerate(({"f": "x"}, {"s": 3}, {"b": 1}, {"b": 0.5}), start=5):
+        run.add_metrics({"ok_new": 1, **bad}, step=step)  # (the narrow storage takes them)
+    _, rows = st.read_metrics(client, run.id, ["f", "s", "b"])
+    assert [r[1:] for r in rows] == [
+        (0, 0.0, 1.5, "x", False),
+        (1, 0.0, 2.0, None, None),
+        (5, 0.0, "x", None, None),
+        (6, 0.0, None, 3, None),
+        (7, 0.0, None, None, 1),
+        (8, 0.0, None, None, 0.5),
+    ]
+    assert metric_count(client) == 6 and "ok_new" in metric_columns(client)
+    run.add_metrics({"f": None}, step=1)  # NULL into an existing column
+    assert q(client, "SELECT f FROM metrics WHERE step = 1") == [(None,)]
+
+
+def test_none_for_a_name_never_seen_stores_nothing(client: Client, run: Run) -> None:
+    columns_before = metric_columns(client)
+    run.add_metrics({"new": None}, step=1)
+    assert metric_columns(client) == columns_before and metric_count(client) == 0
+    assert q(client, "SELECT count(*) FROM metric_points") == [(0,)]
 
 
 @pytest.mark.parametrize(
     "bad, match",
     [
-        ({"new": None}, "cannot create a column from None"),
         ({"x": [1, 2]}, "values of type list cannot be stored"),
         ({"x": {"a": 1}}, "values of type dict cannot be stored"),
         ({"x": b"bytes"}, "values of type bytes cannot be stored"),

@@ -255,7 +255,7 @@ def test_runs_dataframe(client: Client) -> None:
     assert df["status"].tolist() == ["COMPLETED", "COMPLETED"]
     only = st.runs_dataframe(client, args={"opt": "adam"}, summaries="val_loss:min")
     assert only["id"].tolist() == [b.id]
-    with pytest.raises(st.InvalidValue, match="no such metric column: 'val_los'"):
+    with pytest.raises(st.InvalidValue, match="no such metric: 'val_los'"):
         st.runs_dataframe(client, summaries=("val_los:min",))
     with pytest.raises(st.InvalidValue, match="name:min, name:max, name:last or name:count"):
         st.runs_dataframe(client, summaries=("val_loss:mean",))

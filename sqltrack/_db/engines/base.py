@@ -111,6 +111,10 @@ class Engine:
     column_types: Mapping[str, str] = {}
     #: whether a float column keeps NaN (SQLite turns it into NULL)
     stores_nan: bool = True
+    #: the most metric columns sqltrack gives the wide table; later names go to the
+    #: narrow storage. Every row pays for every column (PostgreSQL: a bit of its null
+    #: bitmap; SQLite: a byte of its header), so the budget keeps that cost small.
+    column_budget: int = 250
     #: whether an open connection takes one of a server's limited slots, so that idle
     #: jobs should give theirs back
     scarce_connections: bool = False
@@ -218,6 +222,11 @@ class Engine:
         """A list of values as one parameter, for :meth:`in_array`."""
         raise NotImplementedError
 
+    def array_rows(self, param: str) -> str:
+        """A ``SELECT`` of one column, ``value``: a row per value of parameter ``:param``,
+        given as :meth:`adapt_array` makes it (text values)."""
+        raise NotImplementedError
+
     def json_has_key(self, column: str, param: str) -> str:
         """A condition: the JSON object in ``column`` has the key given as ``:param``."""
         raise NotImplementedError
@@ -242,11 +251,17 @@ class Engine:
         return 0
 
     def copy_rows(
-        self, conn: Any, names: Sequence[str], kinds: Sequence[str | None], rows: list[Any]
+        self,
+        conn: Any,
+        table: str,
+        columns: Sequence[str],
+        kinds: Sequence[str | None],
+        rows: list[Any],
     ) -> bool:
-        """Append new metric rows ``(run_id, step, progress, *values)`` in bulk, if the
-        engine has a faster way than INSERT; False: it has none, or one of the rows exists
-        already (nothing was written then, and the transaction is still usable)."""
+        """Append new rows of ``columns`` (values of these kinds) to ``table`` (one of
+        sqltrack's) in bulk, if the engine has a faster way than INSERT; False: it has
+        none, or one of the rows exists already (nothing was written then, and the
+        transaction is still usable)."""
         return False
 
     def index_order_sql(self) -> str | None:
@@ -285,6 +300,16 @@ class Engine:
 
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:
         """Return ``{column: kind}`` for the metric columns (kind None when unknown)."""
+        raise NotImplementedError
+
+    def long_value(self, column: str, kind: str) -> tuple[str, str]:
+        """The ``value`` (a number) and ``text`` of a quoted wide column of this kind, as
+        the view ``metrics_long`` shows them."""
+        raise NotImplementedError
+
+    def replace_view(self, cursor: Any, name: str, select: str) -> None:
+        """Make the view ``name`` (sqltrack's own) be ``select``, in the current
+        transaction, with the same columns as before."""
         raise NotImplementedError
 
     def add_column_sql(self, name: str, kind: str) -> str:

@@ -18,72 +18,20 @@ from ..._base.names import check_identifier
 from ...errors import ConfigError, ConnectionFailed
 from ..config import default_user
 from .base import (
-    BUSY,
     LOST,
     PERMANENT,
-    POOLER,
-    TRANSIENT,
     Engine,
     convert_placeholders,
     first_line,
     kind_of_type,
     quote_identifier,
 )
-
-# What a server that is restarting answers while a connection is being made; libpq
-# reports it as text only (e.g. SQLSTATE 57P03 is not available before the connection).
-_TRANSIENT_SERVER_STATES = (
-    # no answer within connect_timeout: a server or pooler that is there but slow, e.g.
-    # PgBouncer holding every login for server_login_retry (15 s) after its server restarted
-    "timeout expired",
-    "pgbouncer cannot connect to server",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "the database system is in recovery mode",
-    "the database system is not yet accepting connections",
+from .postgres_codes import (
+    BUSY_REASONS,
+    PERMANENT_REASONS,
+    SQLSTATE_KINDS,
+    TRANSIENT_SERVER_STATES,
 )
-
-# A full server (SQLSTATE 53300 too_many_connections, reported as text while connecting)
-# or a full PgBouncer (max_client_conn): a retry a little later will get a slot.
-_BUSY_REASONS = (
-    "too many clients already",
-    "remaining connection slots are reserved",
-    "too many connections for",  # ... role "x" / database "y" (CONNECTION LIMIT)
-    "no more connections allowed",  # PgBouncer: max_client_conn
-    # a local socket whose listen queue is full: more jobs connect at once than the
-    # server accepts (connect() says EAGAIN on a Unix socket where TCP would wait)
-    "resource temporarily unavailable",
-)
-
-# Configuration errors while connecting: retrying cannot help.
-_PERMANENT_REASONS = (
-    "authentication failed",
-    "does not exist",  # database or role
-    "no password supplied",
-    "could not translate host name",
-    "no pg_hba.conf entry",
-    "invalid ",  # invalid connection option / sslmode value ...
-)
-
-# What each SQLSTATE means for a retry: the full code first, then its class (the first
-# two characters); every other SQLSTATE is permanent: data exceptions (22), integrity
-# (23), syntax and access rules (42, "permission denied" and "must be owner" among them),
-# program limits (54: "row is too big"), ... Tested row by row (tests/test_engines.py).
-SQLSTATE_KINDS = {
-    "08": LOST,  # connection exception (PgBouncer reports its own troubles as 08P01)
-    "57P01": LOST,  # admin_shutdown: the server is shutting down
-    "57P02": LOST,  # crash_shutdown
-    "57P03": LOST,  # cannot_connect_now: starting up
-    "57P05": LOST,  # idle_session_timeout: the server closed the session
-    "25006": LOST,  # read_only_sql_transaction: a standby after a failover; reconnect
-    "53300": BUSY,  # too_many_connections
-    "53": TRANSIENT,  # insufficient resources: disk full, out of memory
-    "40001": TRANSIENT,  # serialization_failure
-    "40P01": TRANSIENT,  # deadlock_detected
-    "55P03": TRANSIENT,  # lock_not_available (lock_timeout)
-    "42P05": POOLER,  # duplicate_prepared_statement: a transaction pooler's other client's
-    "26000": POOLER,  # invalid_sql_statement_name: a prepared statement of another server
-}
 
 # Parameters and libpq variables that say where the database is.
 _WHERE = {"url", "conninfo", "host", "hostaddr", "port", "dbname", "user", "service"}
@@ -204,11 +152,11 @@ class PostgresEngine(Engine):
             if self.unconfigured and ("no such file" in text or "connection refused" in text):
                 error = ConnectionFailed(_NOT_CONFIGURED)
                 error.kind = "permanent"  # nobody will start a server there for us
-            elif any(state in text for state in _TRANSIENT_SERVER_STATES):
+            elif any(state in text for state in TRANSIENT_SERVER_STATES):
                 error.kind = "transient"
-            elif any(reason in text for reason in _BUSY_REASONS):
+            elif any(reason in text for reason in BUSY_REASONS):
                 error.kind = "busy"
-            elif any(reason in text for reason in _PERMANENT_REASONS):
+            elif any(reason in text for reason in PERMANENT_REASONS):
                 error.kind = "permanent"
             raise error from None
         except psycopg.ProgrammingError as e:
@@ -246,6 +194,9 @@ class PostgresEngine(Engine):
     def adapt_array(self, values: Sequence[Any]) -> Any:
         return list(values)
 
+    def array_rows(self, param: str) -> str:
+        return f"SELECT unnest(CAST(:{param} AS TEXT[])) AS value"
+
     def json_has_key(self, column: str, param: str) -> str:
         # the operator, not jsonb_exists(): only the operator can use the GIN index
         return f"{column} ? CAST(:{param} AS TEXT)"
@@ -257,22 +208,27 @@ class PostgresEngine(Engine):
         return conn.cursor(binary=True)
 
     def copy_rows(
-        self, conn: Any, names: Sequence[str], kinds: Sequence[str | None], rows: list[Any]
+        self,
+        conn: Any,
+        table: str,
+        columns: Sequence[str],
+        kinds: Sequence[str | None],
+        rows: list[Any],
     ) -> bool:
-        # Binary COPY straight into metrics: no statement per row, no text formatting. A
-        # step that exists already (a metric added to it later, a batch replayed after a
-        # lost commit) violates the primary key: then the savepoint undoes the COPY and
-        # the caller upserts instead.
+        # Binary COPY: no statement per row, no text formatting. A row that exists
+        # already (a metric added to a step later, a batch replayed after a lost commit)
+        # violates the primary key: then the savepoint undoes the COPY and the caller
+        # upserts instead.
         types = [_COPY_TYPES.get(kind) for kind in kinds]  # type: ignore[arg-type]
         if None in types:
             return False
-        columns = ", ".join(map(quote_identifier, ("run_id", "step", "progress", *names)))
+        quoted = ", ".join(map(quote_identifier, columns))
+        statement = f"COPY {quote_identifier(table)} ({quoted}) FROM STDIN (FORMAT BINARY)"
         try:
-            with conn.transaction(), conn.cursor() as cur:
-                with cur.copy(f"COPY metrics ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(["int8", "int8", "float8", *types])
-                    for row in rows:
-                        copy.write_row(row)
+            with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
         except pg_errors.UniqueViolation:
             return False
         return True
@@ -320,6 +276,23 @@ class PostgresEngine(Engine):
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:
         cursor.execute(_METRIC_COLUMNS)
         return {name: kind_of_type(dtype) for name, dtype in cursor.fetchall()}
+
+    def long_value(self, column: str, kind: str) -> tuple[str, str]:
+        none = "CAST(NULL AS DOUBLE PRECISION)"
+        return {
+            "float": (column, "CAST(NULL AS TEXT)"),
+            "int": (f"CAST({column} AS DOUBLE PRECISION)", "CAST(NULL AS TEXT)"),
+            "bool": (f"CAST({column} AS INT)::DOUBLE PRECISION", "CAST(NULL AS TEXT)"),
+            "str": (none, column),
+            "datetime": (  # the text as the narrow storage has it: ISO 8601 in UTC
+                f"CAST(EXTRACT(EPOCH FROM {column}) AS DOUBLE PRECISION)",
+                f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+            ),
+        }[kind]
+
+    def replace_view(self, cursor: Any, name: str, select: str) -> None:
+        # the view's columns keep their names and types: OR REPLACE keeps its grants
+        cursor.execute(f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS {select}")
 
     def add_column_sql(self, name: str, kind: str) -> str:
         column = quote_identifier(name)

@@ -57,6 +57,7 @@ class SQLiteEngine(Engine):
         "datetime": "TIMESTAMP",
     }
     stores_nan = False
+    column_budget = 24  # a NULL costs a byte of every row's header (see docs/metrics.md)
     driver_errors = (sqlite3.Error,)
     _pragma_values = {
         "journal_mode": ("delete", "truncate", "persist", "memory", "wal", "off"),
@@ -199,6 +200,9 @@ class SQLiteEngine(Engine):
     def adapt_array(self, values: Sequence[Any]) -> Any:
         return json.dumps(list(values))
 
+    def array_rows(self, param: str) -> str:
+        return f"SELECT value FROM json_each(:{param})"  # noqa: S608 (our own name)
+
     def json_has_key(self, column: str, param: str) -> str:
         # column and param are sqltrack's own names, never a caller's
         return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE key = :{param})"  # noqa: S608
@@ -262,6 +266,20 @@ class SQLiteEngine(Engine):
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:
         cursor.execute(_METRIC_COLUMNS)
         return {name: kind_of_type(dtype) for name, dtype in cursor.fetchall()}
+
+    def long_value(self, column: str, kind: str) -> tuple[str, str]:
+        return {
+            "float": (column, "NULL"),
+            "int": (f"CAST({column} AS REAL)", "NULL"),
+            "bool": (f"CASE WHEN {column} THEN 1.0 ELSE 0.0 END", "NULL"),
+            "str": ("NULL", column),
+            "datetime": (f"(julianday({column}) - 2440587.5) * 86400.0", column),
+        }[kind]
+
+    def replace_view(self, cursor: Any, name: str, select: str) -> None:
+        self.begin(cursor)
+        cursor.execute(f"DROP VIEW IF EXISTS {quote_identifier(name)}")
+        cursor.execute(f"CREATE VIEW {quote_identifier(name)} AS {select}")
 
     def add_column_sql(self, name: str, kind: str) -> str:
         # no IF NOT EXISTS in SQLite: a concurrent creator makes this fail, see is_duplicate_column
