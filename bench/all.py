@@ -6,7 +6,7 @@
     python bench/all.py --engine sqlite --only sync --only buffered   # some of them
 
 Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
-bench_gc and bench_import, each in a fresh interpreter with the sizes used in
+bench_gc, bench_narrow and bench_import, each in a fresh interpreter with the sizes used in
 docs/benchmarks.md, and bench_mlflow when mlflow can be imported (by
 ``--mlflow-python``, e.g. a separate environment's interpreter). Shows their output,
 then a table of every figure against its target. On PostgreSQL one throwaway server (or
@@ -37,6 +37,7 @@ FULL = {
     "bench_summaries.py": ["--runs", "1000", "--steps", "10000", "--seconds", "30"],
     "bench_system.py": ["--seconds", "4", "--rounds", "12"],
     "bench_gc.py": ["--rows", "10000000", "--baseline", "5", "--after", "60"],
+    "bench_narrow.py": [],  # its defaults: 100,000 names, a 25,000-value step, 6,000 names
 }
 # engine-independent: run once, without --engine
 FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
@@ -49,7 +50,11 @@ QUICK = {
     "bench_summaries.py": ["--runs", "3", "--steps", "50", "--frame-runs", "5", "--seconds", "0.5"],
     "bench_system.py": ["--seconds", "0.3", "--rounds", "2", "--interval", "0.1"],
     "bench_gc.py": ["--rows", "20000", "--baseline", "0.5", "--after", "0.5"],
-}
+    "bench_narrow.py": [
+        "--harnesses", "2", "--names", "100", "--wide", "300", "--steps", "50",
+        "--others", "300", "--long-runs", "2", "--repeat", "1",
+    ],
+}  # fmt: skip
 
 
 def met(value: float, target: str | None) -> str:
@@ -71,7 +76,7 @@ def main() -> int:
         action="append",
         metavar="NAME",
         help="run only bench_NAME.py (repeatable: sync, buffered, read, plot, summaries, "
-        "system, gc, import, hash, mlflow)",
+        "system, gc, narrow, import, hash, mlflow)",
     )
     args = parser.parse_args()
 

@@ -78,7 +78,7 @@ def main() -> None:
 
 
 def _flush(client: st.Client, run_id: int, rows: list) -> None:  # type: ignore[type-arg]
-    from sqltrack._write.metrics import write_rows
+    from sqltrack._write.store import write_rows
 
     with client as conn:
         write_rows(client, conn, run_id, rows)

@@ -104,6 +104,17 @@ def write_rows(
 def _write_rows(
     client: Client, conn: Any, run_id: int, rows: list[Row], collect: Collect | None
 ) -> list[tuple[Row, InvalidValue]]:
+    known = client.metrics_cache
+    if known is not None:  # the buffered writer's common case: one wide call, repeated
+        names, kinds = rows[0][0], rows[0][2]
+        plan = known.routes.get((names, kinds))
+        if (
+            plan is not None
+            and len(plan[0]) == len(names)
+            and not plan[2]
+            and all(r[0] == names and r[2] == kinds for r in rows)
+        ):
+            return write_wide(client, conn, run_id, rows, collect)
     plans = _plans(client, conn, rows)
     table = table_for(client, conn, ())
     wide: list[Row] = []

@@ -49,6 +49,8 @@ def test_all_benchmarks_run(db_params: dict[str, Any]) -> None:
         "buffered: throughput",
         "one run into a DataFrame",
         "bytes per metric value",
+        "narrow: 25,000-value step",
+        "metrics_long mmlu_% mean",
         "import sqltrack",
         "gc",
     ]:
