@@ -355,10 +355,17 @@ def _merge_points(
         if checked is not None:
             batch.append(checked)
         if len(batch) >= _ROWS_PER_TRANSACTION:
-            _write(target, target_id, batch, result)
+            _flush_points(target, target_id, batch, result)
             batch = []
     if batch:
-        _write(target, target_id, batch, result)
+        _flush_points(target, target_id, batch, result)
+
+
+def _flush_points(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> None:
+    """Write the calls of ``batch`` the target lacks (:func:`_changed`)."""
+    batch = _changed(target, run_id, batch, result)
+    if batch:
+        _write(target, run_id, batch, result)
 
 
 def _changed(target: Client, run_id: int, batch: list[Row], result: MergeResult) -> list[Row]:
@@ -368,18 +375,26 @@ def _changed(target: Client, run_id: int, batch: list[Row], result: MergeResult)
         return batch
     with target as conn:
         columns = known_columns(target, conn, ())
-    present = sorted({n for row in batch for n in row[0] if n in columns})
-    if not present:
-        return batch
-    selected = ", ".join(map(quote_identifier, ("step", "progress", *present)))
-    query = _TARGET_ROWS.format(columns=selected)
+    names = {n for row in batch for n in row[0]}
+    present = sorted(n for n in names if n in columns)
     steps = [row[3] for row in batch]
-    convert = target.engine.python_value
-    params = {"run": run_id, "low": min(steps), "high": max(steps)}
-    had = {
-        (r[0], r[1]): {n: convert(v, columns[n]) for n, v in zip(present, r[2:], strict=True)}
-        for r in target.query(query, params)
-    }
+    had: dict[tuple[Any, Any], dict[str, Any]] = {}
+    if present:
+        selected = ", ".join(map(quote_identifier, ("step", "progress", *present)))
+        query = _TARGET_ROWS.format(columns=selected)
+        convert = target.engine.python_value
+        params = {"run": run_id, "low": min(steps), "high": max(steps)}
+        had = {
+            (r[0], r[1]): {n: convert(v, columns[n]) for n, v in zip(present, r[2:], strict=True)}
+            for r in target.query(query, params)
+        }
+    if points.available(target):  # the target's narrow values of these names (they win)
+        low, high = min(steps), max(steps)
+        for _, step, progress, name, value in points.read_points(
+            target, [run_id], sorted(names), ordered=False
+        ):
+            if low <= step <= high:
+                had.setdefault((step, progress), {})[name] = value
     changed = []
     for row in batch:
         there = had.get((row[3], row[4]))

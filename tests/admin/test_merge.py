@@ -238,6 +238,7 @@ def test_names_that_differ_in_case_or_are_long_are_merged_as_themselves(
     stored = q(client, "SELECT count(*) FROM metric_points")
     again = merge_database(client, node_db)
     assert q(client, "SELECT count(*) FROM metric_points") == stored  # nothing doubled
+    assert again.rows == 0  # nor anything written again
     assert again.columns_left_out == {}
 
 
@@ -270,3 +271,27 @@ def test_slurm_ids_of_two_clusters_do_not_collide(client: Client, node_db: Path)
     assert "cluster 'alpha', not 'beta'" in conflict
     assert result.run_ids[4242] != 4242
     assert json_column(client, "runs", "env", 4242) == {"SLURM_CLUSTER_NAME": "alpha"}
+
+
+def test_a_files_narrow_values_are_merged_once(client: Client, tmp_path: Path) -> None:
+    """Values of the file's narrow storage (names as frameworks write them, an int past
+    2**53, a str for a float column) arrive as logged; a second merge writes nothing."""
+    path = tmp_path / "narrow.db"
+    source = Client({}, engine="sqlite", dbpath=str(path))
+    st.setup(source)
+    run = Experiment(source, name="narrow").get_run(run_id=777)
+    with run.track():
+        for step in range(3):
+            run.add_metrics({"train/loss": 1.0 / (step + 1), "Loss": step, "x": 0.5}, step=step)
+        run.add_metrics({"x": "text", "big": 2**60}, step=3)
+    first = merge_database(client, path)
+    assert first.rows >= 4
+    _, rows = st.read_metrics(client, 777, ["train/loss", "Loss", "x", "big"])
+    assert [r[1:] for r in rows] == [
+        (0, 0.0, 1.0, 0, 0.5, None),
+        (1, 0.0, 0.5, 1, 0.5, None),
+        (2, 0.0, 1 / 3, 2, 0.5, None),
+        (3, 0.0, None, None, "text", 2**60),
+    ]
+    again = merge_database(client, path)
+    assert again.rows == 0 and again.rows_unchanged >= 4
