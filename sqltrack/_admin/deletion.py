@@ -18,8 +18,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .._db.client import Client, operation
-from .._db.schema import DELETION, METRIC_POINTS, applied, require
+from .._db.schema import DELETION, require
 from .._read.search import select_runs
+from .._write import points
 from .._write.rows import check_id, check_runs
 from .._write.runs import db_time
 from ..errors import InvalidValue, NotFound
@@ -228,7 +229,7 @@ def gc_deleted(
     doomed = [int(r[0]) for r in client.query(query, {"cutoff": cutoff, "keep": "keep"})]
     if dry_run:
         return doomed
-    narrow = applied(client, METRIC_POINTS)
+    narrow = points.available(client)
     for run_id in doomed:
         _delete_metrics(client, run_id, batch)
         if narrow:

@@ -24,6 +24,8 @@ Auto = Literal["auto"]
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: the largest magnitude up to which every int is exact as a float (a double)
+EXACT_FLOAT_INT = 2**53
 
 
 def check_step(value: Any, where: str) -> int:

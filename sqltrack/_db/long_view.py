@@ -46,9 +46,15 @@ def long_view_sql(engine: Engine, columns: Mapping[str, str | None]) -> str:
     return " UNION ALL ".join([*selects, _NARROW_PART])
 
 
-def refresh_long_view(engine: Engine, cursor: Any) -> None:
+def refresh_long_view(
+    engine: Engine, cursor: Any, columns: Mapping[str, str | None] | None = None
+) -> None:
     """Rewrite ``metrics_long`` for the wide columns the database has now (in the
     current transaction: after the ``ALTER TABLE`` that added some, whose lock makes
-    concurrent writers of the view take turns)."""
-    columns = engine.metric_columns(cursor)
+    concurrent writers of the view take turns).
+
+    :param columns: the columns, if the caller has just read them in this transaction
+    """
+    if columns is None:
+        columns = engine.metric_columns(cursor)
     engine.replace_view(cursor, "metrics_long", long_view_sql(engine, columns))

@@ -19,8 +19,8 @@ from typing import Any
 from .._base.files import write_private
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
-from .._db.schema import METRIC_POINTS, applied
 from .._write.metrics import known_columns
+from .._write.points import available as has_narrow_storage
 from .._write.rows import check_id, deleted_condition
 from .._write.summaries import check_available
 from ..errors import InvalidValue, NotFound
@@ -133,7 +133,7 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
                 value = _plain(value)
                 if value is not None and not isinstance(value, str):
                     run_curves.setdefault(metric, []).append([step, float(value)])
-    if metrics and applied(client, METRIC_POINTS):
+    if metrics and has_narrow_storage(client):
         engine = client.engine
         names = engine.in_array("mn.name", "names")
         query = _NARROW_CURVES.format(visible=visible, names=names)

@@ -22,11 +22,12 @@ from typing import Any
 
 from .._base.calls import Row
 from .._base.names import check_identifier, is_column_name, suggest_name
+from .._base.values import EXACT_FLOAT_INT
 from .._db.client import Client
 from .._db.engines.base import Engine, quote_identifier
 from .._db.long_view import refresh_long_view
-from .._db.schema import METRIC_POINTS, applied
 from ..errors import InvalidMetricName, InvalidValue, LockTimeout, NotFound, SchemaError, warn
+from . import points
 
 _UPSERT = (
     "INSERT INTO metrics (run_id, step, progress, {columns}) VALUES {values} "
@@ -39,7 +40,6 @@ _KEY_KINDS = ("int", "int", "float")
 # of ints in float columns)
 Plain = tuple[str, bool, tuple[int, ...]]
 _MIN_COPY = 32  # fewer rows than this are upserted: a COPY that fails costs a round trip
-_EXACT_INT = 2**53  # ints up to this are exact as floats
 
 
 @lru_cache(maxsize=1024)
@@ -80,7 +80,7 @@ def _fit(value: Any, kind: str | None, column_kind: str | None, name: str) -> An
     """Check that a value fits an existing column, converting int to float where needed."""
     if kind is None or column_kind is None or kind == column_kind:
         return value
-    if kind == "int" and column_kind == "float" and abs(value) <= _EXACT_INT:
+    if kind == "int" and column_kind == "float" and abs(value) <= EXACT_FLOAT_INT:
         return float(value)
     raise InvalidValue(
         f"metric {name!r}: column is of type {column_kind}, got a {kind} value {value!r}"
@@ -135,16 +135,14 @@ class MetricsTable:
         self.checked: set[str] = set() if checked is None else checked
 
 
-def _made(engine: Engine, cursor: Any, missing: Mapping[str, str]) -> dict[str, str | None]:
-    """The kinds the table has for the columns just added."""
-    columns = engine.metric_columns(cursor)
+def _after_adding(client: Client, cursor: Any, missing: Mapping[str, str]) -> dict[str, str | None]:
+    """After new columns (in their transaction): ``metrics_long`` shows them too (schema
+    v010); return the kinds the table has for them (another writer may have made one
+    first, of another kind). One read of the columns serves both."""
+    columns = client.engine.metric_columns(cursor)
+    if points.available(client):
+        refresh_long_view(client.engine, cursor, columns)
     return {name: columns.get(name, kind) for name, kind in missing.items()}
-
-
-def _refresh_view(client: Client, cursor: Any) -> None:
-    """After new columns: ``metrics_long`` shows them too (schema v010)."""
-    if applied(client, METRIC_POINTS):
-        refresh_long_view(client.engine, cursor)
 
 
 def table_for(client: Client, conn: Any, names: tuple[str, ...]) -> MetricsTable:
@@ -212,7 +210,7 @@ def plain_upsert(client: Client, row: Row) -> str | None:
     values = row[1]
     if check_nan and (total := sum(values)) != total:  # NaN where NaN is not kept
         return None
-    if ints and any(abs(values[i]) > _EXACT_INT for i in ints):
+    if ints and any(abs(values[i]) > EXACT_FLOAT_INT for i in ints):
         return None
     return upsert
 
@@ -317,7 +315,7 @@ def _plain_params(
         for row in rows:
             values = list(row[1])
             for i in ints:
-                if abs(values[i]) > _EXACT_INT:
+                if abs(values[i]) > EXACT_FLOAT_INT:
                     return None
                 values[i] = float(values[i])
             params.append((run_id, row[3], row[4], *values))
@@ -373,8 +371,7 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> dict[
     try:
         if client.in_user_block or engine.ddl_lock_timeout is None:
             engine.add_columns(cur, missing)
-            _refresh_view(client, cur)
-            return _made(engine, cur, missing)
+            return _after_adding(client, cur, missing)
         patient = engine.patient_ddl_lock_timeout(cur) or engine.ddl_lock_timeout
         client.commit()  # sqltrack's own transaction: it has written nothing here yet
         deadline = time.monotonic() + engine.ddl_retry_seconds
@@ -385,8 +382,7 @@ def _add_columns(client: Client, conn: Any, missing: Mapping[str, str]) -> dict[
             tries += 1
             try:
                 engine.add_columns(cur, missing, lock_timeout=timeout)
-                _refresh_view(client, cur)
-                made = _made(engine, cur, missing)
+                made = _after_adding(client, cur, missing)
                 client.commit()
                 return made
             except Exception as e:

@@ -29,11 +29,11 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any
 
+from .._base.values import EXACT_FLOAT_INT
 from .._db.client import Client
 from .._db.engines.base import Engine
 from .._db.schema import METRIC_POINTS, applied
 
-_EXACT_INT = 2**53  # ints up to this are exact as floats
 _COLUMNS = ("run_id", "name_id", "step", "progress", "value", "kind", "exact")
 _KINDS = ("int", "int", "int", "float", "float", "str", "str")
 _UPSERT = (
@@ -72,7 +72,7 @@ def encode(value: Any, kind: str | None) -> tuple[Any, str | None, str | None]:
     if kind is None or kind == "float":
         return value, None, None
     if kind == "int":
-        return float(value), "int", None if abs(value) <= _EXACT_INT else str(value)
+        return float(value), "int", None if abs(value) <= EXACT_FLOAT_INT else str(value)
     if kind == "bool":
         return 1.0 if value else 0.0, "bool", None
     if kind == "str":
@@ -108,29 +108,25 @@ def name_ids(
     missing = [n for n in wanted if n not in known]
     if missing:
         if not looked_up:
-            known.update(_lookup(client, missing))
+            known.update(narrow_names(client, missing))
         new = sorted(n for n in missing if n not in known)
         if new:
             engine = client.engine
             statement = _ADD_NAMES.format(names=engine.array_rows("names"))
             for i in range(0, len(new), _CHUNK):
                 client.query(statement, {"names": engine.adapt_array(new[i : i + _CHUNK])})
-            known.update(_lookup(client, new))
+            known.update(narrow_names(client, new))
     return {n: known[n] for n in wanted}
 
 
 def narrow_names(client: Client, names: Sequence[str]) -> dict[str, int]:
-    """Which of ``names`` are in ``metric_names`` already (name -> id)."""
-    return _lookup(client, list(names)) if names else {}
-
-
-def _lookup(client: Client, names: list[str]) -> dict[str, int]:
+    """Which of ``names`` are in ``metric_names`` already (name -> id); no query for none."""
     engine = client.engine
     query = _NAMES_OF.format(names=engine.in_array("name", "names"))
     found: dict[str, int] = {}
-    for i in range(0, len(names), _CHUNK):
-        chunk = {"names": engine.adapt_array(names[i : i + _CHUNK])}
-        found.update((str(n), int(i)) for n, i in client.query(query, chunk))
+    for start in range(0, len(names), _CHUNK):
+        chunk = {"names": engine.adapt_array(list(names[start : start + _CHUNK]))}
+        found.update((str(name), int(id_)) for name, id_ in client.query(query, chunk))
     return found
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from .._base.calls import Row, validate
 from .._base.names import KEY_COLUMNS, is_column_name
+from .._base.values import EXACT_FLOAT_INT
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
 from ..errors import InvalidValue, warn
@@ -55,7 +56,6 @@ Collect = Callable[[tuple[str, ...], tuple["str | None", ...], list[Any], bool],
 # narrow, and positions of ints bound for float columns (narrow beyond 2**53); a
 # position in neither is a None for a name stored nowhere yet (nothing to write)
 Plan = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
-_EXACT_INT = 2**53
 # {sets}: "column = NULL" for existing metric columns, quoted (sqltrack's own text)
 _CLEAR = "UPDATE metrics SET {sets} WHERE run_id = :run AND step = :step AND progress = :progress"
 
@@ -123,8 +123,8 @@ def _write_rows(
     for row in rows:
         names, values, kinds, step, progress = row
         to_wide, to_narrow, ints = plans[names, kinds]
-        if ints and any(abs(values[i]) > _EXACT_INT for i in ints):
-            big = {i for i in ints if abs(values[i]) > _EXACT_INT}
+        if ints and any(abs(values[i]) > EXACT_FLOAT_INT for i in ints):
+            big = {i for i in ints if abs(values[i]) > EXACT_FLOAT_INT}
             to_narrow = (*to_narrow, *sorted(big))
             to_wide = tuple(i for i in to_wide if i not in big)
             _forget_routes(table, {names[i] for i in big})  # narrow from now on
@@ -193,7 +193,7 @@ def _plans(client: Client, conn: Any, rows: list[Row]) -> dict[tuple[Any, Any], 
         row[0][i]
         for row in rows
         for i, kind in enumerate(row[2])
-        if kind == "int" and abs(row[1][i]) > _EXACT_INT
+        if kind == "int" and abs(row[1][i]) > EXACT_FLOAT_INT
     }
     budget = client.engine.column_budget - sum(1 for c in table.columns if c not in KEY_COLUMNS)
     plans = {}

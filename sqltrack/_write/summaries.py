@@ -28,7 +28,7 @@ from .._db.schema import SUMMARIES, applied, require
 from ..errors import InvalidValue
 from . import points
 from .batch_summary import ON_CONFLICT
-from .metrics import known_columns
+from .metrics import MetricsTable, known_columns
 from .rows import check_experiment, check_runs
 
 _SUMMARIZED = ("int", "float")
@@ -155,7 +155,12 @@ def _update_narrow(
     marks: dict[str, tuple[int, float]],
 ) -> None:
     """:func:`update_summary` for the narrow storage: every metric of the run there, or
-    those of ``names``, from the lowest of their watermarks on."""
+    those of ``names``, from the lowest of their watermarks on. Nothing for names this
+    client knows to be columns without narrow values (a training run's heartbeat: no
+    round trip), as it writes every narrow value through its cache of names."""
+    table: MetricsTable | None = client.metrics_cache
+    if names is not None and table is not None:
+        names = [n for n in names if n in table.names or n not in table.columns]
     engine = client.engine
     numeric = _NUMERIC
     if engine.stores_nan:

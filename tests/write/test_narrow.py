@@ -305,3 +305,55 @@ def test_a_column_another_writer_made_first_of_another_kind(
     a.add_metrics({"epoch": 0.5}, step=1)
     assert metric_columns(client)["epoch"].lower() == "text"
     assert [r[3] for r in st.read_metrics(client, a.id, ["epoch"])[1]] == [None, 0.5]
+
+
+def test_a_column_made_by_another_writer_while_this_one_adds_it(
+    client: Client, db_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narrowest window: the other writer's column appears after this one read the
+    columns and before its ALTER (PostgreSQL's ADD COLUMN IF NOT EXISTS then does
+    nothing): the kinds read back after adding send the value narrow."""
+    if client.engine.name == "sqlite":
+        pytest.skip("SQLite: the writer holds the database's write lock from its read of the "
+                    "columns to its ALTER, so no other writer can come between")  # fmt: skip
+    run = Experiment(client, name="a").get_run()
+    other = Experiment(Client({}, **db_params), name="b").get_run()
+    add_columns = client.engine.add_columns
+
+    def late(cursor: Any, columns: Any, lock_timeout: Any = None) -> None:
+        other.add_metrics({"epoch": "e1"}, step=0)  # commits its TEXT column first
+        add_columns(cursor, columns, lock_timeout)
+
+    monkeypatch.setattr(client.engine, "add_columns", late)
+    run.add_metrics({"epoch": 0.5}, step=1)
+    assert metric_columns(client)["epoch"].lower() == "text"
+    assert [r[3] for r in st.read_metrics(client, run.id, ["epoch"])[1]] == [0.5]
+
+
+def test_a_wide_runs_summary_never_reads_the_narrow_storage(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat of a training run whose names are all columns costs no query of
+    metric_points; a run with narrow names has them summarized."""
+    queries: list[str] = []
+    query = client.query
+
+    def recording(sql: str, params: Any = None) -> Any:
+        queries.append(sql)
+        return query(sql, params)
+
+    monkeypatch.setattr(client, "query", recording)
+    wide = Experiment(client, name="wide").get_run()
+    with wide.track():
+        for step in range(3):
+            wide.add_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    assert not [q for q in queries if "metric_points" in q]
+    narrow = Experiment(client, name="narrow").get_run()
+    with narrow.track():
+        for step in range(3):
+            narrow.add_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+    assert [q for q in queries if "metric_points" in q]
+    summary = {r[0]: r[1:] for r in st.metric_summary(client, narrow.id)}
+    assert summary["train/loss"][:2] == (3, 1 / 3)
+    stored = q(client, "SELECT count FROM run_summaries WHERE metric = 'train/loss'")
+    assert stored == [(3,)]  # summarized at the end of track(), not only by metric_summary
