@@ -119,6 +119,7 @@ class Run:
         self._restore_sigterm: Any = None
         self._sigterm_received = False
         self._tracking = False
+        self._buffered_start = False  # start(buffered=True) outside track()
         self._unstepped = UnsteppedCalls()  # warns when calls without step= overwrite
 
     def __repr__(self) -> str:
@@ -203,14 +204,29 @@ class Run:
         terminated: str | None = "CANCELLED",
         started: Auto | datetime | None = "auto",
         updated: Auto | datetime | None = "auto",
+        buffered: bool = False,
     ) -> Run:
         """Start the run: status RUNNING, time_started and time_updated now (by default),
         and a SIGTERM handler that records ``terminated`` (None: none; see
         :mod:`sqltrack._live.sigterm`); :meth:`stop` removes it. ``started`` and
-        ``updated``: see :func:`~sqltrack.run_set_started`."""
+        ``updated``: see :func:`~sqltrack.run_set_started`.
+
+        :param buffered: until :meth:`stop`, the run behaves as inside
+            ``track(buffered=True)``: :meth:`add_metrics` only queues, a background thread
+            writes, and trouble with the database never raises (a step or status is
+            handed over, other calls wait for it); for a framework's callbacks, where no
+            ``with`` block can hold a training loop (:mod:`sqltrack.integrations`)
+        """
         if terminated is not None:
             check_status(terminated)
+        delivery = self._delivery
+        if buffered and not self._tracking:
+            self._buffered_start = True
+            delivery.within = self.handover_seconds
+            delivery.push_leftovers()
         self._delivery.record("RUNNING", started, updated)
+        if buffered and delivery.buffer is None:  # (record() may have handed over already)
+            delivery.buffer = delivery.new_buffer(offline=False)
         self._last_step = time.monotonic()  # a loop that starts at once keeps the connection
         self._sigterm_received = False
         if terminated is not None and self._restore_sigterm is None:
@@ -223,8 +239,14 @@ class Run:
         """Stop the run: set its status (COMPLETED by default) and time_updated (now);
         ``updated``: see :func:`~sqltrack.run_set_updated`."""
         check_status(status)
-        self._delivery.record(status, None, updated, final=True)
-        self._uninstall_sigterm()
+        try:
+            self._delivery.record(status, None, updated, final=True)
+        finally:
+            self._uninstall_sigterm()
+            if self._buffered_start:
+                self._buffered_start = False
+                self._delivery.within = None
+                self._delivery.close_buffer(quietly=True)
         return self
 
     def _uninstall_sigterm(self) -> None:
