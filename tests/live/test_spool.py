@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 import warnings
 from datetime import datetime, timedelta, timezone
@@ -131,6 +132,29 @@ def test_an_outage_mid_run_loses_nothing(
     assert list(spool_dir().glob("*")) == []  # pushed and removed, lock file included
     text = caplog.text
     assert "injected outage" in text and ".spool" in text  # said once, with the file
+
+
+def test_a_run_started_buffered_rides_out_an_outage_as_in_track(
+    client: Client, run: Run, fast: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start(buffered=True) … stop(), a framework's hooks (no with block): the same
+    background writer and spool, and the run's other calls wait instead of raising."""
+    outage = Outage(client, monkeypatch)
+    run.start(terminated=None, buffered=True)
+    for step in range(30):
+        outage.on = 10 <= step < 20
+        run.add_metrics({"loss": 1.0 / (step + 1), "n": step}, step=step)
+        time.sleep(0.01)
+    outage.on = True
+    threading.Timer(0.3, setattr, (outage, "on", False)).start()
+    run.add_tags("waited")  # waits for the database, as inside track()
+    run.stop()
+    assert _steps(client, run.id) == list(range(30))
+    assert _status(client, run.id) == "COMPLETED"
+    assert q(client, "SELECT tags FROM runs")[0][0] is not None
+    assert list(spool_dir().glob("*")) == []
+    # stopped: outside track() again, errors are the caller's
+    assert run._delivery.within is None and run._delivery.buffer is None
 
 
 def test_a_job_that_ends_offline_leaves_its_spool_for_sync(
