@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from conftest import ROOT, duckdb_problem, duckdb_with_sqlite, same_rows
 
 import sqltrack as st
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 _FENCE = re.compile(r"^```([\w ]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -115,7 +116,11 @@ def _run_python_snippets(
             left_out.append(f"{doc.name}:{line} ({problem})")
             continue
         try:
-            exec(compile(code, f"{doc.name}:{line}", "exec"), namespace)
+            with warnings.catch_warnings():
+                if doc.parent.name == "integrations":  # a framework's warnings are its own
+                    warnings.filterwarnings("ignore")
+                    warnings.filterwarnings("error", category=st.SQLTrackWarning)
+                exec(compile(code, f"{doc.name}:{line}", "exec"), namespace)
         except Exception as e:
             pytest.fail(f"the snippet at {doc.name}:{line} failed: {type(e).__name__}: {e}")
     if left_out:
