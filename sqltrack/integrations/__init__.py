@@ -15,5 +15,5 @@ config file), ``experiment=`` (a name or id; default ``$SQLTRACK_EXPERIMENT_NAME
 ``$SQLTRACK_EXPERIMENT_ID``, as :func:`~sqltrack.run_from_env`) and ``run_id=None`` (a
 new run; an id, or the name of a variable that holds one, e.g. ``"SLURM_JOB_ID"``), and
 write metrics buffered (:meth:`Run.start(buffered=True) <sqltrack.Run.start>`), so the
-training loop never waits for the database. See docs/integrations.md.
+training loop never waits for the database. One page per framework: docs/integrations/.
 """

@@ -86,6 +86,7 @@ class Session:
         self._env, self._code = env, code
         self._run: Run | None = None
         self.finished: str | None = None
+        self._suspended = False
 
     @property
     def client(self) -> Client:
@@ -100,6 +101,10 @@ class Session:
         if self._run is not None and self.finished is not None:
             self.finished = None
             self._run.start(terminated=None, started=None, buffered=True)
+            atexit.register(self._at_exit)
+        elif self._suspended:
+            self._suspended = False
+            atexit.register(self._at_exit)
         if self._run is None:
             client, experiment = self.client, self.experiment
             if isinstance(experiment, int):
@@ -149,6 +154,19 @@ class Session:
         atexit.unregister(self._at_exit)
         try:
             self._run.stop(status)
+        except SQLTrackError as e:
+            log.warning("sqltrack: run %s: %s", self._run.id, e)
+
+    def suspend(self, status: str) -> None:
+        """Write what is queued and set ``status`` (e.g. REQUEUED), leaving the run open
+        for a later process of the job: an exit then is no failure. Never raises."""
+        check_status(status)
+        if self._run is None or self.finished is not None:
+            return
+        atexit.unregister(self._at_exit)
+        self._suspended = True
+        try:
+            self._run.flush().set_status(status)
         except SQLTrackError as e:
             log.warning("sqltrack: run %s: %s", self._run.id, e)
 

@@ -154,8 +154,7 @@ class SqltrackLogger(Logger):
         if not session.opened:
             return
         if status == "finished":  # Slurm auto-requeue: the job ends; the next one resumes
-            run = session.run.flush()
-            run.set_status("REQUEUED")
+            session.suspend("REQUEUED")
             return
         final = STATUSES.get(status, "CANCELLED")
         interrupted = sys.exc_info()[1]  # finalize("failed") runs inside Lightning's except
