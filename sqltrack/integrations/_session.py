@@ -96,15 +96,7 @@ class Session:
 
     @property
     def run(self) -> Run:
-        """The run, created (or resumed) and started at the first use; after
-        :meth:`finish`, started again (a trainer's ``fit`` then ``test``)."""
-        if self._run is not None and self.finished is not None:
-            self.finished = None
-            self._run.start(terminated=None, started=None, buffered=True)
-            atexit.register(self._at_exit)
-        elif self._suspended:
-            self._suspended = False
-            atexit.register(self._at_exit)
+        """The run, created (or resumed) and started at the first use."""
         if self._run is None:
             client, experiment = self.client, self.experiment
             if isinstance(experiment, int):
@@ -123,6 +115,19 @@ class Session:
                 self._quietly(run.set_code, "auto")
         return self._run
 
+    def live(self) -> Run:
+        """The run, to write to: after :meth:`finish` started again (a trainer's ``fit``
+        then ``test``), after :meth:`suspend` open again."""
+        run = self.run
+        if self.finished is not None:
+            self.finished = None
+            run.start(terminated=None, started=None, buffered=True)
+            atexit.register(self._at_exit)
+        elif self._suspended:
+            self._suspended = False
+            atexit.register(self._at_exit)
+        return run
+
     @property
     def opened(self) -> bool:
         return self._run is not None
@@ -136,13 +141,13 @@ class Session:
             if number is not None:
                 values[str(name)] = number
         if values:
-            self.run.add_metrics(values, step=int(step))
+            self.live().add_metrics(values, step=int(step))
 
     def args(self, params: Mapping[str, Any]) -> None:
         """Add ``params`` to the run's args, nested as they are, made JSON."""
         plain = jsonable(params)
         if plain:
-            self.run.add_args(plain)
+            self.live().add_args(plain)
 
     def finish(self, status: str) -> None:
         """Stop the run with ``status`` (once; later calls do nothing): everything queued

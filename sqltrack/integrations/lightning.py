@@ -141,7 +141,7 @@ class SqltrackLogger(Logger):
         score = scalar(getattr(cb, "best_k_models", {}).get(path))
         if score is not None:
             metadata["score"] = float(score)
-        self._session.run.log_artifact(path, kind="checkpoint", step=step, metadata=metadata)
+        self._session.live().log_artifact(path, kind="checkpoint", step=step, metadata=metadata)
         self._checkpoint_step = step
 
     @rank_zero_only

@@ -96,7 +96,7 @@ class SqltrackCallback(TrainerCallback):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         if os.path.isdir(folder):
             metadata = {"epoch": state.epoch} if state.epoch is not None else {}
-            self._session.run.log_artifact(
+            self._session.live().log_artifact(
                 folder, kind="checkpoint", step=state.global_step, metadata=metadata
             )
 

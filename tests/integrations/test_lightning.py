@@ -78,6 +78,7 @@ def test_a_fit_ends_completed_with_its_metrics_args_and_checkpoints(
         "global_step": best.step + 1,
     }
     assert Path(best.uri).parent.parts[-3:] == ("lit", f"version_{run_id}", "checkpoints")
+    assert only_run(client, "lit")[1] == "COMPLETED"  # reading version and run reopened nothing
 
 
 def test_a_fit_that_raises_ends_failed(client: st.Client, tmp_path: Path) -> None:
