@@ -1,6 +1,7 @@
 """A run: :class:`Run`, the handle a training job logs through. Its column methods
-delegate to their twins (``run.add_tags("x")`` is ``run_add_tags(client, run.id, "x")``):
-every statement exists once, in :mod:`sqltrack._write`. Its lifecycle (``start``,
+(:mod:`sqltrack._live.columns`) delegate to their twins (``run.add_tags("x")`` is
+``run_add_tags(client, run.id, "x")``): every statement exists once, in
+:mod:`sqltrack._write`. Its lifecycle (``start``,
 ``stop``, ``track()``, metrics with a heartbeat, the final status) is here; how its writes
 get through trouble is its :class:`~sqltrack._live.delivery.Delivery`.
 """
@@ -8,10 +9,8 @@ get through trouble is its :class:`~sqltrack._live.delivery.Delivery`.
 from __future__ import annotations
 
 import math
-import os
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -20,44 +19,15 @@ from .._base import process
 from .._base.calls import DEFAULT_STEP, UnsteppedCalls, validate
 from .._base.values import Auto, timestamp
 from .._db.client import Client
-from .._write.artifacts import Artifact, run_log_artifact, run_use_artifact
-from .._write.provenance import run_set_code, run_set_hardware, run_set_packages
-from .._write.run_json import (
-    run_add_args,
-    run_add_env,
-    run_add_extras,
-    run_remove_args,
-    run_remove_env,
-    run_remove_extras,
-    run_set_args,
-    run_set_env,
-    run_set_extras,
-)
-from .._write.runs import (
-    check_status,
-    get_or_create_run,
-    resolve_run_id,
-    run_add_link,
-    run_add_tags,
-    run_remove_link,
-    run_remove_tags,
-    run_set_comment,
-    run_set_created,
-    run_set_started,
-    run_set_status,
-    run_set_tags,
-    run_set_updated,
-)
-from .._write.samples import run_log_sample
+from .._write.runs import check_status, get_or_create_run, resolve_run_id
 from . import sigterm
+from .columns import RunColumns
 from .delivery import Delivery
 from .queued import QueuedUpdate
 from .system_metrics import SystemSampler, sampling_interval
 
-Doc = Auto | Mapping[str, Any] | None
 
-
-class Run:
+class Run(RunColumns):
     """A run of an experiment: its columns, its metrics, its lifecycle.
 
     If ``run_id`` is None, a new run with an unused id is created. If it is an int (or a
@@ -336,137 +306,3 @@ class Run:
             delivery.within = None
             self._uninstall_sigterm()
             delivery.close_buffer(quietly=True)  # e.g. start() failed
-
-    # -- columns, tags, links, documents (each: its function twin) -------------------------
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Run:
-        self._delivery.wait_for(fn, *args)
-        return self
-
-    def set_status(self, status: str) -> Run:
-        """Set the run status. See :func:`~sqltrack.run_set_status`."""
-        return self._call(run_set_status, status)
-
-    def set_comment(self, comment: str | None) -> Run:
-        """Set the run comment."""
-        return self._call(run_set_comment, comment)
-
-    def set_created(self, dt: Auto | datetime | None = "auto") -> Run:
-        """Set time_created. See :func:`~sqltrack.run_set_created`."""
-        return self._call(run_set_created, dt)
-
-    def set_started(self, dt: Auto | datetime | None = "auto") -> Run:
-        """Set time_started. See :func:`~sqltrack.run_set_started`."""
-        return self._call(run_set_started, dt)
-
-    def set_updated(self, dt: Auto | datetime | None = "auto") -> Run:
-        """Set time_updated. See :func:`~sqltrack.run_set_updated`."""
-        return self._call(run_set_updated, dt)
-
-    def set_tags(self, *tags: str) -> Run:
-        """Set the run tags. See :func:`~sqltrack.run_set_tags`."""
-        return self._call(run_set_tags, *tags)
-
-    def add_tags(self, *tags: str) -> Run:
-        """Add tags to the run. See :func:`~sqltrack.run_add_tags`."""
-        return self._call(run_add_tags, *tags)
-
-    def remove_tags(self, *tags: str) -> Run:
-        """Remove tags from the run. See :func:`~sqltrack.run_remove_tags`."""
-        return self._call(run_remove_tags, *tags)
-
-    def add_link(self, kind: str, to_id: int) -> Run:
-        """Add a link of ``kind`` from this run to run ``to_id``."""
-        return self._call(run_add_link, kind, to_id)
-
-    def remove_link(self, kind: str, to_id: int) -> Run:
-        """Remove a link of ``kind`` from this run to run ``to_id``."""
-        return self._call(run_remove_link, kind, to_id)
-
-    def set_args(self, args: Doc | Any = "auto") -> Run:
-        """Set the run parameters. See :func:`~sqltrack.run_set_args`."""
-        return self._call(run_set_args, args)
-
-    def add_args(self, args: Doc | Any = "auto") -> Run:
-        """Add parameters to the run. See :func:`~sqltrack.run_add_args`."""
-        return self._call(run_add_args, args)
-
-    def remove_args(self, *args: str | Mapping[str, Any]) -> Run:
-        """Remove parameters from the run, by name (or the keys of a dict)."""
-        return self._call(run_remove_args, *args)
-
-    def set_env(self, env: Doc = "auto") -> Run:
-        """Set the run environment. See :func:`~sqltrack.run_set_env`."""
-        return self._call(run_set_env, env)
-
-    def add_env(self, env: Doc = "auto") -> Run:
-        """Add environment variables to the run. See :func:`~sqltrack.run_add_env`."""
-        return self._call(run_add_env, env)
-
-    def remove_env(self, *env: str | Mapping[str, Any]) -> Run:
-        """Remove environment variables from the run, by name (or the keys of a dict)."""
-        return self._call(run_remove_env, *env)
-
-    def set_extras(self, extras: Mapping[str, Any] | None = None) -> Run:
-        """Set the run extras. See :func:`~sqltrack.run_set_extras`."""
-        return self._call(run_set_extras, extras)
-
-    def add_extras(self, extras: Mapping[str, Any] | None = None) -> Run:
-        """Add extras to the run. See :func:`~sqltrack.run_add_extras`."""
-        return self._call(run_add_extras, extras)
-
-    def remove_extras(self, *extras: str | Mapping[str, Any]) -> Run:
-        """Remove extras from the run, by name (or the keys of a dict)."""
-        return self._call(run_remove_extras, *extras)
-
-    def set_code(self, code: Doc = "auto", diff: bool = True) -> Run:
-        """Record the git state of the code. See :func:`~sqltrack.run_set_code`."""
-        return self._call(run_set_code, code, diff)
-
-    def set_packages(self, packages: Doc = "auto") -> Run:
-        """Record the Python packages. See :func:`~sqltrack.run_set_packages`."""
-        return self._call(run_set_packages, packages)
-
-    def set_hardware(self, hardware: Doc = "auto") -> Run:
-        """Record the hardware. See :func:`~sqltrack.run_set_hardware`."""
-        return self._call(run_set_hardware, hardware)
-
-    # -- artifacts and samples ----------------------------------------------------------
-
-    def log_artifact(
-        self,
-        uri: str | os.PathLike[str],
-        name: str | None = None,
-        kind: str = "file",
-        step: int | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        sha256: str | None = None,
-        size: int | None = None,
-        uid: str | None = None,
-    ) -> Artifact:
-        """Log a file, directory or URL as the next version of ``name``; returns the
-        :class:`~sqltrack.Artifact`. See :func:`~sqltrack.run_log_artifact`."""
-        uid = uuid.uuid4().hex if uid is None else uid  # one key for every try
-        args = (uri, name, kind, step, metadata, sha256, size, uid)
-        return self._delivery.wait_for(run_log_artifact, *args)
-
-    def log_sample(
-        self,
-        step: int,
-        conditioning: Any,
-        output: Any,
-        kind: str | None = None,
-        artifact: Artifact | int | None = None,
-        uid: str | None = None,
-    ) -> int:
-        """Log a generated sample at a step with its conditioning; returns its id.
-        See :func:`~sqltrack.run_log_sample`."""
-        uid = uuid.uuid4().hex if uid is None else uid  # one key for every try
-        return self._delivery.wait_for(
-            run_log_sample, step, conditioning, output, kind, artifact, uid
-        )
-
-    def use_artifact(self, name: str, version: int | None = None) -> Artifact:
-        """Record that this run used an artifact (the latest version by default) and
-        return it. See :func:`~sqltrack.run_use_artifact`."""
-        return self._delivery.wait_for(run_use_artifact, name, version)

@@ -287,7 +287,7 @@ def test_a_wait_inside_track_has_a_deadline(
         raise ConnectionFailed("no server")
 
     with run.track():
-        monkeypatch.setattr("sqltrack._live.run.run_add_tags", down)
+        monkeypatch.setattr("sqltrack._live.columns.run_add_tags", down)
         started = time.monotonic()
         with pytest.raises(ConnectionLost, match="did not take .* within 0.5 s"):
             run.add_tags("x")
