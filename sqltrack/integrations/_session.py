@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -87,6 +87,10 @@ class Session:
         self._run: Run | None = None
         self.finished: str | None = None
         self._suspended = False
+        #: the status of a run still open at exit, when an integration knows better than
+        #: FAILED (LightGBM's early stopping ends training with no call): a function
+        #: returning a status, or None for the default
+        self.exit_status: Callable[[], str | None] | None = None
 
     @property
     def client(self) -> Client:
@@ -181,7 +185,10 @@ class Session:
         self.finish(ending_status(exc))
 
     def _at_exit(self) -> None:
-        self.finish(ending_status(_uncaught[0]) if _uncaught else "FAILED")
+        status = self.exit_status() if self.exit_status is not None else None
+        if status is None:
+            status = ending_status(_uncaught[0]) if _uncaught else "FAILED"
+        self.finish(status)
 
     def _quietly(self, fn: Any, *args: Any) -> None:
         """Provenance is worth a warning, not a failed training job."""
