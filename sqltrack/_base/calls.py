@@ -100,7 +100,7 @@ def validate(metrics: Mapping[str, Any], step: int, progress: float) -> Row | No
     """Check a call's names and values (no database needed); None if there are no metrics."""
     if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidValue(f"metrics must be a dict of name -> value, not {type(metrics).__name__}")
-    if type(step) is not int:
+    if type(step) is not int or not _INT_MIN <= step <= _INT_MAX:  # (a 64-bit int passes)
         step = 0 if step is DEFAULT_STEP else _step(step)
     if type(progress) is not float or progress - progress != 0.0:  # not a finite float
         progress = _progress(progress)

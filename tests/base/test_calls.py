@@ -72,3 +72,11 @@ def test_fit_row_warns_where_nan_is_not_kept() -> None:
         fit_row(PostgresEngine({}), {"f": "float"}, row)  # kept: no warning
     with pytest.warns(SQLTrackWarning, match="metric 'f': SQLite stores NaN as NULL"):
         fit_row(SQLiteEngine({}), {"f": "float"}, row)
+
+
+def test_a_step_past_64_bits_is_refused_at_once() -> None:
+    """A Python int step takes the fast path; it is still checked for its range (it
+    used to reach the database, and fail in the background writer)."""
+    with pytest.raises(InvalidValue, match="does not fit in 64 bits"):
+        validate({"loss": 1.0}, 2**70, 0.0)
+    assert validate({"loss": 1.0}, 2**63 - 1, 0.0) is not None
