@@ -8,6 +8,7 @@ get through trouble is its :class:`~sqltrack._live.delivery.Delivery`.
 
 from __future__ import annotations
 
+import atexit
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -185,16 +186,26 @@ class Run(RunColumns):
             ``track(buffered=True)``: :meth:`add_metrics` only queues, a background thread
             writes, and trouble with the database never raises (a step or status is
             handed over, other calls wait for it); for a framework's callbacks, where no
-            ``with`` block can hold a training loop (:mod:`sqltrack.integrations`)
+            ``with`` block can hold a training loop (:mod:`sqltrack.integrations`). What
+            is queued is written at the interpreter's exit if ``stop()`` never came (the
+            status is then left as it is)
         """
         if terminated is not None:
             check_status(terminated)
         delivery = self._delivery
         if buffered and not self._tracking:
+            if not self._buffered_start:  # what is queued is written even without stop()
+                atexit.register(delivery.close_buffer, quietly=True)
             self._buffered_start = True
             delivery.within = self.handover_seconds
             delivery.push_leftovers()
-        self._delivery.record("RUNNING", started, updated)
+        try:
+            delivery.record("RUNNING", started, updated)
+        except BaseException:
+            if buffered and not self._tracking:  # not started: not buffered either
+                self._buffered_start, delivery.within = False, None
+                atexit.unregister(delivery.close_buffer)
+            raise
         if buffered and delivery.buffer is None:  # (record() may have handed over already)
             delivery.buffer = delivery.new_buffer(offline=False)
         self._last_step = time.monotonic()  # a loop that starts at once keeps the connection
@@ -217,6 +228,7 @@ class Run(RunColumns):
                 self._buffered_start = False
                 self._delivery.within = None
                 self._delivery.close_buffer(quietly=True)
+                atexit.unregister(self._delivery.close_buffer)
         return self
 
     def _uninstall_sigterm(self) -> None:
