@@ -1,53 +1,35 @@
-"""What every integration shares: the run it writes, opened at its first write and started
-buffered, its values made plain, and its end recorded once, never raising into training.
+"""What every integration shares: the run it writes, opened at its first use and started
+buffered, and its end recorded once, never raising into training.
 
 A framework calls its logger or callback from inside its own loop; nothing there may end
-the job. So: bad arguments raise when the integration is made (before training starts);
-once training runs, a run that cannot be opened or ended is a warning, metrics go through
-the background writer (which spools through outages), and the run's other calls wait
-for the database (:meth:`~sqltrack._live.delivery.Delivery.wait_for`).
+the job. So bad arguments (and a bad configuration) raise when the integration is made,
+before training starts; the database must answer when the run is opened (its first use,
+as training starts: the run gets its id then). From then on nothing raises into the
+training: metrics go through the background writer (which spools through outages), the
+run's other calls wait for the database (:meth:`~sqltrack._live.delivery.Delivery.wait_for`),
+and what cannot be written is a warning (once per kind of problem) instead of an error.
 """
 
 from __future__ import annotations
 
 import atexit
-import enum
 import logging
-import math
-import os
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import PurePath
 from typing import Any
 
+from .._base.names import check_metric_name
 from .._db.client import Client
 from .._live.handles import Experiment
 from .._live.run import Run
 from .._write.runs import check_status, resolve_run_id
-from ..errors import InvalidValue, SQLTrackError
+from ..errors import InvalidMetricName, InvalidValue, SQLTrackError
+from ._plain import experiment_of, flag, jsonable, metric_name, run_id_from_env, scalar
 
 log = logging.getLogger("sqltrack")
 
-#: a framework's nested hyperparameters are kept as they are, down to this depth
-MAX_DEPTH = 20
-
-
-def experiment_of(experiment: int | str | None) -> int | str:
-    """``experiment`` as given, or from ``$SQLTRACK_EXPERIMENT_NAME`` /
-    ``$SQLTRACK_EXPERIMENT_ID``; raises at once when there is none."""
-    if experiment is None:
-        name = os.environ.get("SQLTRACK_EXPERIMENT_NAME") or None
-        number = (os.environ.get("SQLTRACK_EXPERIMENT_ID") or "").strip()
-        if name is not None:
-            return name
-        if number.isdigit():
-            return int(number)
-        raise InvalidValue(
-            "no experiment: pass experiment= (a name or id) or set SQLTRACK_EXPERIMENT_NAME"
-        )
-    if isinstance(experiment, bool) or not isinstance(experiment, (int, str)) or not experiment:
-        raise InvalidValue(f"experiment must be a name or an id, not {experiment!r}")
-    return experiment
+#: at most this many different problems are warned about per run (then it goes quiet)
+MAX_WARNINGS = 20
 
 
 class Session:
@@ -64,7 +46,8 @@ class Session:
 
     A run still open when the interpreter exits (training raised, and the framework has
     no hook that says so) ends FAILED, or CANCELLED after Ctrl-C; :meth:`end` ends it at
-    once, for an integration used as a ``with`` block.
+    once, for an integration used as a ``with`` block. Writes after the end (an
+    evaluation after training) go straight to the database and leave the status alone.
     """
 
     def __init__(
@@ -79,34 +62,34 @@ class Session:
         if client is not None and not isinstance(client, Client):
             raise InvalidValue(f"client must be a sqltrack.Client, not {type(client).__name__}")
         if run_id is None and from_env:
-            run_id = os.environ.get("SQLTRACK_RUN_ID") or None
+            run_id = run_id_from_env()
         self.run_id = resolve_run_id(run_id)  # bad input raises here, before training
-        self.experiment = experiment_of(experiment)
-        self._client = client
-        self._env, self._code = env, code
+        self.experiment_id, self.experiment_name = experiment_of(experiment)
+        self._env, self._code = flag(env, "env"), flag(code, "code")
+        self.client = Client() if client is None else client  # a bad config raises now
         self._run: Run | None = None
+        #: the status the run ended with, while it is ended
         self.finished: str | None = None
-        self._suspended = False
+        #: the status a job being requeued left, while it is (:meth:`suspend`)
+        self.suspended: str | None = None
         #: the status of a run still open at exit, when an integration knows better than
         #: FAILED (LightGBM's early stopping ends training with no call): a function
         #: returning a status, or None for the default
         self.exit_status: Callable[[], str | None] | None = None
+        self._names: dict[str, str] = {}  # a framework's metric name -> the one logged
+        self._warned: set[str] = set()
 
     @property
-    def client(self) -> Client:
-        if self._client is None:
-            self._client = Client()
-        return self._client
+    def experiment(self) -> str:
+        """The experiment's name, or its id as text."""
+        return self.experiment_name or str(self.experiment_id)
 
     @property
     def run(self) -> Run:
         """The run, created (or resumed) and started at the first use."""
         if self._run is None:
-            client, experiment = self.client, self.experiment
-            if isinstance(experiment, int):
-                experiment_id = Experiment(client, experiment_id=experiment).id
-            else:
-                experiment_id = Experiment(client, name=experiment).id
+            client = self.client
+            experiment_id = Experiment(client, self.experiment_id, self.experiment_name).id
             run = Run(client, experiment_id, self.run_id)
             # no SIGTERM handler: the framework's own (Lightning's requeue) keeps working
             run.start(terminated=None, buffered=True)
@@ -119,70 +102,116 @@ class Session:
                 self._quietly(run.set_code, "auto")
         return self._run
 
-    def live(self) -> Run:
-        """The run, to write to: after :meth:`finish` started again (a trainer's ``fit``
-        then ``test``), after :meth:`suspend` open again."""
-        run = self.run
-        if self.finished is not None:
-            self.finished = None
-            run.start(terminated=None, started=None, buffered=True)
-            atexit.register(self._at_exit)
-        elif self._suspended:
-            self._suspended = False
-            atexit.register(self._at_exit)
-        return run
-
     @property
     def opened(self) -> bool:
         return self._run is not None
 
+    def begin(self, fresh: bool = False) -> Run:
+        """A training begins: the run, opened; after :meth:`finish`, started again, or with
+        ``fresh`` (a later ``train()`` with the same callback) a new run, unless the run's
+        id was given (then it is that run again)."""
+        if self._run is not None and self.finished is not None:
+            self.finished = None
+            if fresh and self.run_id is None:
+                self._run = None
+            else:
+                self._run.start(terminated=None, started=None, buffered=True)
+                atexit.register(self._at_exit)
+        if self.suspended is not None:
+            self.suspended = None
+            atexit.register(self._at_exit)
+        return self.run
+
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         """Log the numbers among ``metrics`` at ``step`` (tensors and numpy scalars
-        unwrapped; other values, e.g. strings a framework reports, left out)."""
+        unwrapped; other values, e.g. strings a framework reports, left out, and NaN
+        where the engine stores none: SQLite)."""
+        names = self._names
         values = {}
         for name, value in metrics.items():
             number = scalar(value)
             if number is not None:
-                values[str(name)] = number
+                if number != number and not self.client.engine.stores_nan:
+                    self.warn(f"{self.client.engine.describe()} stores no NaN: left out")
+                    continue
+                key = names.get(name) if type(name) is str else None
+                values[key or self._name(name)] = number
         if values:
-            self.live().add_metrics(values, step=int(step))
+            run = self.run  # a database that does not answer as training starts raises
+            try:
+                run.add_metrics(values, step=int(step))
+            except SQLTrackError as e:
+                self.warn(e)
 
     def args(self, params: Mapping[str, Any]) -> None:
         """Add ``params`` to the run's args, nested as they are, made JSON."""
         plain = jsonable(params)
         if plain:
-            self.live().add_args(plain)
+            self._quietly(self.run.add_args, plain)
+
+    def artifact(self, path: str, step: int | None, metadata: Mapping[str, Any]) -> None:
+        """Log the checkpoint at ``path`` (hashed here)."""
+        self._quietly(self.run.log_artifact, path, None, "checkpoint", step, jsonable(metadata))
 
     def finish(self, status: str) -> None:
         """Stop the run with ``status`` (once; later calls do nothing): everything queued
-        is written first. Never raises: the training is over, a problem is a warning."""
+        is written first; FAILED instead of COMPLETED if metrics were lost on the way.
+        Never raises: the training is over, a problem is a warning."""
         check_status(status)
         if self.finished is not None or self._run is None:
             return
-        self.finished = status
+        self.finished, self.suspended = status, None
         atexit.unregister(self._at_exit)
         try:
             self._run.stop(status)
         except SQLTrackError as e:
-            log.warning("sqltrack: run %s: %s", self._run.id, e)
+            self.warn(e)
+            if status == "COMPLETED":
+                self.finished = "FAILED"
+                self._quietly(self._run.set_status, "FAILED")
 
     def suspend(self, status: str) -> None:
-        """Write what is queued and set ``status`` (e.g. REQUEUED), leaving the run open
-        for a later process of the job: an exit then is no failure. Never raises."""
+        """Record ``status`` (REQUEUED) after what is queued and leave the run open for
+        the job's next process: an exit now is no failure. Lightning calls this from a
+        signal handler: the status goes through the background writer, which has it
+        written, or spooled, within seconds even in an outage. Never raises."""
         check_status(status)
         if self._run is None or self.finished is not None:
             return
         atexit.unregister(self._at_exit)
-        self._suspended = True
+        self.suspended = status
         try:
-            self._run.flush().set_status(status)
+            self._run._delivery.record(status, None, "auto")  # queued after the metrics
+            self._run.flush()
         except SQLTrackError as e:
-            log.warning("sqltrack: run %s: %s", self._run.id, e)
+            self.warn(e)
 
     def end(self, exc: BaseException | None) -> None:
         """Finish as a block ends: COMPLETED, FAILED after an exception, CANCELLED after
         Ctrl-C (:meth:`finish`)."""
         self.finish(ending_status(exc))
+
+    def warn(self, problem: BaseException | str) -> None:
+        """A warning in sqltrack's log, once per kind of problem (at most
+        :data:`MAX_WARNINGS`): what training goes on without."""
+        text = str(problem).split("\n", 1)[0]
+        key = text[:80]
+        if key in self._warned or len(self._warned) >= MAX_WARNINGS:
+            return
+        self._warned.add(key)
+        where = f"run {self._run.id}" if self._run is not None else "an integration"
+        log.warning("sqltrack: %s: %s (training goes on)", where, text)
+
+    def _name(self, name: Any) -> str:
+        """The name ``name`` is logged under (remembered): itself if sqltrack takes it."""
+        try:
+            logged = check_metric_name(name)
+        except InvalidMetricName:
+            logged = metric_name(name)
+            self.warn(f"metric {str(name)[:60]!r} is logged as {logged!r}")
+        if type(name) is str:
+            self._names[name] = logged
+        return logged
 
     def _at_exit(self) -> None:
         status = self.exit_status() if self.exit_status is not None else None
@@ -190,12 +219,12 @@ class Session:
             status = ending_status(_uncaught[0]) if _uncaught else "FAILED"
         self.finish(status)
 
-    def _quietly(self, fn: Any, *args: Any) -> None:
-        """Provenance is worth a warning, not a failed training job."""
+    def _quietly(self, fn: Callable[..., Any], *args: Any) -> None:
+        """A call that training goes on without: a problem is a warning."""
         try:
             fn(*args)
         except SQLTrackError as e:
-            log.warning("sqltrack: run %s: %s", self.run_id, e)
+            self.warn(e)
 
 
 def ending_status(exc: BaseException | None) -> str:
@@ -222,43 +251,3 @@ def _watch_uncaught() -> None:
 
     hook.sqltrack = True  # type: ignore[attr-defined]
     sys.excepthook = hook
-
-
-def scalar(value: Any) -> int | float | bool | None:
-    """A number from a framework's value (a Python number, a 0-d tensor or array, a numpy
-    scalar), or None when it is not one."""
-    if isinstance(value, (bool, int, float)):
-        return value
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            value = item()
-        except (ValueError, RuntimeError, TypeError):  # more than one element
-            return None
-        if isinstance(value, (bool, int, float)):
-            return value
-    return None
-
-
-def jsonable(value: Any, depth: int = 0) -> Any:
-    """``value`` as JSON: mappings and sequences kept nested, numbers and strings as they
-    are, tensors and numpy scalars unwrapped, paths and enums by value, a float that is not
-    finite as its text, anything else as its ``str``."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if depth >= MAX_DEPTH:
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v, depth + 1) for v in value]
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value, depth + 1)
-    if isinstance(value, PurePath):
-        return str(value)
-    number = scalar(value)
-    if number is not None:
-        return jsonable(number, depth + 1)
-    return str(value)

@@ -86,7 +86,7 @@ class SqltrackCallback(keras.callbacks.Callback):  # type: ignore[misc]
         optimizer = _optimizer_config(self.model)
         if optimizer:
             args["optimizer"] = optimizer
-        self._session.live()  # started (again, for a later fit) even with nothing to add
+        self._session.begin()  # started (again, for a later fit: the steps go on)
         self._session.args(args)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -74,7 +74,7 @@ class SqltrackCallback:
         ``CallbackEnv``); the first iteration adds the parameters, the last ends the run."""
         session = self._session
         if env.iteration == env.begin_iteration:
-            session.live()  # started (again, for a later training)
+            session.begin(fresh=True)  # a later training: a run of its own
             session.exit_status = self._exit_status
             session.args(dict(env.params or {}))
         self._model = env.model

@@ -36,7 +36,9 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from .._db.client import Client
 from .._live.run import Run
-from ._session import Session, scalar
+from ..errors import InvalidValue
+from ._plain import flag, scalar
+from ._session import Session
 
 #: Lightning's finalize statuses and the run statuses they end in
 STATUSES = {"success": "COMPLETED", "failed": "FAILED", "finished": "REQUEUED"}
@@ -49,8 +51,9 @@ class SqltrackLogger(Logger):
     :param run_id: None for a new run (or ``$SQLTRACK_RUN_ID``), an id, or the name of a
         variable holding one: ``"SLURM_JOB_ID"`` resumes the run after a requeue
     :param client: default ``Client()`` (environment and config file)
-    :param save_dir: where Lightning puts checkpoints (``save_dir/<experiment>/<run id>``);
-        default the trainer's ``default_root_dir``
+    :param save_dir: where Lightning puts checkpoints
+        (``<save_dir>/<experiment>/version_<run id>/checkpoints``); default the trainer's
+        ``default_root_dir`` (give one for LightningCLI, which needs ``trainer.log_dir``)
     :param env: record the environment (secrets redacted)
     :param code: record the git state of the code
     :param checkpoints: log each checkpoint file as an artifact
@@ -68,8 +71,10 @@ class SqltrackLogger(Logger):
     ) -> None:
         super().__init__()
         self._session = Session(client, experiment, run_id, env=env, code=code)
+        if save_dir is not None and not isinstance(save_dir, (str, os.PathLike)):
+            raise InvalidValue(f"save_dir must be a path, not {save_dir!r}")
         self._save_dir = None if save_dir is None else os.fspath(save_dir)
-        self._checkpoints = checkpoints
+        self._checkpoints = flag(checkpoints, "checkpoints")
         self._checkpoint_step: int | None = None  # of the checkpoint logged last
         self._step = 0
 
@@ -101,8 +106,10 @@ class SqltrackLogger(Logger):
         return self._session.run
 
     @property
+    @rank_zero_experiment
     def run(self) -> Run:
-        """The :class:`~sqltrack.Run` this logger writes (rank zero only)."""
+        """The :class:`~sqltrack.Run` this logger writes (rank zero; a no-op stand-in on
+        other ranks, which never open a run)."""
         return self._session.run
 
     @rank_zero_only
@@ -125,8 +132,8 @@ class SqltrackLogger(Logger):
         file) as an artifact of kind ``checkpoint``."""
         cb = checkpoint_callback
         path = getattr(cb, "_last_checkpoint_saved", None) or getattr(cb, "last_model_path", "")
-        if not self._checkpoints or not path or not os.path.isfile(path):
-            return
+        if not self._checkpoints or not path or not os.path.exists(path):
+            return  # (a sharded checkpoint is a directory: logged as one)
         # at the step of the metrics logged last (a validation's, for a checkpoint that
         # monitors one), so that best_checkpoint pairs them; Lightning's count of optimizer
         # steps (one more) goes into the metadata
@@ -141,7 +148,7 @@ class SqltrackLogger(Logger):
         score = scalar(getattr(cb, "best_k_models", {}).get(path))
         if score is not None:
             metadata["score"] = float(score)
-        self._session.live().log_artifact(path, kind="checkpoint", step=step, metadata=metadata)
+        self._session.artifact(path, step, metadata)
         self._checkpoint_step = step
 
     @rank_zero_only
@@ -160,6 +167,8 @@ class SqltrackLogger(Logger):
         interrupted = sys.exc_info()[1]  # finalize("failed") runs inside Lightning's except
         if final == "FAILED" and _is_interruption(interrupted):
             final = "CANCELLED"
+        if session.suspended is not None and final != "COMPLETED":
+            final = session.suspended  # the SIGTERM that follows a requeue: still REQUEUED
         session.finish(final)
 
 

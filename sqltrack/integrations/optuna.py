@@ -36,10 +36,12 @@ from typing import Any, Literal
 
 import optuna
 
+from .._base.names import check_metric_name
 from .._db.client import Client
 from .._live.run import Run
 from ..errors import InvalidValue
-from ._session import Session, jsonable, log
+from ._plain import jsonable
+from ._session import Session, log
 
 #: Optuna's finished trial states and the run statuses they end in
 STATUSES = {"COMPLETE": "COMPLETED", "PRUNED": "CANCELLED", "FAIL": "FAILED"}
@@ -161,6 +163,11 @@ def _metric_names(metric_name: str | Sequence[str]) -> list[str]:
         raise InvalidValue(f"metric_name must be a name or a list of names, not {metric_name!r}")
     if not names or not all(isinstance(n, str) and n for n in names):
         raise InvalidValue(f"metric_name must be a name or a list of names, not {metric_name!r}")
+    for name in names:
+        try:
+            check_metric_name(name)
+        except InvalidValue as e:
+            raise InvalidValue(f"metric_name: {e}") from None
     if len(set(names)) != len(names) or INTERMEDIATE in names:
         raise InvalidValue(f"metric_name: the names must differ, and from {INTERMEDIATE!r}")
     return names

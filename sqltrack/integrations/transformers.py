@@ -35,6 +35,7 @@ from transformers import TrainerCallback
 
 from .._db.client import Client
 from .._live.run import Run
+from ._plain import flag
 from ._session import Session
 
 
@@ -60,7 +61,7 @@ class SqltrackCallback(TrainerCallback):
         checkpoints: bool = True,
     ) -> None:
         self._session = Session(client, experiment, run_id, env=env, code=code)
-        self._checkpoints = checkpoints
+        self._checkpoints = flag(checkpoints, "checkpoints")
 
     @property
     def run(self) -> Run:
@@ -78,6 +79,7 @@ class SqltrackCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
             return
+        self._session.begin(fresh=True)  # a later train(): a run of its own
         params = dict(args.to_dict())
         config = getattr(kwargs.get("model"), "config", None)
         if config is not None and hasattr(config, "to_dict"):
@@ -96,9 +98,7 @@ class SqltrackCallback(TrainerCallback):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         if os.path.isdir(folder):
             metadata = {"epoch": state.epoch} if state.epoch is not None else {}
-            self._session.live().log_artifact(
-                folder, kind="checkpoint", step=state.global_step, metadata=metadata
-            )
+            self._session.artifact(folder, state.global_step, metadata)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:

@@ -73,7 +73,7 @@ class SqltrackCallback(xgboost.callback.TrainingCallback):
 
     def before_training(self, model: Any) -> Any:
         """Start the run (again, for a later training); add ``params`` to its args."""
-        self._session.live()
+        self._session.begin(fresh=True)  # a later training: a run of its own
         if self._params:
             self._session.args(self._params)
         return model

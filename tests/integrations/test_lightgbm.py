@@ -135,7 +135,13 @@ def test_without_a_with_block_the_run_ends_at_exit(
     done = run_python(_SCRIPT, db_params, how)
     assert (done.returncode == 0) == (how != "raise"), done.stderr[-2000:]
     assert ("RuntimeError: diverged" in done.stderr) == (how == "raise")
-    run_id, final, _ = only_run(client, "lgb")
+    runs = client.query("SELECT id, status FROM runs ORDER BY id")
+    if how == "twice":  # a later training with the same callback: a run of its own
+        (first, done_first), runs = runs[0], runs[1:]
+        assert done_first == "COMPLETED" and sorted(series(client, first, "valid-mine")) == [
+            0, 1, 2,
+        ]  # fmt: skip
+    ((run_id, final),) = runs
     assert final == status  # early stopping: the booster says so; else the exception
     steps = sorted(series(client, run_id, "valid-mine"))
     if how != "raise":  # "mine" never improves: stopped 2 iterations after its best

@@ -154,11 +154,13 @@ def test_parallel_trials_are_each_written(client: st.Client) -> None:
 
 
 def test_bad_arguments_raise_before_the_study() -> None:
-    with pytest.raises(st.InvalidValue, match="experiment must be a name or an id"):
+    with pytest.raises(st.InvalidValue, match="experiment name must be a non-empty string"):
         SqltrackCallback(experiment="")
+    with pytest.raises(st.InvalidValue, match="experiment must be a positive 64-bit integer"):
+        SqltrackCallback(experiment=-3)
     with pytest.raises(st.InvalidValue, match="client must be a sqltrack.Client"):
         SqltrackCallback(client="sqlite:///x.db")  # type: ignore[arg-type]
-    for bad in ([], ["a", ""], 3, ["a", "a"], "intermediate_value"):
+    for bad in ([], ["a", ""], 3, ["a", "a"], "intermediate_value", "bad:name"):
         with pytest.raises(st.InvalidValue, match="metric_name"):
             SqltrackCallback(metric_name=bad)
     with pytest.raises(st.InvalidValue, match="no trial has been written yet"):

@@ -102,6 +102,29 @@ def test_a_training_ends_completed_with_logs_args_and_checkpoints(
     assert best.step == min(eval_loss, key=lambda s: (eval_loss[s], s))
 
 
+def test_an_evaluation_after_training_is_written_and_the_run_stays_completed(
+    client: st.Client, tmp_path: Path
+) -> None:
+    callback = SqltrackCallback(experiment="bert", client=client)
+    hf = trainer(tmp_path, callback)
+    hf.train()
+    hf.evaluate(Pairs(4), metric_key_prefix="test")  # the Trainer's on_log, after on_train_end
+    run_id, status, _ = only_run(client, "bert")
+    assert status == "COMPLETED"
+    assert list(series(client, run_id, "test_loss")) == [8]
+
+
+def test_a_second_train_with_the_same_callback_is_a_run_of_its_own(
+    client: st.Client, tmp_path: Path
+) -> None:
+    callback = SqltrackCallback(experiment="bert", client=client)
+    trainer(tmp_path, callback).train()
+    first = callback.run.id
+    trainer(tmp_path / "again", callback).train()
+    rows = client.query("SELECT id, status FROM runs ORDER BY id")
+    assert rows == [(first, "COMPLETED"), (callback.run.id, "COMPLETED")] and first != rows[1][0]
+
+
 def test_a_training_that_raises_ends_failed_in_a_with_block(
     client: st.Client, tmp_path: Path
 ) -> None:
