@@ -16,7 +16,8 @@ import atexit
 import logging
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal, TypeVar
 
 from .._base.names import check_metric_name
 from .._db.client import Client
@@ -225,6 +226,26 @@ class Session:
             fn(*args)
         except SQLTrackError as e:
             self.warn(e)
+
+
+B = TypeVar("B", bound="EndsWithBlock")
+
+
+class EndsWithBlock:
+    """Makes an integration a ``with`` block that ends its run as the block ends: FAILED
+    when it raised (CANCELLED after Ctrl-C), else COMPLETED (unless the framework's own
+    end came first). For frameworks with no hook that says training raised."""
+
+    _session: Session
+
+    def __enter__(self: B) -> B:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        self._session.end(exc)
+        return False
 
 
 def ending_status(exc: BaseException | None) -> str:

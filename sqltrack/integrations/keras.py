@@ -25,20 +25,19 @@ Example::
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import keras
 
 from .._db.client import Client
 from .._live.run import Run
 from ..errors import InvalidValue
-from ._session import Session
+from ._session import EndsWithBlock, Session
 
 log = logging.getLogger("sqltrack")
 
 
-class SqltrackCallback(keras.callbacks.Callback):  # type: ignore[misc]
+class SqltrackCallback(keras.callbacks.Callback, EndsWithBlock):  # type: ignore[misc]
     """Log a Keras ``fit`` to a sqltrack run.
 
     :param experiment: the experiment's name or id (default ``$SQLTRACK_EXPERIMENT_NAME``)
@@ -106,22 +105,6 @@ class SqltrackCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._session.finish("COMPLETED")
-
-    # -- as a with block ----------------------------------------------------------------
-
-    def __enter__(self) -> SqltrackCallback:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        """End the run: FAILED when the block raised (CANCELLED after Ctrl-C), else
-        COMPLETED (if ``on_train_end`` has not already)."""
-        self._session.end(exc)
-        return False
 
 
 def _optimizer_config(model: Any) -> dict[str, Any] | None:

@@ -27,15 +27,14 @@ Example::
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from .._db.client import Client
 from .._live.run import Run
-from ._session import Session
+from ._session import EndsWithBlock, Session
 
 
-class SqltrackCallback:
+class SqltrackCallback(EndsWithBlock):
     """Log a LightGBM training to a sqltrack run.
 
     :param experiment: the experiment's name or id (default ``$SQLTRACK_EXPERIMENT_NAME``)
@@ -99,23 +98,6 @@ class SqltrackCallback:
         default (FAILED, CANCELLED after Ctrl-C)."""
         model, self._model = self._model, None
         return "COMPLETED" if model is not None and _stopped_early(model) else None
-
-    # -- as a with block ----------------------------------------------------------------
-
-    def __enter__(self) -> SqltrackCallback:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        """End the run: FAILED when the block raised (CANCELLED after Ctrl-C), else
-        COMPLETED (if the last iteration has not already)."""
-        self._model = None
-        self._session.end(exc)
-        return False
 
 
 def _stopped_early(model: Any) -> bool:

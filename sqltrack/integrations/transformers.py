@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 import os
-from types import TracebackType
 from typing import Any
 
 from transformers import TrainerCallback
@@ -36,10 +35,10 @@ from transformers import TrainerCallback
 from .._db.client import Client
 from .._live.run import Run
 from ._plain import flag
-from ._session import Session
+from ._session import EndsWithBlock, Session
 
 
-class SqltrackCallback(TrainerCallback):
+class SqltrackCallback(TrainerCallback, EndsWithBlock):
     """Log a ``Trainer``'s training to a sqltrack run.
 
     :param experiment: the experiment's name or id (default ``$SQLTRACK_EXPERIMENT_NAME``)
@@ -67,14 +66,6 @@ class SqltrackCallback(TrainerCallback):
     def run(self) -> Run:
         """The :class:`~sqltrack.Run` this callback writes (on the main process)."""
         return self._session.run
-
-    def __enter__(self) -> SqltrackCallback:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._session.end(exc)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

@@ -25,18 +25,17 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import xgboost
 
 from .._db.client import Client
 from .._live.run import Run
 from ..errors import InvalidValue
-from ._session import Session
+from ._session import EndsWithBlock, Session
 
 
-class SqltrackCallback(xgboost.callback.TrainingCallback):
+class SqltrackCallback(xgboost.callback.TrainingCallback, EndsWithBlock):
     """Log an XGBoost training to a sqltrack run.
 
     :param experiment: the experiment's name or id (default ``$SQLTRACK_EXPERIMENT_NAME``)
@@ -97,19 +96,3 @@ class SqltrackCallback(xgboost.callback.TrainingCallback):
         """End the run COMPLETED."""
         self._session.finish("COMPLETED")
         return model
-
-    # -- as a with block ----------------------------------------------------------------
-
-    def __enter__(self) -> SqltrackCallback:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        """End the run: FAILED when the block raised (CANCELLED after Ctrl-C), else
-        COMPLETED (if ``after_training`` has not already)."""
-        self._session.end(exc)
-        return False
