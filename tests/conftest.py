@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,17 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("SQLTRACK_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _sigterm_restored() -> Iterator[None]:
+    """Each test leaves SIGTERM's handler as it found it: a run started and never stopped
+    leaves sqltrack's, which a later test's framework (Lightning chains the handler it
+    finds) would call, and which ends the process."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    if signal.getsignal(signal.SIGTERM) is not before:
+        signal.signal(signal.SIGTERM, before)
 
 
 @pytest.fixture(params=ENGINES)

@@ -100,14 +100,20 @@ def test_bad_arguments_raise_before_training() -> None:
 def test_sigterm_is_lightnings_to_handle_and_the_run_ends_cancelled(
     client: st.Client, tmp_path: Path
 ) -> None:
-    before = signal.getsignal(signal.SIGTERM)
+    # the default action before: a Python handler left by another test would be chained
+    # by Lightning (its "existing handlers"), and may end this process
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     logger = SqltrackLogger(experiment="lit", client=client)
-    with pytest.raises(SystemExit):  # Lightning's SIGTERMException, after its own handler
-        fit(logger, tmp_path, Regression(sigterm_at=3))
+    try:
+        with pytest.raises(SystemExit):  # Lightning's SIGTERMException, after its handler
+            fit(logger, tmp_path, Regression(sigterm_at=3))
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
     run_id, status, _ = only_run(client, "lit")
     assert status == "CANCELLED"
     assert sorted(series(client, run_id, "train/loss")) == [0, 1, 2, 3]
-    assert signal.getsignal(signal.SIGTERM) is before  # nothing of sqltrack's left behind
+    assert after is signal.SIG_DFL  # nothing of sqltrack's left behind
 
 
 def test_a_requeued_slurm_job_resumes_its_run(
