@@ -4,11 +4,13 @@
     python bench/all.py --engine sqlite
     python bench/all.py --engine sqlite --quick     # tiny sizes: only checks that all run
     python bench/all.py --engine sqlite --only sync --only buffered   # some of them
+    python bench/all.py --engine sqlite --mlflow-python /tmp/benchvenv/bin/python
 
 Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
-bench_gc, bench_narrow and bench_import, each in a fresh interpreter with the sizes used in
-docs/benchmarks.md, and bench_mlflow when mlflow can be imported (by
-``--mlflow-python``, e.g. a separate environment's interpreter). Shows their output,
+bench_gc, bench_narrow, bench_lightning and bench_import, each in a fresh interpreter with
+the sizes used in docs/benchmarks.md, and bench_mlflow when mlflow can be imported (by
+``--mlflow-python``, e.g. a separate environment's interpreter; bench_lightning's fits then
+run there too, with MLFlowLogger among the loggers, if it has lightning). Shows their output,
 then a table of every figure against its target. On PostgreSQL one throwaway server (or
 ``--dsn``) serves all scripts, each in a schema of its own. Exits 1 if a target is missed
 (except with ``--quick``, whose figures mean nothing).
@@ -38,6 +40,9 @@ FULL = {
     "bench_system.py": ["--seconds", "4", "--rounds", "12"],
     "bench_gc.py": ["--rows", "10000000", "--baseline", "5", "--after", "60"],
     "bench_narrow.py": [],  # its defaults: 100,000 names, a 25,000-value step, 6,000 names
+    # a fresh interpreter per fit (~20 s with its imports here): 2 rounds of 4 fits take
+    # about 3 min (4 min with MLFlowLogger); docs/benchmarks.md has 7 rounds
+    "bench_lightning.py": ["--steps", "2000", "--rounds", "2"],
 }
 # engine-independent: run once, without --engine
 FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
@@ -54,6 +59,7 @@ QUICK = {
         "--harnesses", "2", "--names", "100", "--wide", "300", "--steps", "50",
         "--others", "300", "--long-runs", "2", "--repeat", "1",
     ],
+    "bench_lightning.py": ["--quick"],
 }  # fmt: skip
 
 
@@ -63,6 +69,12 @@ def met(value: float, target: str | None) -> str:
     op, bound = target.split()
     compare = {"<=": operator.le, ">=": operator.ge, "<": operator.lt}[op]
     return "yes" if compare(value, float(bound)) else "**NO**"
+
+
+def importable(python: str, *modules: str) -> bool:
+    """Whether ``python`` finds every one of ``modules`` (without importing them)."""
+    code = "import importlib.util as u, sys; sys.exit(None in map(u.find_spec, sys.argv[1:]))"
+    return subprocess.run([python, "-c", code, *modules], capture_output=True).returncode == 0
 
 
 def main() -> int:
@@ -76,7 +88,7 @@ def main() -> int:
         action="append",
         metavar="NAME",
         help="run only bench_NAME.py (repeatable: sync, buffered, read, plot, summaries, "
-        "system, gc, narrow, import, hash, mlflow)",
+        "system, gc, narrow, lightning, import, hash, mlflow)",
     )
     args = parser.parse_args()
 
@@ -93,10 +105,14 @@ def main() -> int:
     runs.append((sys.executable, "bench_import.py", ["--repeat", "3" if args.quick else "30"]))
     plain = QUICK_PLAIN if args.quick else FULL_PLAIN
     runs += [(sys.executable, script, size) for script, size in plain.items()]
-    has_mlflow = (
-        subprocess.run([args.mlflow_python, "-c", "import mlflow"], capture_output=True).returncode
-        == 0
-    )
+    has_mlflow = importable(args.mlflow_python, "mlflow")
+    if has_mlflow and importable(args.mlflow_python, "lightning"):  # MLFlowLogger, too
+        runs = [
+            (python, script, [*size, "--python", args.mlflow_python])
+            if script == "bench_lightning.py"
+            else (python, script, size)
+            for python, script, size in runs
+        ]
     if has_mlflow:
         runs.append(
             (args.mlflow_python, "bench_mlflow.py", ["--steps", "20" if args.quick else "1000"])

@@ -53,6 +53,7 @@ def test_all_benchmarks_run(db_params: dict[str, Any]) -> None:
         "metrics_long mmlu_% mean",
         "import sqltrack",
         "gc",
+        "lightning: SqltrackLogger's fit over no logger's",
     ]:
         assert f"| {figure}" in summary, figure
 
