@@ -57,8 +57,8 @@ def check_id(value: Any, what: str) -> int:
     the same run)."""
     if isinstance(value, str) and value.isascii() and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidValue(f"{what} id must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise InvalidValue(f"{what} id must be a positive integer (of 64 bits), got {value!r}")
     return value
 
 

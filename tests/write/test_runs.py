@@ -88,7 +88,7 @@ def test_creation_errors(client: Client, exp: Experiment) -> None:
     Run(client, exp.id, 5)
     with pytest.raises(InvalidValue, match="run 5 belongs to experiment"):
         Run(client, other.id, 5)
-    for bad in (0, -1, True, 1.5):
+    for bad in (0, -1, True, 1.5, 2**63):  # (2**63: past the database's BIGINT)
         with pytest.raises(InvalidValue, match="positive integer"):
             Run(client, exp.id, bad)  # type: ignore[arg-type]
     assert q(client, "SELECT id FROM runs") == [(5,)]
