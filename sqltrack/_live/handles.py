@@ -15,6 +15,7 @@ from typing import Any
 from .._db.client import Client, operation
 from .._read.search import find_run_ids
 from .._write.experiments import (
+    check_name,
     experiment_add_link,
     experiment_add_tags,
     experiment_remove_link,
@@ -24,6 +25,7 @@ from .._write.experiments import (
     experiment_set_tags,
     get_or_create_experiment,
 )
+from .._write.rows import check_id
 from ..errors import InvalidValue
 from .run import Run
 
@@ -100,21 +102,29 @@ def run_from_env(client: Client) -> Run:
 
     :raises InvalidValue: neither experiment variable is set, or an id is not a number.
     """
-    name = os.environ.get("SQLTRACK_EXPERIMENT_NAME") or None
-    exp_text = os.environ.get("SQLTRACK_EXPERIMENT_ID") or None
-    run_text = os.environ.get("SQLTRACK_RUN_ID") or None
-    if name is None and exp_text is None:
+    experiment_id, name, run_id = ids_from_env()
+    if name is None and experiment_id is None:
         raise InvalidValue("set SQLTRACK_EXPERIMENT_NAME or SQLTRACK_EXPERIMENT_ID (or both)")
-    experiment_id = None
-    if exp_text is not None:
-        if not exp_text.strip().isdigit():
-            raise InvalidValue(f"SQLTRACK_EXPERIMENT_ID is {exp_text!r}, not a positive integer")
-        experiment_id = int(exp_text)
-    if run_text is not None and not run_text.strip().isdigit():
-        raise InvalidValue(f"SQLTRACK_RUN_ID is {run_text!r}, not a positive integer")
     with client:
         experiment_id = get_or_create_experiment(client, experiment_id, name)
-        return Run(client, experiment_id, None if run_text is None else int(run_text))
+        return Run(client, experiment_id, run_id)
+
+
+def ids_from_env() -> tuple[int | None, str | None, int | None]:
+    """``(experiment id, experiment name, run id)`` from ``SQLTRACK_EXPERIMENT_ID``,
+    ``SQLTRACK_EXPERIMENT_NAME`` and ``SQLTRACK_RUN_ID``, None where one is not set
+    (:func:`run_from_env`, and the integrations' defaults).
+
+    :raises InvalidValue: an id that is not a positive integer, naming its variable
+    """
+    name = os.environ.get("SQLTRACK_EXPERIMENT_NAME") or None
+    found = []
+    for variable in ("SQLTRACK_EXPERIMENT_ID", "SQLTRACK_RUN_ID"):
+        text = os.environ.get(variable) or None
+        if text is not None and not (text.isascii() and text.strip().isdigit()):
+            raise InvalidValue(f"{variable} is {text!r}, not a positive integer")
+        found.append(None if text is None else check_id(text, variable))
+    return found[0], None if name is None else check_name(name), found[1]
 
 
 @operation

@@ -32,7 +32,8 @@ _CREATE_WITH_ID = (
 )
 
 
-def _check_name(name: Any) -> str:
+def check_name(name: Any) -> str:
+    """A valid experiment name (or InvalidValue)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidValue(f"experiment name must be a non-empty string, got {name!r}")
     return check_text(name, "experiment name")
@@ -58,7 +59,7 @@ def get_or_create_experiment(
     if experiment_id is None and name is None:
         raise InvalidValue("give an experiment_id or a name (or both)")
     if name is not None:
-        _check_name(name)
+        check_name(name)
     if experiment_id is not None:
         _rows.check_id(experiment_id, "experiment")
     with client:
@@ -122,7 +123,7 @@ def experiment_set_name(client: Client, experiment_id: int, name: str) -> None:
     :raises NotFound: the experiment does not exist.
     """
     try:
-        _rows.set_column(client, _T, "name", experiment_id, _check_name(name))
+        _rows.set_column(client, _T, "name", experiment_id, check_name(name))
     except Exception as e:
         if client.engine.is_unique_violation(e):
             raise InvalidValue(f"experiment name {name!r} is taken") from None

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-from .._base.names import suggest_metric_name
-from .._base.values import check_text
+from .._live.handles import ids_from_env
+from .._write.experiments import check_name
+from .._write.rows import check_id
 from ..errors import InvalidValue
 
 #: a framework's nested hyperparameters are kept as they are, down to this depth
 MAX_DEPTH = 20
 #: the text of a value that is not JSON (a module, a class) is cut to this length
 MAX_TEXT = 1000
-_MAX_ID = 2**63 - 1
 
 
 def experiment_of(experiment: int | str | None) -> tuple[int | None, str | None]:
@@ -27,43 +26,17 @@ def experiment_of(experiment: int | str | None) -> tuple[int | None, str | None]
     ``$SQLTRACK_EXPERIMENT_ID`` (as :func:`~sqltrack.run_from_env` reads them); raises
     at once when there is none or it is not valid."""
     if experiment is None:
-        name = os.environ.get("SQLTRACK_EXPERIMENT_NAME") or None
-        text = os.environ.get("SQLTRACK_EXPERIMENT_ID") or None
-        if name is None and text is None:
+        number, name, _ = ids_from_env()
+        if number is None and name is None:
             raise InvalidValue(
                 "no experiment: pass experiment= (a name or id) or set SQLTRACK_EXPERIMENT_NAME"
             )
-        if text is not None and not text.strip().isdigit():
-            raise InvalidValue(f"SQLTRACK_EXPERIMENT_ID is {text!r}, not a positive integer")
-        number = None if text is None else _id(int(text), "SQLTRACK_EXPERIMENT_ID")
-        return number, None if name is None else _name(name)
+        return number, name
     if isinstance(experiment, int) and not isinstance(experiment, bool):
-        return _id(experiment, "experiment"), None
+        return check_id(experiment, "experiment"), None
     if isinstance(experiment, str):
-        return None, _name(experiment)
+        return None, check_name(experiment)
     raise InvalidValue(f"experiment must be a name or an id, not {experiment!r}")
-
-
-def _id(number: int, what: str) -> int:
-    if not 0 < number <= _MAX_ID:
-        raise InvalidValue(f"{what} must be a positive 64-bit integer, not {number}")
-    return number
-
-
-def _name(name: str) -> str:
-    if not name.strip():
-        raise InvalidValue(f"experiment name must be a non-empty string, not {name!r}")
-    return check_text(name, "experiment name")
-
-
-def run_id_from_env() -> int | None:
-    """``$SQLTRACK_RUN_ID``, as :func:`~sqltrack.run_from_env` reads it."""
-    text = os.environ.get("SQLTRACK_RUN_ID") or None
-    if text is None:
-        return None
-    if not text.strip().isdigit():
-        raise InvalidValue(f"SQLTRACK_RUN_ID is {text!r}, not a positive integer")
-    return _id(int(text), "SQLTRACK_RUN_ID")
 
 
 def flag(value: Any, name: str) -> bool:
@@ -71,13 +44,6 @@ def flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidValue(f"{name} must be True or False, not {value!r}")
     return value
-
-
-def metric_name(name: Any) -> str:
-    """The name sqltrack logs a framework's metric under: itself, or where it has
-    characters sqltrack refuses (XGBoost's ``ndcg@5``), the name the error would suggest
-    (``ndcg_5``)."""
-    return suggest_metric_name(str(name))
 
 
 def scalar(value: Any) -> int | float | bool | None:

@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from .._base.names import check_metric_name
+from .._base.names import check_metric_name, suggest_metric_name
 from .._db.client import Client
-from .._live.handles import Experiment
+from .._live.handles import Experiment, ids_from_env
 from .._live.run import Run
 from .._write.runs import check_status, resolve_run_id
 from ..errors import InvalidMetricName, InvalidValue, SQLTrackError
-from ._plain import experiment_of, flag, jsonable, metric_name, run_id_from_env, scalar
+from ._plain import experiment_of, flag, jsonable, scalar
 
 log = logging.getLogger("sqltrack")
 
@@ -63,7 +63,7 @@ class Session:
         if client is not None and not isinstance(client, Client):
             raise InvalidValue(f"client must be a sqltrack.Client, not {type(client).__name__}")
         if run_id is None and from_env:
-            run_id = run_id_from_env()
+            run_id = ids_from_env()[2]
         self.run_id = resolve_run_id(run_id)  # bad input raises here, before training
         self.experiment_id, self.experiment_name = experiment_of(experiment)
         self._env, self._code = flag(env, "env"), flag(code, "code")
@@ -208,7 +208,7 @@ class Session:
         try:
             logged = check_metric_name(name)
         except InvalidMetricName:
-            logged = metric_name(name)
+            logged = suggest_metric_name(str(name))  # XGBoost's ndcg@5: ndcg_5
             self.warn(f"metric {str(name)[:60]!r} is logged as {logged!r}")
         if type(name) is str:
             self._names[name] = logged

@@ -40,8 +40,9 @@ from ..errors import InvalidValue
 from ._plain import flag, scalar
 from ._session import Session
 
-#: Lightning's finalize statuses and the run statuses they end in
-STATUSES = {"success": "COMPLETED", "failed": "FAILED", "finished": "REQUEUED"}
+#: Lightning's finalize statuses and the run statuses they end in ("finished", a requeue,
+#: suspends the run instead)
+STATUSES = {"success": "COMPLETED", "failed": "FAILED"}
 
 
 class SqltrackLogger(Logger):

@@ -156,7 +156,9 @@ def test_parallel_trials_are_each_written(client: st.Client) -> None:
 def test_bad_arguments_raise_before_the_study() -> None:
     with pytest.raises(st.InvalidValue, match="experiment name must be a non-empty string"):
         SqltrackCallback(experiment="")
-    with pytest.raises(st.InvalidValue, match="experiment must be a positive 64-bit integer"):
+    with pytest.raises(
+        st.InvalidValue, match="experiment id must be a positive integer \\(of 64 bits\\)"
+    ):
         SqltrackCallback(experiment=-3)
     with pytest.raises(st.InvalidValue, match="client must be a sqltrack.Client"):
         SqltrackCallback(client="sqlite:///x.db")  # type: ignore[arg-type]

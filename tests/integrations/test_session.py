@@ -148,8 +148,12 @@ def test_other_ranks_open_no_run(client: st.Client, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize(
     ("kwargs", "env", "message"),
     [
-        ({"experiment": -3}, {}, "experiment must be a positive 64-bit integer, not -3"),
-        ({"experiment": 2**70}, {}, "experiment must be a positive 64-bit integer"),
+        (
+            {"experiment": -3},
+            {},
+            "experiment id must be a positive integer \\(of 64 bits\\), got -3",
+        ),
+        ({"experiment": 2**70}, {}, "experiment id must be a positive integer \\(of 64 bits\\)"),
         ({"experiment": "   "}, {}, "experiment name must be a non-empty string"),
         ({"experiment": "a\x00b"}, {}, "NUL"),
         ({"experiment": 1.5}, {}, "experiment must be a name or an id, not 1.5"),
