@@ -284,13 +284,10 @@ class Run(RunColumns):
             # One connection while the run logs fast (see release_seconds); each call still
             # commits: psql sees every step.
             with self.client.hold():
-                self.start(terminated, started, updated)
+                self.start(terminated, started, updated, buffered=buffered)
                 if system_metrics:
                     sampler = SystemSampler(self.client, self.id, system_metrics).start()
-                if buffered:
-                    if delivery.buffer is None:  # (start() may have handed over already)
-                        delivery.buffer = delivery.new_buffer(offline=False)
-                    # the writer has its own; this one is needed again at the end only
+                if buffered:  # the writer has its own; this one is needed at the end only
                     self.client.release()
                 try:
                     yield self
