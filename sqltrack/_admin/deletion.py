@@ -97,7 +97,7 @@ def delete_runs(
     client: Client, run_ids: Iterable[int] = (), dry_run: bool = False, **filters: Any
 ) -> list[int]:
     """Delete runs (reversibly): the given ids and/or the runs that match the filters of
-    :func:`~sqltrack.search.find_runs`; returns the ids deleted now.
+    :func:`~sqltrack.find_runs`; returns the ids deleted now.
 
     Example::
 

@@ -16,7 +16,7 @@ database file is merged into the lab's database (PostgreSQL, or another SQLite f
   takes the file's status, times, comment, tags, args, env and extras unless its own
   ``time_updated`` is newer.
 - **Metrics**: the file is input like any other: a column whose name is not a valid
-  metric name (:mod:`sqltrack.names`: uppercase, too long, not an identifier) is left
+  metric name (:mod:`sqltrack._base.names`: uppercase, too long, not an identifier) is left
   out, and the result names it; the others are checked as ``add_metrics`` checks its
   arguments. Missing columns are created with the file's types; rows are upserted
   (only the values a row holds: NULLs never overwrite values the target has). A value

@@ -3,7 +3,7 @@
 A job killed by the OOM killer, a time limit, a node failure or SIGKILL after the grace
 period cannot record its status: its run stays ``RUNNING``. :func:`reconcile` asks
 ``sacct`` about runs still ``RUNNING`` or ``PENDING`` whose ids are Slurm job ids (run
-ids up to :data:`~sqltrack.runs.MAX_EXPLICIT_RUN_ID`) and records the final state Slurm
+ids up to :data:`~sqltrack._write.runs.MAX_EXPLICIT_RUN_ID`) and records the final state Slurm
 recorded, with its end time. A status the job wrote itself is never overridden (only
 ``RUNNING``/``PENDING`` rows are updated, checked again in the ``UPDATE``); running it
 twice changes nothing. Array tasks are matched by their raw job id (``JobIDRaw``, which

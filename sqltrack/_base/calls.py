@@ -1,8 +1,8 @@
 """What one metrics call may hold, checked without a database.
 
 :func:`validate` turns ``add_metrics``' arguments into a :data:`Row`: names checked once
-per set of names (:mod:`sqltrack.names`), each value unwrapped and given its kind
-(``bool``, ``int``, ``float``, ``str``, ``datetime``; see :mod:`sqltrack.metrics` for the
+per set of names (:mod:`sqltrack._base.names`), each value unwrapped and given its kind
+(``bool``, ``int``, ``float``, ``str``, ``datetime``; see :mod:`sqltrack._write.metrics` for the
 column types), step and progress checked. (Fitting the values to the columns that exist
 is the write path's: :func:`sqltrack._write.metrics.fit_row`.)
 """

@@ -59,7 +59,7 @@ class Client:
     :meth:`hold`, :meth:`release`, :meth:`run_operation`, :meth:`discard`, :attr:`in_block`,
     :attr:`in_user_block`, :attr:`metrics_cache` and :attr:`schema_cache`.
 
-    :param config: config dict, or path of a config file (see :mod:`sqltrack.config`).
+    :param config: config dict, or path of a config file (see :mod:`sqltrack._db.config`).
     :param kwargs: connection parameters; they take priority over everything else.
     :raises ConfigError: unknown engine, invalid parameter, or a named config file is missing.
     """
@@ -91,7 +91,7 @@ class Client:
         self._ever_connected = False
         self._in_operation = False
         self._in_user_block = False  # the running operation is inside a user's block
-        #: what :mod:`sqltrack.metrics` knows of the metrics table (its columns), or None
+        #: what :mod:`sqltrack._write.metrics` knows of the metrics table (its columns), or None
         #: when unknown: forgotten whenever a transaction that may have added columns is
         #: rolled back or a connection is lost
         self.metrics_cache: Any = None

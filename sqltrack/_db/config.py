@@ -6,7 +6,7 @@ Precedence, highest first:
 2. environment variables ``SQLTRACK_DSN_<PARAM>`` (e.g. ``SQLTRACK_DSN_USER``),
 3. the config: a dict, or a file in dotenv syntax named by the ``config`` argument,
    else by ``$SQLTRACK_CONFIG_PATH``, else ``./sqltrack.conf`` if it exists,
-4. the engine's defaults, which the engine adds (see :mod:`sqltrack.engines`).
+4. the engine's defaults, which the engine adds (see :mod:`sqltrack._db.engines`).
 
 A database URL (``url``: ``postgresql://user:password@host:port/dbname?param=value``,
 ``postgres://…``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``; also
@@ -124,7 +124,7 @@ def load_config(
     """Merge config < environment < kwargs into one parameter dict.
 
     The engine named by ``engine`` checks the values and adds its defaults
-    (:func:`sqltrack.engines.get_engine`).
+    (:func:`sqltrack._db.engines.get_engine`).
 
     :param config: a dict of parameters, or the path of a config file; ``None`` looks
         for ``$SQLTRACK_CONFIG_PATH``, then ``./sqltrack.conf``.

@@ -101,8 +101,7 @@ def setup(
 
     Example::
 
-        from sqltrack import Client
-        from sqltrack.schema import setup
+        from sqltrack import Client, setup
         for result in setup(Client(), "my_views.sql"):
             print(result.name, "applied" if result.applied else "already applied")
 

@@ -17,10 +17,10 @@ leaves it alone), and commits.
   from the next ``add_metrics``, ``flush()`` or the end of ``track()``, once. What the
   database refuses for good (a permanent error: a row too big, a missing privilege) is
   never retried: the batch is written call by call, and what does not fit or is refused
-  again is set aside (:mod:`sqltrack.setaside`, one warning); everything else is written.
+  again is set aside (:mod:`sqltrack._live.setaside`, one warning); everything else is written.
 - Transient trouble never raises: a lost connection is replaced and the batch retried,
   like any operation, for up to :attr:`MetricsBuffer.spool_after` seconds; then the batch and
-  everything after it go to the run's spool file (:mod:`sqltrack.spool`) and the job goes
+  everything after it go to the run's spool file (:mod:`sqltrack._live.spool`) and the job goes
   on. The writer tries the database again now and then (backing off up to
   :attr:`MetricsBuffer.max_retry_seconds`), pushes the spool in order as soon as it
   answers, and writes directly again. What is still spooled when the run ends is left
@@ -104,7 +104,7 @@ class MetricsBuffer:
         self.heartbeat_seconds = heartbeat_seconds
         self._client = Client.of(**client.engine.params)  # a connection of its own
         self._spool: Spool | None = None  # while the database cannot be reached
-        #: where calls the database refused for good are kept (see sqltrack.setaside)
+        #: where calls the database refused for good are kept (see sqltrack._live.setaside)
         self.set_aside = SetAside(spool_dir() / f"{new_stem(client, run_id)}{SUFFIX}", run_id)
         self._offline = offline
         self._reason: BaseException | None = None  # why it went offline
@@ -234,7 +234,7 @@ class MetricsBuffer:
             refused: list[Any]
             rows: list[Any]
             # what this attempt wrote, for the run's summary (not read back: see
-            # sqltrack.summary_batches); summarized: an update took it in
+            # sqltrack._write.batch_summary); summarized: an update took it in
             done = None if upkeep is None else BatchSummary()
             collect = None if done is None else done.add
             summarized = False
@@ -298,7 +298,7 @@ class MetricsBuffer:
 
     def _salvage(self, batch: list[Any], beat: bool) -> None:
         """After the database refused a batch for good: each call in a transaction of its
-        own, so that what it refuses again is set aside (:mod:`sqltrack.setaside`) and
+        own, so that what it refuses again is set aside (:mod:`sqltrack._live.setaside`) and
         everything else, the status too, is written."""
         client = self._client
         refused: list[tuple[Any, InvalidValue]] = []

@@ -1,4 +1,4 @@
-"""What the background writer of a run is handed besides rows (:mod:`sqltrack.buffer`):
+"""What the background writer of a run is handed besides rows (:mod:`sqltrack._live.buffer`):
 an explicit ``time_updated`` and a status, written in call order with the rows."""
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 A value that can never be written must neither block the values after it nor vanish:
 the database refused it with a permanent error (a row too big, a missing privilege; see
-:meth:`~sqltrack.engines.base.Engine.classify`), it does not fit its column, or it is a
+:meth:`~sqltrack._db.engines.base.Engine.classify`), it does not fit its column, or it is a
 spool entry that is not valid. The buffered writer of ``track()`` and the spool push
 write everything else, and append such a value to a **set-aside file** in the spool
-directory (:func:`~sqltrack.spool.spool_dir`), named like the run's spool files with the
+directory (:func:`~sqltrack._live.spool.spool_dir`), named like the run's spool files with the
 suffix ``.refused.jsonl``; one warning names the file. Each line is one JSON object::
 
     {"time": "2026-12-01T08:00:00+00:00", "run_id": 42, "kind": "rows",
@@ -76,7 +76,7 @@ class SetAside:
             )
 
     def add_row(self, row: Any, error: BaseException | str) -> None:
-        """Set aside one metrics call (a :data:`~sqltrack.metric_values.Row`)."""
+        """Set aside one metrics call (a :data:`~sqltrack._base.calls.Row`)."""
         names, values, _, step, progress = row
         metrics = dict(zip(names, values, strict=True))
         self.add("rows", {"step": step, "progress": progress, "metrics": metrics}, error)

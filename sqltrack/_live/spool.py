@@ -1,7 +1,7 @@
 """The offline spool: where a tracked run's writes wait while the database cannot be reached.
 
 When the background writer of ``track()`` cannot write for :attr:`MetricsBuffer.spool_after
-<sqltrack.buffer.MetricsBuffer.spool_after>` seconds (no server, a full server, a
+<sqltrack._live.buffer.MetricsBuffer.spool_after>` seconds (no server, a full server, a
 restart, a full disk on the server), it appends what it holds to a **spool file** and the
 job goes on. The writer pushes the spool to the database as soon as it answers again, in
 order, and removes the file; whatever is left when the job ends (or dies) is pushed by
@@ -31,7 +31,7 @@ if it and its directory belong to the user pushing it and no one else may write 
 experiment it names. Each entry is validated as ``add_metrics`` validates its arguments
 (names, values, kinds, step, progress; a status; times no later than now plus
 :data:`CLOCK_SKEW`); an entry that is not valid, or that the database refuses for good,
-is set aside (:mod:`sqltrack.setaside`) and never blocks the entries after it. Spool
+is set aside (:mod:`sqltrack._live.setaside`) and never blocks the entries after it. Spool
 files are readable by their owner only.
 """
 
@@ -174,7 +174,7 @@ class Spool:
         self.target_key = meta.get("target_key", "")
         #: entries written by :meth:`push` so far
         self.pushed = 0
-        #: where entries that cannot be pushed are set aside (see :mod:`sqltrack.setaside`)
+        #: where entries that cannot be pushed are set aside (see :mod:`sqltrack._live.setaside`)
         self.set_aside = SetAside(
             self.path.with_name(self.path.name[: -len(SUFFIX)] + SET_ASIDE_SUFFIX), self.run_id
         )

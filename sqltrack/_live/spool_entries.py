@@ -1,5 +1,5 @@
 """Spool entries as input: each checked as the call that made it was, before a push
-writes anything (:mod:`sqltrack.spool`).
+writes anything (:mod:`sqltrack._live.spool`).
 
 A spool file may be damaged, or come from an older or a foreign sqltrack: an entry is
 taken only if it is exactly what sqltrack writes, with names, values and kinds that

@@ -152,7 +152,7 @@ def metric_summary(client: Client, run_id: int) -> list[tuple[Any, ...]]:
     """Per numeric metric of a run (:data:`SUMMARY_COLUMNS`): how many values, the last
     one (at the highest step and progress), the smallest and largest and their steps;
     what ``sqltrack show`` prints. Exact even while the run is being written: its stored
-    summary (:mod:`sqltrack.summaries`) plus the values logged since.
+    summary (:mod:`sqltrack._write.summaries`) plus the values logged since.
 
     :raises NotFound: the run does not exist
     :raises SchemaError: the database has no summaries yet (run ``sqltrack setup``)

@@ -3,7 +3,7 @@ without reading back what it wrote.
 
 Reading a run's new rows back costs about as much as writing them; at hundreds of
 thousands of steps per second that would halve the buffered writer's throughput. So the
-writer hands each group of rows it wrote (:func:`sqltrack.metrics.write_rows`'s
+writer hands each group of rows it wrote (:func:`sqltrack._write.store.write_rows`'s
 ``collect``) to a :class:`BatchSummary`, which reduces them with C-level builtins
 (``zip``, ``sum``, ``min``, ``max``, ``index``), and merges the result into
 ``run_summaries`` at a heartbeat: counts add up, the smaller minimum and larger maximum

@@ -1,6 +1,6 @@
 """Experiments, named groups of runs: the ``experiment_*`` functions.
 
-The :class:`~sqltrack.handles.Experiment` handle is built on these.
+The :class:`~sqltrack.Experiment` handle is built on these.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def get_or_create_experiment(
     - id and name: the experiment with that id, which must have that name; if no
       experiment has that id, it is created with both.
 
-    A deleted experiment (:func:`~sqltrack.lifecycle.delete_experiments`) used again is
+    A deleted experiment (:func:`~sqltrack.delete_experiments`) used again is
     brought back, with a warning; its deleted runs stay deleted.
 
     :raises NotFound: only an id was given and no such experiment exists.

@@ -47,7 +47,7 @@ def upsert_sql(names: tuple[str, ...], rows: int = 1) -> str:
     """The upsert of ``rows`` rows for these (validated) metric names.
 
     Parameters are the run id, step, progress and one value per name, in that order,
-    for each row: positional, see :meth:`~sqltrack.engines.base.Engine.positional`. The
+    for each row: positional, see :meth:`~sqltrack._db.engines.base.Engine.positional`. The
     placeholders are numbered (``:p0, :p1, …``), never made of names: a name is only
     ever SQL text as a quoted identifier.
     """

@@ -1,7 +1,7 @@
 """A run's JSON columns: its arguments, environment and extras.
 
 ``args`` and ``env`` are redacted before they are stored, whether detected (``'auto'``)
-or given: see :mod:`sqltrack.env`. ``extras`` are stored as given.
+or given: see :mod:`sqltrack._base.secrets`. ``extras`` are stored as given.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _T = "runs"
 
 def _resolve(column: str, value: Any) -> dict[str, Any] | None:
     """'auto' → detected; dict/Namespace → dict; None → None. Args and env are always
-    redacted (see :mod:`sqltrack.env`)."""
+    redacted (see :mod:`sqltrack._base.secrets`)."""
     if isinstance(value, str) and value == "auto":
         if column == "args":
             return redact_args(detect_args())
@@ -105,7 +105,7 @@ def run_remove_args(client: Client, run_id: int, *args: str | Mapping[str, Any])
 
 @operation
 def run_set_env(client: Client, run_id: int, env: Auto | Mapping[str, Any] | None = "auto") -> None:
-    """Set the run environment; secrets are redacted (see :mod:`sqltrack.env`).
+    """Set the run environment; secrets are redacted (see :mod:`sqltrack._base.secrets`).
 
     :param env: ``'auto'`` (``os.environ``), a dict, or ``None`` (set NULL)
     """

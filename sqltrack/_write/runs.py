@@ -1,9 +1,9 @@
 """Runs: their ids, statuses and the ``run_*`` functions.
 
-A run's args, env and extras have theirs in :mod:`sqltrack.run_json`.
+A run's args, env and extras have theirs in :mod:`sqltrack._write.run_json`.
 
-The :class:`~sqltrack.handles.Run` handle is built on these; tracking a run (start, stop,
-``track()``) lives in :mod:`sqltrack.tracking`.
+The :class:`~sqltrack.Run` handle is built on these; tracking a run (start, stop,
+``track()``) lives in :mod:`sqltrack._live.run`.
 
 Run ids: a run created with an explicit id (e.g. a Slurm job id) keeps it; explicit ids
 must be between 1 and :data:`MAX_EXPLICIT_RUN_ID`. Runs created without an id get one

@@ -4,7 +4,7 @@
 A conditioning is stored once per distinct content (``conditionings``, keyed by the
 SHA-256 of its canonical JSON, with its JSON type), so "every output for this prompt
 across the checkpoints of a run" is one short query. A sample may point at an artifact
-(an image file logged with :func:`~sqltrack.artifacts.run_log_artifact`).
+(an image file logged with :func:`~sqltrack.run_log_artifact`).
 Schema version 4.
 """
 
@@ -73,7 +73,7 @@ def run_log_sample(
         per distinct content; None for an unconditional sample
     :param output: the output as a JSON value (text, scores), or None if only a file
     :param kind: a lowercase word such as ``image`` or ``text``
-    :param artifact: the output's file: an :class:`~sqltrack.artifacts.Artifact` or its id
+    :param artifact: the output's file: an :class:`~sqltrack.Artifact` or its id
     :param uid: a key for this call: a call with the key of a sample logged before returns
         its id instead of logging another (sqltrack makes one per call, so that its own
         retries never double a sample)

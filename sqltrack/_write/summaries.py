@@ -183,7 +183,7 @@ def _update_narrow(
 @operation
 def refresh_summaries(client: Client, *run_ids: int, experiment: int | str | None = None) -> int:
     """Rebuild the summaries of runs from their metrics: for runs written by other means
-    than a tracked :class:`~sqltrack.handles.Run` (``run_add_metrics``, SQL, a merge, an
+    than a tracked :class:`~sqltrack.Run` (``run_add_metrics``, SQL, a merge, an
     older sqltrack). Each run is one transaction.
 
     Example::

@@ -247,3 +247,40 @@ def test_the_code_map_lists_every_module_each_below_what_imports_it() -> None:
     for name, targets in GRAPH.items():
         for target in targets:
             assert rows[target] >= rows[name], f"{name} imports {target}, which the map puts above"
+
+
+#: ``sqltrack.a.b`` in the package's text (docstrings, comments; not a repr's ``<sqltrack.Run``)
+_REFERENCE = re.compile(r"(?<![\w./<-])sqltrack(?:\.[A-Za-z_]\w*)+")
+#: file names that look like references
+_NOT_REFERENCES = {"sqltrack.db", "sqltrack.conf", "sqltrack.conf.example"}
+
+
+def _resolves(reference: str) -> bool:
+    import importlib
+
+    parts = reference.split(".")
+    for i in range(len(parts), 0, -1):
+        name = ".".join(parts[:i])
+        if name not in MODULES:
+            continue
+        if name.startswith("sqltrack.integrations."):  # importing one imports its framework
+            return i == len(parts) or parts[i] in MODULES[name].read_text()
+        target: object = importlib.import_module(name)
+        for attribute in parts[i:]:
+            if not hasattr(target, attribute):
+                return False
+            target = getattr(target, attribute)
+        return True
+    return False
+
+
+def test_every_reference_to_a_module_or_object_in_the_package_resolves() -> None:
+    """A docstring's ``:mod:`sqltrack.spool``` outlives a move only if someone updates it."""
+    stale = sorted(
+        f"{path.relative_to(PACKAGE.parent)}: {ref}"
+        for path in MODULES.values()
+        for ref in set(_REFERENCE.findall(path.read_text()))
+        if ref.rstrip(".") not in _NOT_REFERENCES and not _resolves(ref.rstrip("."))
+    )
+    assert not stale, "references to modules or objects that do not exist:\n" + "\n".join(stale)
+    assert not _resolves("sqltrack.spool.spool_dir")  # the check can fail

@@ -98,7 +98,7 @@ def kind_of_type(declared: str) -> str | None:
 class Engine:
     """Base class: the behaviour both engines share, and what each must provide.
 
-    :param params: the merged configuration (see :mod:`sqltrack.config`); the engine
+    :param params: the merged configuration (see :mod:`sqltrack._db.config`); the engine
         adds its defaults and keeps the result in :attr:`params`.
     :raises ConfigError: a parameter has an invalid value.
     """
@@ -131,7 +131,7 @@ class Engine:
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
         #: whether connecting may create the database (SQLite: a new file); only
-        #: :func:`~sqltrack.schema.setup` sets it, so a read never leaves a file behind
+        #: :func:`~sqltrack.setup` sets it, so a read never leaves a file behind
         self.create_if_missing = False
         self._check_names()
         #: seconds to keep reconnecting after a lost connection (outside client blocks)
