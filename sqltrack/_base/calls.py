@@ -82,6 +82,19 @@ def _checked_names(names: tuple[str, ...]) -> tuple[tuple[type, ...], tuple[str,
     return (float,) * len(names), ("float",) * len(names)
 
 
+_NUMBER_KINDS = {float: "float", int: "int"}
+
+
+@lru_cache(maxsize=1024)
+def _number_kinds(types: tuple[type, ...]) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+    """The kinds of a call whose values are exactly floats and ints (a framework's loss
+    and its epoch), and where its ints are; None for any other call."""
+    if not all(t in _NUMBER_KINDS for t in types):
+        return None
+    ints = tuple(i for i, t in enumerate(types) if t is int)
+    return tuple(_NUMBER_KINDS[t] for t in types), ints
+
+
 def _step(step: Any) -> int:
     value, kind = _kind(step, "step")
     if kind != "int":
@@ -109,8 +122,12 @@ def validate(metrics: Mapping[str, Any], step: int, progress: float) -> Row | No
         return None
     float_types, float_kinds = _checked_names(names)
     values = tuple(metrics.values())
-    if tuple(map(type, values)) == float_types:  # the common case: all floats
+    types = tuple(map(type, values))
+    if types == float_types:  # the common case: all floats
         return names, values, float_kinds, step, progress
+    numbers = _number_kinds(types)  # the next: floats and ints (bool is not int here)
+    if numbers is not None and all(_INT_MIN <= values[i] <= _INT_MAX for i in numbers[1]):
+        return names, values, numbers[0], step, progress
     values, kinds = zip(*[_kind(metrics[name], name) for name in names], strict=True)
     return names, values, kinds, step, progress
 

@@ -68,6 +68,7 @@ class Session:
         self.experiment_id, self.experiment_name = experiment_of(experiment)
         self._env, self._code = flag(env, "env"), flag(code, "code")
         self.client = Client() if client is None else client  # a bad config raises now
+        self._stores_nan = self.client.engine.stores_nan
         self._run: Run | None = None
         #: the status the run ended with, while it is ended
         self.finished: str | None = None
@@ -127,20 +128,22 @@ class Session:
         """Log the numbers among ``metrics`` at ``step`` (tensors and numpy scalars
         unwrapped; other values, e.g. strings a framework reports, left out, and NaN
         where the engine stores none: SQLite)."""
-        names = self._names
+        # (a framework calls this every step: the common case, floats, costs least)
+        names, stores_nan = self._names, self._stores_nan
         values = {}
         for name, value in metrics.items():
-            number = scalar(value)
-            if number is not None:
-                if number != number and not self.client.engine.stores_nan:
-                    self.warn(f"{self.client.engine.describe()} stores no NaN: left out")
+            if type(value) is not float:
+                value = scalar(value)
+                if value is None:
                     continue
-                key = names.get(name) if type(name) is str else None
-                values[key or self._name(name)] = number
+            if value != value and not stores_nan:
+                self.warn(f"{self.client.engine.describe()} stores no NaN: left out")
+                continue
+            values[names.get(name) or self._name(name)] = value
         if values:
             run = self.run  # a database that does not answer as training starts raises
             try:
-                run.add_metrics(values, step=int(step))
+                run.add_metrics(values, step=step if type(step) is int else int(step))
             except SQLTrackError as e:
                 self.warn(e)
 
