@@ -105,16 +105,17 @@ def _write_rows(
     client: Client, conn: Any, run_id: int, rows: list[Row], collect: Collect | None
 ) -> list[tuple[Row, InvalidValue]]:
     known = client.metrics_cache
-    if known is not None:  # the buffered writer's common case: one wide call, repeated
+    if known is not None:  # the buffered writer's common case: one call, repeated
         names, kinds = rows[0][0], rows[0][2]
         plan = known.routes.get((names, kinds))
-        if (
-            plan is not None
-            and len(plan[0]) == len(names)
-            and not plan[2]
-            and all(r[0] == names and r[2] == kinds for r in rows)
-        ):
-            return write_wide(client, conn, run_id, rows, collect)
+        if plan is not None and all(r[0] == names and r[2] == kinds for r in rows):
+            split = _split(known, rows, plan)
+            if split is not None:
+                wide_rows, narrow_items = split
+                refused = write_wide(client, conn, run_id, wide_rows, collect) if wide_rows else []
+                if narrow_items:
+                    _write_narrow(client, conn, run_id, narrow_items, collect)
+                return refused
     plans = _plans(client, conn, rows)
     table = table_for(client, conn, ())
     wide: list[Row] = []
@@ -151,6 +152,31 @@ def _write_rows(
         for names, keys in cleared.items():
             _clear_wide(client, conn, run_id, names, keys)
     return refused
+
+
+def _split(
+    table: MetricsTable, rows: list[Row], plan: Plan
+) -> tuple[list[Row], list[tuple[str, str | None, Any, int, float]]] | None:
+    """The wide rows and narrow values of calls that all have the same names, kinds and
+    ``plan``; None where the general path must decide: an int past 2**53 bound for a
+    float column, or a narrow value of a name that is also a column (to be cleared)."""
+    to_wide, to_narrow, ints = plan
+    if ints and any(abs(row[1][i]) > EXACT_FLOAT_INT for row in rows for i in ints):
+        return None
+    names, kinds = rows[0][0], rows[0][2]
+    if not to_narrow and len(to_wide) == len(names):
+        return rows, []
+    if any(names[i] in table.columns for i in to_narrow):
+        return None
+    wide: list[Row] = []
+    if to_wide:
+        wide_names, wide_kinds = tuple(names[i] for i in to_wide), tuple(kinds[i] for i in to_wide)
+        wide = [
+            (wide_names, tuple([row[1][i] for i in to_wide]), wide_kinds, row[3], row[4])
+            for row in rows
+        ]
+    narrow = [(names[i], kinds[i], row[1][i], row[3], row[4]) for row in rows for i in to_narrow]
+    return wide, narrow
 
 
 def _forget_routes(table: MetricsTable, names: set[str]) -> None:
@@ -278,11 +304,16 @@ def _write_narrow(
     # (the names the plans did not find were looked up by _plans in this call)
     ids = points.name_ids(client, (item[0] for item in items), table.names, looked_up=True)
     encode = points.encode
-    rows = [(run_id, ids[n], s, p, *encode(v, k)) for n, k, v, s, p in items]
+    rows = [
+        (run_id, ids[n], s, p, v, None, None)
+        if k == "float"
+        else (run_id, ids[n], s, p, *encode(v, k))
+        for n, k, v, s, p in items
+    ]  # (a float is stored as it is: encode's common case, without the call)
     if not client.engine.stores_nan:
-        for name in {n for n, k, v, *_ in items if k == "float" and v != v}:
+        for name in {item[0] for item in items if item[2] != item[2]}:  # (only NaN is not itself)
             warn(f"metric {name!r}: {client.engine.label} stores NaN as NULL")
-    if len({(s, p) for *_, s, p in items}) > 1:  # several calls: the last value of a key wins
+    if len({row[1:4] for row in rows}) < len(rows):  # a key written twice: the last value wins
         latest: dict[tuple[int, int, float], tuple[Any, ...]] = {}
         for row in rows:
             latest.pop(row[1:4], None)  # (moved to the end: the order of the last call)

@@ -357,3 +357,39 @@ def test_a_wide_runs_summary_never_reads_the_narrow_storage(
     assert summary["train/loss"][:2] == (3, 1 / 3)
     stored = q(client, "SELECT count FROM run_summaries WHERE metric = 'train/loss'")
     assert stored == [(3,)]  # summarized at the end of track(), not only by metric_summary
+
+
+def test_a_frameworks_call_repeated_in_the_buffered_writers_batches(client: Client) -> None:
+    """Lightning's every step: two names that go narrow and an int ``epoch`` that goes to a
+    float column. The writer's later batches reuse the first one's plan; an int past
+    2**53 and a narrow value of a name that is also a column still go where they must."""
+    run = Experiment(client, name="framework").get_run()
+    run.start(buffered=True)
+
+    def steps(first: int, last: int, epoch: Any = 0, acc: Any = 0.25) -> None:
+        for step in range(first, last):
+            run.add_metrics({"train/loss": step / 100, "acc": acc, "epoch": epoch}, step=step)
+        run.flush()
+
+    steps(0, 10)  # the plan is made
+    steps(10, 20)  # and reused
+    run.add_metrics({"train/loss": 9.0, "acc": 0.25, "epoch": 0}, step=15)  # again: the last wins
+    steps(20, 21, epoch=2**60)  # (no float holds it exactly)
+    steps(21, 25)
+    steps(21, 23, acc="text")  # replaced by values that go narrow: the column emptied there
+    steps(23, 25, acc="text")  # and in a later batch, with that plan
+    run.stop()
+
+    names, rows = st.read_metrics(client, run.id, ["train/loss", "acc", "epoch"])
+    got = {row[names.index("step")]: row[3:] for row in rows}
+    assert sorted(got) == list(range(25))
+    assert got[3] == (0.03, 0.25, 0.0)  # (epoch: a float column takes ints)
+    assert got[15] == (9.0, 0.25, 0)
+    assert got[20] == (0.2, 0.25, 2**60)
+    assert [got[s][1] for s in range(21, 25)] == ["text"] * 4
+    wide = dict(q(client, "SELECT step, acc FROM metrics WHERE run_id = ?", run.id))
+    assert wide[19] == 0.25 and [wide.get(s) for s in range(21, 25)] == [None] * 4
+    long = q(client, "SELECT count(*) FROM metrics_long WHERE run_id = ?", run.id)[0][0]
+    assert long == 25 * 3  # each value once, in one storage
+    # train/loss; epoch from 2**60 on (a name with narrow values keeps them there); texts
+    assert _narrow_count(client) == 25 + 5 + 4
