@@ -30,6 +30,7 @@ so; MLflow is not a dependency of sqltrack: give it an environment of its own
     python bench/bench_lightning.py --python /tmp/benchvenv/bin/python --rounds 7  # MLflow
     python bench/bench_lightning.py --quick                  # 50 steps, 1 round: it runs
     python bench/bench_lightning.py --only sqltrack --rounds 1 --profile /tmp/profiles
+    python bench/bench_lightning.py --only sqltrack --rounds 1 --paired 10  # one interpreter
 """
 
 from __future__ import annotations
@@ -144,10 +145,25 @@ def child(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     trainer(False).fit(MLP(width), loader(args.warmup))  # warm up torch and Lightning, untimed
 
-    name = args.one
-    logger, check = make_logger(name, Path.cwd(), f"train{sep}loss")
+    names = args.one.split(",")
+    for k in range(args.repeat):  # (several: fits in turn, the order rotated each time)
+        shift = k % len(names)
+        for name in names[shift:] + names[:shift]:
+            result = timed_fit(name, args, MLP, loader, trainer)
+            result["turn"] = k
+            print(MARK + json.dumps(result), flush=True)
+    return 0
+
+
+def timed_fit(
+    name: str, args: argparse.Namespace, MLP: Any, loader: Any, trainer: Any
+) -> dict[str, Any]:
+    """One timed fit of configuration ``name``: its times, and how many steps it stored."""
+    import torch
+
+    logger, check = make_logger(name, Path.cwd(), f"train{args.separator}loss")
     torch.manual_seed(1)
-    model, data, fit = MLP(width), loader(args.steps), trainer(logger)
+    model, data, fit = MLP(args.width), loader(args.steps), trainer(logger)
     meter = Meter()
     meter.watch(fit, logger)
     run = fit.fit
@@ -161,14 +177,13 @@ def child(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     cpu, main = time.process_time() - cpu0, time.thread_time() - main0
     if args.profile:
-        profile.dump_stats(args.profile)
+        profile.dump_stats(args.profile)  # (the last fit's, with --repeat)
     result = {"config": name, "seconds": seconds, "steps": int(fit.global_step)}
     # the CPU time of the whole process and of the training thread alone (a background
     # writer's is the difference), and the time the training thread spent logging
     result.update(cpu=cpu, main_cpu=main, **meter.split())
     result["logged"] = check()
-    print(MARK + json.dumps(result), flush=True)
-    return 0
+    return result
 
 
 class Meter:
@@ -323,27 +338,44 @@ def run_child(
 ) -> dict[str, Any]:
     """Round ``r``'s fit of configuration ``name``, in a fresh interpreter and a folder of
     its own."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp))
+    profile = Path(args.profile).resolve() / f"{name}-{r + 1}.prof" if args.profile else None
+    return run_fits(python, [name], 1, args, env, tmp, profile)[0]
+
+
+def run_fits(
+    python: str,
+    names: list[str],
+    turns: int,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    tmp: Path,
+    profile: Path | None = None,
+) -> list[dict[str, Any]]:
+    """``turns`` fits of each configuration in ``names``, in turn, in one fresh
+    interpreter and a folder of its own."""
+    label = ",".join(names)
+    folder = Path(tempfile.mkdtemp(prefix=f"{label.replace(',', '+')}-", dir=tmp))
     command = [
-        python, "-W", "ignore", str(HERE), "--one", name,
+        python, "-W", "ignore", str(HERE), "--one", label, "--repeat", str(turns),
         "--steps", str(args.steps), "--warmup", str(args.warmup),
         "--threads", str(args.threads), "--width", str(args.width), "--batch", str(args.batch),
         "--separator", args.separator,
     ]  # fmt: skip
-    if args.profile:
-        command += ["--profile", str(Path(args.profile).resolve() / f"{name}-{r + 1}.prof")]
+    if profile is not None:
+        command += ["--profile", str(profile)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder)
     shutil.rmtree(folder, ignore_errors=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
-    if done.returncode != 0 or not lines:
+    if done.returncode != 0 or len(lines) != turns * len(names):
         raise SystemExit(
-            f"the {name} fit failed (exit status {done.returncode}):\n"
+            f"the {label} fits failed (exit status {done.returncode}):\n"
             f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         )
-    result: dict[str, Any] = json.loads(lines[-1][len(MARK) :])
-    if result["logged"] is not None and result["logged"] != result["steps"]:
-        raise SystemExit(f"{name}: {result['logged']} steps stored of {result['steps']}")
-    return result
+    results = [json.loads(line[len(MARK) :]) for line in lines]
+    for result in results:
+        if result["logged"] is not None and result["logged"] != result["steps"]:
+            raise SystemExit(f"{label}: {result['logged']} steps stored of {result['steps']}")
+    return results
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -414,6 +446,8 @@ def parent(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     took = time.monotonic() - started
     print(f"({len(names) * args.rounds} fits in {took:.0f} s, with each interpreter's start)")
     report(fits, ours, args)
+    if args.paired and ours in names:
+        paired(run_fits(args.python, ["none", ours], args.paired, args, env, tmp), ours)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
@@ -517,6 +551,33 @@ def report(fits: dict[str, list[dict[str, Any]]], ours: str, args: argparse.Name
                 record(f"lightning: SqltrackLogger's logging / {short} logger's", cost_vs, "< 1")
 
 
+def paired(results: list[dict[str, Any]], ours: str) -> None:
+    """Report the fits of one interpreter: no logger's and ``ours``, in turns."""
+    from common import record
+
+    turns: dict[int, dict[str, dict[str, Any]]] = {}
+    for result in results:
+        turns.setdefault(result["turn"], {})[result["config"]] = result
+
+    def over(key: str) -> list[float]:
+        return [100 * t[ours][key] / t["none"][key] - 100 for t in turns.values()]
+
+    wall, cpu = over("seconds"), over("cpu")
+    base = statistics.median(t["none"]["seconds"] for t in turns.values())
+    print(
+        f"\nIn one interpreter, {len(turns)} turns of no logger and {CONFIGS[ours][0]} "
+        f"(no logger: {base * 1e3 / results[0]['steps']:.3f} ms per step): its fit "
+        f"{statistics.median(wall):+.2f} % over no logger's in wall time "
+        f"({spread(wall, '{:+.2f} %')}; target <= 2 %), {statistics.median(cpu):+.2f} % in "
+        f"CPU time ({spread(cpu, '{:+.2f} %')})"
+    )
+    record(
+        "lightning: SqltrackLogger's fit over no logger's, one interpreter, wall (%)",
+        statistics.median(wall),
+        "<= 2",
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["postgres", "sqlite"], default="sqlite")
@@ -550,7 +611,16 @@ def main() -> int:
         help="cProfile each fit's training thread into DIR/NAME-ROUND.prof (figures then "
         "include the profiler's cost)",
     )
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: one timed fit
+    parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        metavar="TURNS",
+        help="then, in one interpreter, TURNS fits without a logger and with sqltrack's, "
+        "in turn: the wall time over no logger that interpreters' speeds do not blur",
+    )
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: its fits (NAME,NAME)
+    parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.rounds, args.warmup = 50, 1, 5
