@@ -267,6 +267,7 @@ BUILTIN = [
     "sqltrack/v008_call_uids.sql",
     "sqltrack/v009_typed_overview.sql",
     "sqltrack/v010_metric_points.sql",
+    "sqltrack/v011_owners.sql",
 ]
 
 

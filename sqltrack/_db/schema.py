@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import SchemaError
+from ..errors import SchemaError, SQLTrackError
 from .client import Client
 from .long_view import refresh_long_view
 
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS sqltrack_scripts (
 """
 _CHECKSUM_OF = "SELECT checksum FROM sqltrack_scripts WHERE name = :name"
 _APPLIED = "SELECT name FROM sqltrack_scripts"
+_CHECKSUMS = "SELECT name, checksum FROM sqltrack_scripts"
 
 # The built-in scripts that a feature asks for before it uses what they add (a database
 # set up by an older sqltrack goes on working without them until `sqltrack setup`).
@@ -43,6 +44,7 @@ SYSTEM_METRICS = "sqltrack/v006_system_metrics.sql"  #: system_metrics
 DELETION = "sqltrack/v007_deleted.sql"  #: runs.time_deleted, experiments.time_deleted
 CALL_UIDS = "sqltrack/v008_call_uids.sql"  #: artifacts.uid, samples.uid
 METRIC_POINTS = "sqltrack/v010_metric_points.sql"  #: metric_points, metric_names, metrics_long
+OWNERS = "sqltrack/v011_owners.sql"  #: created_by, deleted_by; row-level security (PostgreSQL)
 _RECORD = (
     "INSERT INTO sqltrack_scripts (name, checksum, time_applied) VALUES (:name, :checksum, :now)"
 )
@@ -126,8 +128,17 @@ def setup(
     if duplicates:
         raise SchemaError(f"two scripts have the same name: {', '.join(sorted(duplicates))}")
 
-    client.engine.create_if_missing = True  # setup makes the database it sets up
     client.schema_cache = None
+    done = _checksums(client)
+    if done is not None and all(done.get(name) == _checksum(text) for name, text in items):
+        # nothing to do, and nothing asked of the role: a lab member's job script that
+        # runs setup each time needs no privilege to create anything
+        results = [ScriptResult(name, False) for name, _ in items]
+        for result in results:
+            if report is not None:
+                report(result)
+        return results
+    client.engine.create_if_missing = True  # setup makes the database it sets up
     with client.cursor() as cur:
         client.engine.prepare_setup(cur)
 
@@ -144,6 +155,15 @@ def setup(
         client.metrics_cache = None  # a script may have changed the metrics table
         client.schema_cache = None
     return results
+
+
+def _checksums(client: Client) -> dict[str, str] | None:
+    """The scripts applied and their checksums; None if there is no record of any (or
+    no database yet)."""
+    try:
+        return {str(name): str(checksum) for name, checksum in client.query(_CHECKSUMS)}
+    except SQLTrackError:
+        return None
 
 
 def _apply(client: Client, name: str, text: str) -> bool:
@@ -167,6 +187,8 @@ def _apply(client: Client, name: str, text: str) -> bool:
                 refresh_long_view(engine, cur)
         except Exception as e:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if engine.is_permission_error(e):
+                message += " (a script is applied by the role that owns the schema)"
             raise SchemaError(f"script {name} failed: {message}") from e
         cur.execute(
             engine.sql(_RECORD),
