@@ -12,7 +12,14 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .._base import process as _process
-from ..errors import ConnectionFailed, ConnectionLost, LockTimeout, SchemaError, SQLTrackError
+from ..errors import (
+    ConnectionFailed,
+    ConnectionLost,
+    LockTimeout,
+    PermissionDenied,
+    SchemaError,
+    SQLTrackError,
+)
 from .config import load_config
 from .engines import get_engine
 from .engines.base import BUSY, LOST, PERMANENT, POOLER, RETRIED, Engine, first_line
@@ -389,6 +396,9 @@ class Client:
                 cur.execute(self.engine.sql(query), params or {})
             except Exception as e:
                 if self.engine.is_missing_table(e):
+                    refused = self.engine.schema_refused(cur.connection)
+                    if refused is not None:
+                        raise PermissionDenied(refused) from e
                     raise SchemaError(
                         f"the sqltrack tables are missing in {self.engine.describe()}: "
                         f"run `sqltrack setup` first ({str(e).splitlines()[0]})"

@@ -118,9 +118,11 @@ class MetricsTable:
     :attr checked: names looked up in ``metric_names`` (found there or not)
     :attr routes: where the values of calls of ``(names, kinds)`` go
         (:mod:`sqltrack._write.store`)
+    :attr widens: whether this client's role may add columns (own the table); a role
+        that may not puts new names in the narrow storage
     """
 
-    __slots__ = ("checked", "columns", "names", "plain", "routes")
+    __slots__ = ("checked", "columns", "names", "plain", "routes", "widens")
 
     def __init__(
         self,
@@ -133,6 +135,7 @@ class MetricsTable:
         self.names: dict[str, int] = {} if names is None else names
         self.routes: dict[tuple[tuple[str, ...], tuple[str | None, ...]], Any] = {}
         self.checked: set[str] = set() if checked is None else checked
+        self.widens = True
 
 
 def _after_adding(client: Client, cursor: Any, missing: Mapping[str, str]) -> dict[str, str | None]:
@@ -153,10 +156,12 @@ def table_for(client: Client, conn: Any, names: tuple[str, ...]) -> MetricsTable
         cur = conn.cursor()
         try:
             columns = client.engine.metric_columns(cur)
+            widens = client.engine.may_add_columns(cur) if table is None else table.widens
         finally:
             cur.close()
         known = (None, None) if table is None else (table.names, table.checked)
         table = client.metrics_cache = MetricsTable(columns, *known)
+        table.widens = widens
     if not table.columns:
         raise SchemaError(
             f"the metrics table is missing in {client.engine.describe()}: "

@@ -13,8 +13,8 @@ from typing import Any
 
 from .._base.values import check_text, json_dumps, json_value
 from .._db.client import Client
-from .._db.schema import DELETION, applied
-from ..errors import InvalidValue, NotFound
+from .._db.schema import DELETION, OWNERS, applied
+from ..errors import InvalidValue, NotFound, PermissionDenied, SQLTrackError
 
 _WHAT = {"experiments": "experiment", "runs": "run"}
 _COLUMNS = frozenset(
@@ -37,6 +37,7 @@ _COLUMNS = frozenset(
 _LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
 _GONE = "(runs.time_deleted IS NOT NULL OR experiments.time_deleted IS NOT NULL)"
 
+_OWNER_OF = "SELECT created_by, current_user FROM {table} WHERE id = :id"
 _SET_COLUMN = "UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id"
 _SET_JSON = "UPDATE {table} SET {column} = :value WHERE id = :id"
 _ADD_LINK = (
@@ -70,7 +71,23 @@ def set_column(client: Client, table: str, column: str, row_id: int, value: Any)
         _SET_COLUMN.format(table=table, column=column), {"value": value, "id": row_id}
     )
     if not rows:
-        raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
+        raise absent(client, table, row_id)
+
+
+def absent(client: Client, table: str, row_id: int) -> SQLTrackError:
+    """The error of a change that found no row of ``table`` with this id: NotFound, or
+    PermissionDenied where the row exists but belongs to another role (row-level
+    security hid it from the change: schema v011 on PostgreSQL)."""
+    what = f"{_WHAT[table]} {row_id}"
+    if client.engine.has_roles and applied(client, OWNERS):
+        rows = client.query(_OWNER_OF.format(table=table), {"id": row_id})
+        if rows:
+            owner, role = rows[0]
+            return PermissionDenied(
+                f"{what} belongs to role {owner!r}: role {role!r} may change only its own "
+                "(or be a member of sqltrack_admin; see docs/lab.md)"
+            )
+    return NotFound(f"{what} does not exist")
 
 
 def set_comment(client: Client, table: str, row_id: int, comment: str | None) -> None:
@@ -96,7 +113,7 @@ def change_json(
     with client:
         rows = client.query(client.engine.lock_row_sql(table, column), {"id": row_id})
         if not rows:
-            raise NotFound(f"{_WHAT[table]} {row_id} does not exist")
+            raise absent(client, table, row_id)
         current = json_value(rows[0][0])
         new = change(dict(current) if isinstance(current, dict) else {})
         client.query(

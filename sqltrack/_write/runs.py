@@ -301,4 +301,4 @@ def record_status(
         "fill_start": check_status(status) != "PENDING",
     }
     if not client.query(_SET_STATE, params):
-        raise NotFound(f"run {run_id} does not exist")
+        raise _rows.absent(client, "runs", run_id)

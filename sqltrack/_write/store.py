@@ -222,6 +222,8 @@ def _plans(client: Client, conn: Any, rows: list[Row]) -> dict[tuple[Any, Any], 
         if kind == "int" and abs(row[1][i]) > EXACT_FLOAT_INT
     }
     budget = client.engine.column_budget - sum(1 for c in table.columns if c not in KEY_COLUMNS)
+    if not table.widens:  # a role that does not own the table: new names go narrow
+        budget = 0
     plans = {}
     # columns that earlier plans of these rows add: later calls see them as columns
     columns: dict[str, str | None] = table.columns

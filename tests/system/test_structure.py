@@ -189,7 +189,8 @@ def test_only_each_engine_imports_its_driver() -> None:
     owners = {"psycopg": "sqltrack._db.engines.postgres", "sqlite3": "sqltrack._db.engines.sqlite"}
     for name in MODULES:
         for driver in _driver_imports(name):
-            assert owners[driver] == name, f"{name} imports {driver}"
+            # (the engine's module, or one of its own: postgres_roles)
+            assert name.startswith(owners[driver]), f"{name} imports {driver}"
 
 
 def _engine_names_used(name: str) -> list[str]:

@@ -111,6 +111,9 @@ class Engine:
     column_types: Mapping[str, str] = {}
     #: whether a float column keeps NaN (SQLite turns it into NULL)
     stores_nan: bool = True
+    #: whether the database has roles, and the rows their owners (PostgreSQL; SQLite: a
+    #: file's mode is its permission)
+    has_roles: bool = False
     #: the most metric columns sqltrack gives the wide table; later names go to the
     #: narrow storage. Every row pays for every column (PostgreSQL: a bit of its null
     #: bitmap; SQLite: a byte of its header), so the budget keeps that cost small.
@@ -301,6 +304,15 @@ class Engine:
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:
         """Return ``{column: kind}`` for the metric columns (kind None when unknown)."""
         raise NotImplementedError
+
+    def schema_refused(self, conn: Any) -> str | None:
+        """After a statement found no sqltrack table: why, if the role may not use the
+        schema (the tables are there, hidden from it); None if they are really missing."""
+        return None
+
+    def may_add_columns(self, cursor: Any) -> bool:
+        """Whether the connection's role may add columns to the metrics table."""
+        return True
 
     def long_value(self, column: str, kind: str) -> tuple[str, str]:
         """The ``value`` (a number) and ``text`` of a quoted wide column of this kind, as

@@ -15,8 +15,9 @@ from psycopg import conninfo
 from psycopg import errors as pg_errors
 
 from ..._base.names import check_identifier
-from ...errors import ConfigError, ConnectionFailed
+from ...errors import ConfigError, ConnectionFailed, DatabaseError
 from ..config import default_user
+from . import postgres_roles as roles
 from .base import (
     LOST,
     PERMANENT,
@@ -88,6 +89,7 @@ class PostgresEngine(Engine):
     }
     driver_errors = (psycopg.Error,)
     scarce_connections = True
+    has_roles = True
     ddl_lock_timeout = "500ms"
     # parameters that are sqltrack's own, not libpq's
     _own = (
@@ -110,6 +112,8 @@ class PostgresEngine(Engine):
         )
         super().__init__(_expand_urls(params))
         self._patient_timeout: str | None = None  # see patient_ddl_lock_timeout
+        #: COPY was refused (row-level security): copy through a temporary table
+        self._copy_through_temp = False
         schema = self.params.get("schema")
         if schema is not None:
             check_identifier(schema, what="schema name", error=ConfigError)
@@ -223,15 +227,19 @@ class PostgresEngine(Engine):
         if None in types:
             return False
         quoted = ", ".join(map(quote_identifier, columns))
-        statement = f"COPY {quote_identifier(table)} ({quoted}) FROM STDIN (FORMAT BINARY)"
-        try:
-            with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
-        except pg_errors.UniqueViolation:
-            return False
-        return True
+        if not self._copy_through_temp:
+            statement = f"COPY {quote_identifier(table)} ({quoted}) FROM STDIN (FORMAT BINARY)"
+            try:
+                with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
+                    copy.set_types(types)
+                    for row in rows:
+                        copy.write_row(row)
+                return True
+            except pg_errors.UniqueViolation:
+                return False
+            except pg_errors.FeatureNotSupported:  # row-level security applies to this role
+                self._copy_through_temp = True
+        return roles.copy_through_temp(conn, table, quoted, types, rows)
 
     def index_order_sql(self) -> str | None:
         # Stale statistics (a run grown to millions of rows since the last ANALYZE) make
@@ -276,6 +284,14 @@ class PostgresEngine(Engine):
     def metric_columns(self, cursor: Any) -> dict[str, str | None]:
         cursor.execute(_METRIC_COLUMNS)
         return {name: kind_of_type(dtype) for name, dtype in cursor.fetchall()}
+
+    def schema_refused(self, conn: Any) -> str | None:
+        return roles.schema_refused(
+            conn, self.params.get("schema"), self.params.get("user"), self.describe()
+        )
+
+    def may_add_columns(self, cursor: Any) -> bool:
+        return roles.may_add_columns(cursor)
 
     def long_value(self, column: str, kind: str) -> tuple[str, str]:
         none = "CAST(NULL AS DOUBLE PRECISION)"
@@ -326,6 +342,9 @@ class PostgresEngine(Engine):
 
     def is_permission_error(self, exc: BaseException) -> bool:
         return isinstance(exc, pg_errors.InsufficientPrivilege)
+
+    def refused(self, exc: BaseException) -> DatabaseError:
+        return roles.refused(exc, super().refused(exc), self.params.get("user"))
 
     def unprepare(self) -> bool:
         """After an error of a transaction pooler (:data:`POOLER`): prepare no statements

@@ -1,0 +1,86 @@
+"""What a lab's roles change for the PostgreSQL engine (schema v011: row-level security):
+COPY through a temporary table, errors that name the rule or the missing grant, and
+whether the role may add metric columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import errors as pg_errors
+
+from ...errors import DatabaseError, PermissionDenied
+from .base import quote_identifier
+
+# {table}, {columns}, {temp}: quoted by sqltrack
+_FROM_TEMP = "INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp}"
+_CREATE_TEMP = "CREATE TEMP TABLE {temp} (LIKE {table}) ON COMMIT DROP"
+_COPY_TEMP = "COPY {temp} ({columns}) FROM STDIN (FORMAT BINARY)"
+_SCHEMA_USAGE = "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = %s"
+# ALTER TABLE takes the table's owner, or a member of the owning role
+_OWNS_METRICS = (
+    "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
+    "WHERE oid = to_regclass('metrics')"
+)
+
+
+def copy_through_temp(
+    conn: Any, table: str, columns: str, types: Sequence[Any], rows: list[Any]
+) -> bool:
+    """COPY ``rows`` into a table with row-level security (which refuses COPY): into a
+    temporary table of this transaction, then one ``INSERT ... SELECT``, where the
+    policies are checked. False if a row exists already (the caller upserts)."""
+    temp, target = quote_identifier(f"sqltrack_copy_{table}"), quote_identifier(table)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(_CREATE_TEMP.format(temp=temp, table=target))
+            with cur.copy(_COPY_TEMP.format(temp=temp, columns=columns)) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(_FROM_TEMP.format(table=target, columns=columns, temp=temp))
+            cur.execute(f"DROP TABLE {temp}")
+    except pg_errors.UniqueViolation:
+        return False
+    return True
+
+
+def refused(exc: BaseException, error: DatabaseError, user: str | None) -> DatabaseError:
+    """``error`` (a refusal in one line) with what the role lacks, for a privilege error."""
+    if not isinstance(exc, pg_errors.InsufficientPrivilege):
+        return error
+    role = user or "this role"
+    if "row-level security" in str(exc):
+        why = (
+            f"role {role!r} may write only to its own runs and experiments (row-level "
+            "security; a member of sqltrack_admin may write to any)"
+        )
+    else:
+        why = (
+            f"role {role!r} lacks a privilege: the database's administrator gives it "
+            f"with `sqltrack grant {role} --writer` (or --reader)"
+        )
+    return PermissionDenied(f"{why}; {error}", error.sqlstate)
+
+
+def schema_refused(conn: Any, schema: str | None, user: str | None, where: str) -> str | None:
+    """Why no table was found, if the role may not use the schema (a schema of the
+    search_path that the role may not use is skipped in silence); None otherwise."""
+    schema = schema or "public"
+    conn.rollback()  # (the failed statement ended the transaction)
+    row = conn.execute(_SCHEMA_USAGE, (schema,)).fetchone()
+    conn.rollback()
+    if row is None or row[0]:
+        return None
+    role = user or "this role"
+    return (
+        f"role {role!r} may not use schema {schema!r} of {where}: the database's "
+        f"administrator gives it with `sqltrack grant {role} --reader` (or --writer)"
+    )
+
+
+def may_add_columns(cursor: Any) -> bool:
+    """Whether the role may add columns to the metrics table (owns it)."""
+    cursor.execute(_OWNS_METRICS)
+    row = cursor.fetchone()
+    return row is None or bool(row[0])
