@@ -1,5 +1,5 @@
-"""``sqltrack setup``, ``psql`` and ``sync``: the database itself — its schema, a shell on
-it, and what jobs left elsewhere pushed into it."""
+"""``sqltrack setup``, ``grant``, ``psql`` and ``sync``: the database itself — its schema,
+its roles, a shell on it, and what jobs left elsewhere pushed into it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+from .._admin.grants import grant, grant_groups
 from .._admin.merge import merge_database
 from .._admin.sync import sync_spools
 from .._db.client import Client
@@ -34,6 +35,26 @@ def register(commands: Any, connection: argparse.ArgumentParser) -> None:
         help="your own .sql scripts to apply after sqltrack's",
     )
     cmd.set_defaults(handler=_setup)
+    cmd = commands.add_parser(
+        "grant",
+        parents=[connection],
+        help="give a role of the lab its sqltrack role (PostgreSQL)",
+        description="Make ROLE (a login role that exists) a reader (reads everything), a "
+        "writer (also creates experiments and runs, and writes to its own) or an admin "
+        "(may change or delete anything), by membership in the group roles "
+        "sqltrack_reader, sqltrack_writer and sqltrack_admin; --revoke takes every one "
+        "away. It makes the group roles the first time and gives them their privileges "
+        "on the schema's tables (without ROLE, only that: again after `sqltrack setup`). "
+        "Run it as the schema's owner with CREATEROLE, or as a superuser. See docs/lab.md.",
+    )
+    cmd.add_argument("role", nargs="?", metavar="ROLE", help="the login role")
+    level = cmd.add_mutually_exclusive_group()
+    for name in ("reader", "writer", "admin"):
+        level.add_argument(
+            f"--{name}", dest="level", action="store_const", const=name, help=f"make it a {name}"
+        )
+    level.add_argument("--revoke", dest="level", action="store_const", const="revoke")
+    cmd.set_defaults(handler=_grant)
     cmd = commands.add_parser(
         "psql",
         parents=[connection],
@@ -89,6 +110,19 @@ def _setup(client: Client, args: argparse.Namespace) -> int:
     )
     if not any(r.applied for r in results):
         print("nothing to do: the schema is up to date", flush=True)
+    return 0
+
+
+def _grant(client: Client, args: argparse.Namespace) -> int:
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.role is None:
+        if args.level is not None:
+            raise SQLTrackError(f"--{args.level} needs a ROLE")
+        grant_groups(client, say)
+        return 0
+    if args.level is None:
+        raise SQLTrackError("give --reader, --writer, --admin or --revoke")
+    grant(client, args.role, None if args.level == "revoke" else args.level, say)
     return 0
 
 

@@ -1,0 +1,202 @@
+"""One server for a whole lab: every run has an owner, anyone reads, only the owner (or
+an admin) changes it, enforced by PostgreSQL's row-level security (schema v011). Real
+login roles on the test server, given their sqltrack roles by ``sqltrack grant``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import cli_options, pg_admin, q, run_row
+
+import sqltrack as st
+from sqltrack import Client, Experiment, PermissionDenied, Run
+from sqltrack.cli import main
+
+
+@pytest.fixture
+def lab(client: Client, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, Client]]:
+    """Clients of four new login roles: alice and bob (writers), carol (reader), dave
+    (admin), each given its role by `sqltrack grant` run as the schema's owner."""
+    if client.engine.name != "postgres":
+        pytest.skip("SQLite has no roles: its file mode is its permission")
+    # a column made by the owner: the lab's roles add none (their new names go narrow)
+    client.execute("ALTER TABLE metrics ADD COLUMN train_loss DOUBLE PRECISION")
+    tag = uuid.uuid4().hex[:8]
+    levels = {"alice": "writer", "bob": "writer", "carol": "reader", "dave": "admin"}
+    roles = {name: f"{name}_{tag}" for name in levels}
+    with pg_admin() as conn:
+        for role in roles.values():
+            conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    for name, level in levels.items():
+        assert main(["grant", *cli_options(client), roles[name], f"--{level}"]) == 0
+    out = capsys.readouterr().out
+    assert f"{roles['carol']}: reader" in out and f"{roles['dave']}: admin" in out
+    yield {name: Client({}, **{**client.engine.params, "user": r}) for name, r in roles.items()}
+    with pg_admin() as conn:
+        for role in roles.values():
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+def _sql(client: Client, role: Client, statement: str, *params: Any) -> int:
+    """Run plain SQL as ``role`` (as psql would); the number of rows it changed."""
+    import psycopg
+
+    p = role.engine.params
+    with psycopg.connect(
+        host=p["host"], port=p.get("port"), dbname=p["dbname"], user=p["user"],
+        options=f"-c search_path={p['schema']}", autocommit=True,
+    ) as conn:  # fmt: skip
+        return conn.execute(statement, params).rowcount
+
+
+def _alices_run(lab: dict[str, Client]) -> Run:
+    run = Experiment(lab["alice"], name="alice-exp").get_run()
+    with run.track():
+        run.add_metrics({"train_loss": 0.5, "val/acc": 0.9}, step=0)
+        run.add_tags("keep")
+    return run
+
+
+def test_every_row_records_the_role_that_made_it(client: Client, lab: dict[str, Client]) -> None:
+    run = _alices_run(lab)
+    alice = lab["alice"].engine.params["user"]
+    assert run_row(client, run.id, "created_by, deleted_by") == (alice, None)
+    assert q(client, "SELECT created_by FROM experiments WHERE id = ?", run.experiment_id) == [
+        (alice,)
+    ]
+    # a caller cannot say who made a row, nor change it later
+    bob = lab["bob"]
+    _sql(client, bob, "INSERT INTO runs (experiment_id, created_by) VALUES (%s, %s)",
+         run.experiment_id, alice)  # fmt: skip
+    made = q(client, "SELECT created_by FROM runs WHERE id <> ?", run.id)
+    assert made == [(bob.engine.params["user"],)]
+    assert _sql(client, lab["alice"], "UPDATE runs SET created_by = 'x' WHERE id = %s", run.id) == 1
+    assert run_row(client, run.id, "created_by") == (alice,)
+
+
+def test_a_writer_changes_only_its_own_runs_through_the_api(
+    client: Client, lab: dict[str, Client]
+) -> None:
+    run = _alices_run(lab)
+    theirs = Run(lab["bob"], run.experiment_id, run.id)
+    alice, bob = (lab[n].engine.params["user"] for n in ("alice", "bob"))
+    for change in (
+        lambda: theirs.set_status("FAILED"),
+        lambda: theirs.add_tags("mine"),
+        lambda: theirs.set_comment("mine"),
+    ):
+        with pytest.raises(PermissionDenied) as info:
+            change()
+        message = str(info.value)
+        assert f"belongs to role {alice!r}" in message and repr(bob) in message
+        assert "\n" not in message
+    with pytest.raises(PermissionDenied, match="may write only to its own runs") as info:
+        theirs.add_metrics({"train_loss": 999.0}, step=0)
+    assert "\n" not in str(info.value)
+    assert run_row(client, run.id, "status, tags") == ("COMPLETED", {"keep": True})
+    names, rows = st.read_metrics(client, run.id, ["train_loss"])
+    assert [r[names.index("train_loss")] for r in rows] == [0.5]
+    # bob's own run, in alice's experiment, is his to write
+    mine = Run(lab["bob"], run.experiment_id)
+    with mine.track(buffered=True):
+        for step in range(100):  # (batches the writer copies, through row-level security)
+            mine.add_metrics({"train_loss": 1.0 / (step + 1), "val/acc": 0.5}, step=step)
+    assert run_row(client, mine.id, "status, created_by") == ("COMPLETED", bob)
+    assert len(st.read_metrics(client, mine.id)[1]) == 100
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE runs SET status = 'FAILED' WHERE id = %s",
+        "UPDATE runs SET tags = '{}' WHERE id = %s",
+        "UPDATE metrics SET train_loss = 999 WHERE run_id = %s",
+        "DELETE FROM metrics WHERE run_id = %s",
+        "DELETE FROM metric_points WHERE run_id = %s",
+        "DELETE FROM run_summaries WHERE run_id = %s",
+        "DELETE FROM runs WHERE id = %s",
+        "DELETE FROM experiments WHERE id = (SELECT experiment_id FROM runs WHERE id = %s)",
+    ],
+)
+def test_plain_sql_of_another_writer_changes_nothing(
+    client: Client, lab: dict[str, Client], statement: str
+) -> None:
+    """As bob in psql: every statement on alice's rows affects no row."""
+    run = _alices_run(lab)
+    st.refresh_summaries(lab["alice"], run.id)
+    before = q(client, "SELECT count(*) FROM metrics_long WHERE run_id = ?", run.id)
+    assert _sql(client, lab["bob"], statement, run.id) == 0
+    assert _sql(client, lab["dave"], "SELECT 1 FROM runs WHERE id = %s", run.id) == 1
+    assert q(client, "SELECT count(*) FROM metrics_long WHERE run_id = ?", run.id) == before
+    assert run_row(client, run.id, "status, tags") == ("COMPLETED", {"keep": True})
+
+
+def test_plain_sql_inserts_into_another_writers_run_fail(
+    client: Client, lab: dict[str, Client]
+) -> None:
+    import psycopg
+
+    run = _alices_run(lab)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        _sql(client, lab["bob"], "INSERT INTO metrics (run_id, step, progress) VALUES (%s, 7, 0)",
+             run.id)  # fmt: skip
+
+
+def test_a_reader_reads_everything_and_writes_nothing(
+    client: Client, lab: dict[str, Client]
+) -> None:
+    run = _alices_run(lab)
+    carol = lab["carol"]
+    names, rows = st.read_metrics(carol, run.id)
+    assert len(rows) == 1 and "val/acc" in names
+    assert len(st.runs_dataframe(carol, run.experiment_id)) == 1
+    with pytest.raises(PermissionDenied, match="sqltrack grant") as info:
+        Experiment(carol, name="carols")
+    assert "\n" not in str(info.value) and "missing" not in str(info.value)
+
+
+def test_an_admin_changes_and_deletes_anything(
+    client: Client, lab: dict[str, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _alices_run(lab)
+    dave = lab["dave"]
+    Run(dave, run.experiment_id, run.id).add_tags("checked")
+    assert main(["delete", *cli_options(dave), str(run.id)]) == 0
+    assert run_row(client, run.id, "deleted_by") == (dave.engine.params["user"],)
+    assert main(["restore", *cli_options(dave), str(run.id)]) == 0
+    assert run_row(client, run.id, "deleted_by, created_by") == (
+        None,
+        lab["alice"].engine.params["user"],
+    )
+    capsys.readouterr()
+
+
+def test_another_writers_delete_leaves_the_run(
+    client: Client, lab: dict[str, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _alices_run(lab)
+    main(["delete", *cli_options(lab["bob"]), str(run.id)])
+    capsys.readouterr()
+    assert run_row(client, run.id, "time_deleted") == (None,)
+
+
+def test_setup_by_a_lab_member_with_nothing_to_do_exits_0(
+    lab: dict[str, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["setup", *cli_options(lab["bob"])]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_revoke_takes_every_sqltrack_role_away(
+    client: Client, lab: dict[str, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bob = lab["bob"]
+    role = bob.engine.params["user"]
+    assert main(["grant", *cli_options(client), role, "--revoke"]) == 0
+    assert f"{role}: no sqltrack role" in capsys.readouterr().out
+    with pytest.raises(PermissionDenied, match="sqltrack grant"):
+        Experiment(Client({}, **bob.engine.params), name="after")
