@@ -25,6 +25,16 @@ CREATE FUNCTION sqltrack_is_admin() RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
     )
 $$;
 
+-- Whether the current role may change a row that ``owner`` created: its own, an admin,
+-- or the tables' owner (not subject to the policies). What sqltrack's bulk commands ask
+-- before they change rows, so that they can say which they left alone.
+CREATE FUNCTION sqltrack_may_change(owner TEXT) RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
+    SELECT owner = current_user OR sqltrack_is_admin() OR EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class
+        WHERE oid = to_regclass('runs') AND pg_catalog.pg_has_role(current_user, relowner, 'USAGE')
+    )
+$$;
+
 -- created_by is the role that inserted the row, and stays so; deleted_by follows
 -- time_deleted (where the table has one).
 CREATE FUNCTION sqltrack_stamp_owner() RETURNS TRIGGER LANGUAGE plpgsql AS $$

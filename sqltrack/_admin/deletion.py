@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .._db.client import Client, operation
-from .._db.schema import DELETION, require
+from .._db.schema import DELETION, OWNERS, applied, require
 from .._read.search import select_runs
 from .._write import points
 from .._write.rows import check_id, check_runs
@@ -26,6 +26,8 @@ from .._write.runs import db_time
 from ..errors import InvalidValue, NotFound
 
 _FILTERS = ("experiment", "status", "tags", "args", "where")
+# of the rows {ids} (the engine's "id is one of :ids"), those this role may change
+_MINE = "SELECT id FROM {table} WHERE {ids} AND sqltrack_may_change(created_by)"
 _EXPERIMENT_BY_NAME = "SELECT id, time_deleted FROM experiments WHERE name = :e"
 _EXPERIMENT_BY_ID = "SELECT id, time_deleted FROM experiments WHERE id = :e"
 # {ids} in the next four statements: the engine's "column is one of :ids" (sqltrack's
@@ -92,12 +94,34 @@ def _chosen(client: Client, run_ids: Iterable[int], deleted: bool, filters: Any)
     return [int(r[0]) for r in rows]
 
 
+class Changed(list[int]):
+    """The ids changed (or that would be, with ``dry_run``), in order: a list. Its
+    ``left_alone``: the ids chosen that other roles created, which this role may not
+    change (one server for a lab, docs/lab.md); empty on SQLite."""
+
+    def __init__(self, ids: Iterable[int] = (), left_alone: Iterable[int] = ()) -> None:
+        super().__init__(ids)
+        self.left_alone = list(left_alone)
+
+
+def _mine(client: Client, table: str, ids: list[int]) -> Changed:
+    """Split ``ids`` into the rows of ``table`` this role may change and the others."""
+    if not ids or not (client.engine.has_roles and applied(client, OWNERS)):
+        return Changed(ids)
+    engine = client.engine
+    query = _MINE.format(table=table, ids=engine.in_array("id", "ids"))
+    mine = {int(r[0]) for r in client.query(query, {"ids": engine.adapt_array(ids)})}
+    return Changed([i for i in ids if i in mine], [i for i in ids if i not in mine])
+
+
 @operation
 def delete_runs(
     client: Client, run_ids: Iterable[int] = (), dry_run: bool = False, **filters: Any
-) -> list[int]:
+) -> Changed:
     """Delete runs (reversibly): the given ids and/or the runs that match the filters of
-    :func:`~sqltrack.find_runs`; returns the ids deleted now.
+    :func:`~sqltrack.find_runs`; returns the ids deleted now (a :class:`Changed`: its
+    ``left_alone`` are the runs of other roles, on a lab's server, that this role may
+    not delete).
 
     Example::
 
@@ -106,7 +130,7 @@ def delete_runs(
     :raises InvalidValue: neither ids nor filters (deleting every run takes ``where="TRUE"``)
     :raises NotFound: a run id or an experiment that does not exist
     """
-    ids = _chosen(client, run_ids, False, filters)
+    ids = _mine(client, "runs", _chosen(client, run_ids, False, filters))
     if ids and not dry_run:
         now = db_time(client, "auto", "time_deleted")
         engine = client.engine
@@ -118,10 +142,10 @@ def delete_runs(
 @operation
 def restore_runs(
     client: Client, run_ids: Iterable[int] = (), dry_run: bool = False, **filters: Any
-) -> list[int]:
+) -> Changed:
     """Restore deleted runs (the given ids and/or the deleted runs that match the
     filters); returns their ids. Nothing of theirs was lost."""
-    ids = _chosen(client, run_ids, True, filters)
+    ids = _mine(client, "runs", _chosen(client, run_ids, True, filters))
     if ids and not dry_run:
         engine = client.engine
         query = _RESTORE_RUNS.format(ids=engine.in_array("id", "ids"))
@@ -152,7 +176,7 @@ def _experiments(client: Client, experiments: int | str | Iterable[int | str]) -
 @operation
 def delete_experiments(
     client: Client, experiments: int | str | Iterable[int | str], dry_run: bool = False
-) -> list[int]:
+) -> Changed:
     """Delete experiments (reversibly), given by name or id, and their runs with them;
     returns the ids of the experiments deleted now (those deleted before stay as they are).
 
@@ -171,18 +195,20 @@ def delete_experiments(
 @operation
 def restore_experiments(
     client: Client, experiments: int | str | Iterable[int | str], dry_run: bool = False
-) -> list[int]:
+) -> Changed:
     """Restore deleted experiments, given by name or id, with the runs deleted with them
     (runs deleted before, on their own, stay deleted); returns the ids restored now."""
     return _mark_experiments(client, experiments, dry_run, delete=False)
 
 
-def _mark_experiments(client: Client, experiments: Any, dry_run: bool, delete: bool) -> list[int]:
+def _mark_experiments(client: Client, experiments: Any, dry_run: bool, delete: bool) -> Changed:
     """Set (``delete``) or clear the experiments' ``time_deleted`` and their runs'; the
     ids of the experiments changed (or that would be, with ``dry_run``)."""
     _check_schema(client)
     found = _experiments(client, experiments)
-    ids = [int(i) for i, deleted in found if (deleted is None) == delete]
+    ids = _mine(
+        client, "experiments", [int(i) for i, deleted in found if (deleted is None) == delete]
+    )
     if ids and not dry_run:
         engine = client.engine
         now = db_time(client, "auto", "time_deleted") if delete else None
@@ -197,7 +223,7 @@ def _mark_experiments(client: Client, experiments: Any, dry_run: bool, delete: b
 @operation
 def gc_deleted(
     client: Client, deleted_before: float = 30 * 86400, batch: int = 10_000, dry_run: bool = False
-) -> list[int]:
+) -> Changed:
     """Remove for good the runs deleted more than ``deleted_before`` seconds ago, except
     those tagged ``keep``: their metrics in batches of ``batch`` rows, each in its own
     transaction and followed by a rest as long as it took, then the run (its links,
@@ -226,7 +252,9 @@ def gc_deleted(
     )
     keep = engine.json_has_key("tags", "keep")  # sqltrack's own text
     query = _DOOMED.format(keep=keep)
-    doomed = [int(r[0]) for r in client.query(query, {"cutoff": cutoff, "keep": "keep"})]
+    doomed = _mine(
+        client, "runs", [int(r[0]) for r in client.query(query, {"cutoff": cutoff, "keep": "keep"})]
+    )
     if dry_run:
         return doomed
     narrow = points.available(client)

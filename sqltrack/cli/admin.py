@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from .._admin.deletion import (
+    Changed,
     delete_experiments,
     delete_runs,
     gc_deleted,
@@ -87,11 +89,23 @@ def register(commands: Any, connection: Any, output: Any) -> None:
     cmd.set_defaults(handler=_reconcile)
 
 
-def _list(ids: list[int], what: str, dry_run: bool, verb: str) -> int:
+def _list(ids: Changed, what: str, dry_run: bool, verb: str) -> int:
     print(f"{'would be ' if dry_run else ''}{verb}: {len(ids)} {what}")
     for row_id in ids:
         print(row_id)
+    _left_alone(ids, what)
     return 0
+
+
+def _left_alone(ids: Changed, what: str) -> None:
+    """Say which of the rows chosen belong to other roles (a lab's server), on stderr."""
+    if ids.left_alone:
+        print(
+            f"left alone: {len(ids.left_alone)} {what} of other roles (only the role that "
+            f"created one, or a member of sqltrack_admin, may change it; see docs/lab.md): "
+            f"{', '.join(map(str, ids.left_alone))}",
+            file=sys.stderr,
+        )
 
 
 def _delete_or_restore(client: Client, args: argparse.Namespace) -> int:
@@ -116,6 +130,7 @@ def _gc(client: Client, args: argparse.Namespace) -> int:
     print(f"{'would remove' if args.dry_run else 'removed'}: {len(ids)} runs")
     for run_id in ids:
         print(run_id)
+    _left_alone(ids, "runs")
     return 0
 
 

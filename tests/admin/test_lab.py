@@ -175,13 +175,37 @@ def test_an_admin_changes_and_deletes_anything(
     capsys.readouterr()
 
 
-def test_another_writers_delete_leaves_the_run(
+def test_the_cli_of_another_writer_says_what_it_left_alone(
     client: Client, lab: dict[str, Client], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """bob's `sqltrack delete` of alice's run printed `deleted: 1 runs` before; now the
+    server leaves it alone, and the command says so; `gc` likewise."""
     run = _alices_run(lab)
-    main(["delete", *cli_options(lab["bob"]), str(run.id)])
-    capsys.readouterr()
+    bobs = Experiment(lab["bob"], name="bob-exp").get_run()
+    bob = cli_options(lab["bob"])
+    assert main(["delete", *bob, str(run.id), str(bobs.id)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["deleted: 1 runs", str(bobs.id)]
+    assert err.startswith("left alone: 1 runs of other roles") and err.strip().endswith(str(run.id))
     assert run_row(client, run.id, "time_deleted") == (None,)
+    assert st.delete_runs(lab["bob"], [run.id]).left_alone == [run.id]
+
+    run.remove_tags("keep")  # (gc keeps runs tagged keep)
+    st.delete_runs(lab["alice"], [run.id])
+    assert main(["gc", *bob, "--deleted-before", "0s"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["removed: 1 runs", str(bobs.id)]
+    assert err.startswith("left alone: 1 runs of other roles")
+    assert q(client, "SELECT count(*) FROM runs WHERE id = ?", run.id) == [(1,)]
+    assert main(["gc", *cli_options(lab["dave"]), "--deleted-before", "0s"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["removed: 1 runs", str(run.id)]
+    assert q(client, "SELECT count(*) FROM runs WHERE id = ?", run.id) == [(0,)]
+
+
+def test_the_schemas_owner_is_left_nothing_alone(client: Client, lab: dict[str, Client]) -> None:
+    run = _alices_run(lab)
+    deleted = st.delete_runs(client, [run.id])
+    assert deleted == [run.id] and deleted.left_alone == []
 
 
 def test_setup_by_a_lab_member_with_nothing_to_do_exits_0(
