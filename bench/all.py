@@ -7,8 +7,9 @@
     python bench/all.py --engine sqlite --mlflow-python /tmp/benchvenv/bin/python
 
 Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
-bench_gc, bench_narrow, bench_lightning and bench_import, each in a fresh interpreter with
-the sizes used in docs/benchmarks.md, and bench_mlflow when mlflow can be imported (by
+bench_gc, bench_narrow, bench_lightning, bench_lab (PostgreSQL only) and bench_import,
+each in a fresh interpreter with the sizes used in docs/benchmarks.md, and bench_mlflow
+when mlflow can be imported (by
 ``--mlflow-python``, e.g. a separate environment's interpreter; bench_lightning's fits then
 run there too, with MLFlowLogger among the loggers, if it has lightning). Shows their output,
 then a table of every figure against its target. On PostgreSQL one throwaway server (or
@@ -43,6 +44,7 @@ FULL = {
     # a fresh interpreter per fit (~20 s with its imports here): 2 rounds of 4 fits take
     # about 3 min (4 min with MLFlowLogger); docs/benchmarks.md has 7 rounds
     "bench_lightning.py": ["--steps", "2000", "--rounds", "2"],
+    "bench_lab.py": [],  # PostgreSQL only (it says so on SQLite): its defaults, ~2 min
 }
 # engine-independent: run once, without --engine
 FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
@@ -60,6 +62,8 @@ QUICK = {
         "--others", "300", "--long-runs", "2", "--repeat", "1",
     ],
     "bench_lightning.py": ["--quick"],
+    "bench_lab.py": ["--steps", "40", "--chunk", "20", "--buffered", "200", "--rounds", "2",
+                     "--runs", "3"],
 }  # fmt: skip
 
 
@@ -88,7 +92,7 @@ def main() -> int:
         action="append",
         metavar="NAME",
         help="run only bench_NAME.py (repeatable: sync, buffered, read, plot, summaries, "
-        "system, gc, narrow, lightning, import, hash, mlflow)",
+        "system, gc, narrow, lightning, lab, import, hash, mlflow)",
     )
     args = parser.parse_args()
 

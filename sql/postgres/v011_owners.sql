@@ -18,7 +18,8 @@ CREATE INDEX runs_created_by_idx ON runs (created_by);
 
 -- Whether the current role is a member of sqltrack_admin (false while that role does not
 -- exist: `sqltrack grant` makes it).
-CREATE FUNCTION sqltrack_is_admin() RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
+CREATE FUNCTION sqltrack_is_admin() RETURNS BOOLEAN LANGUAGE sql STABLE
+    SET search_path FROM CURRENT AS $$
     SELECT EXISTS (
         SELECT 1 FROM pg_catalog.pg_roles
         WHERE rolname = 'sqltrack_admin' AND pg_catalog.pg_has_role(current_user, oid, 'MEMBER')
@@ -28,8 +29,9 @@ $$;
 -- Whether the current role may change a row that ``owner`` created: its own, an admin,
 -- or the tables' owner (not subject to the policies). What sqltrack's bulk commands ask
 -- before they change rows, so that they can say which they left alone.
-CREATE FUNCTION sqltrack_may_change(owner TEXT) RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
-    SELECT owner = current_user OR sqltrack_is_admin() OR EXISTS (
+CREATE FUNCTION sqltrack_may_change(owner TEXT) RETURNS BOOLEAN LANGUAGE sql STABLE
+    SET search_path FROM CURRENT AS $$
+    SELECT coalesce(owner = current_user, false) OR sqltrack_is_admin() OR EXISTS (
         SELECT 1 FROM pg_catalog.pg_class
         WHERE oid = to_regclass('runs') AND pg_catalog.pg_has_role(current_user, relowner, 'USAGE')
     )
@@ -103,21 +105,71 @@ CREATE POLICY sqltrack_delete ON artifacts FOR DELETE
     USING (created_by = current_user OR sqltrack_is_admin());
 
 -- Rows of a run: the run's owner writes them.
-ALTER TABLE metrics ENABLE ROW LEVEL SECURITY;
-CREATE POLICY sqltrack_read ON metrics FOR SELECT USING (true);
-CREATE POLICY sqltrack_write ON metrics FOR ALL
-    USING (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id AND r.created_by = current_user)
-        OR sqltrack_is_admin())
-    WITH CHECK (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id AND r.created_by = current_user)
-        OR sqltrack_is_admin());
+-- (Functions that read tables keep the search_path of setup: a caller's own would let
+-- a table of its own named runs stand in for sqltrack's.)
+-- The two tables of metric values take bulk writes (COPY), which PostgreSQL refuses
+-- into a table with row-level security; so the same rule is kept there by triggers
+-- that check each statement's rows at once (its transition tables): a statement that
+-- writes a row of another role's run fails as a whole.
+CREATE FUNCTION sqltrack_refuse_others() RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'new row violates row-level security policy: role % may write only to '
+        'the values of its own runs', current_user USING ERRCODE = '42501';
+END
+$$;
 
-ALTER TABLE metric_points ENABLE ROW LEVEL SECURITY;
-CREATE POLICY sqltrack_read ON metric_points FOR SELECT USING (true);
-CREATE POLICY sqltrack_write ON metric_points FOR ALL
-    USING (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id AND r.created_by = current_user)
-        OR sqltrack_is_admin())
-    WITH CHECK (EXISTS (SELECT 1 FROM runs r WHERE r.id = run_id AND r.created_by = current_user)
-        OR sqltrack_is_admin());
+CREATE FUNCTION sqltrack_check_inserted() RETURNS TRIGGER LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM sqltrack_new n JOIN runs r ON r.id = n.run_id
+               WHERE r.created_by <> current_user) AND NOT sqltrack_may_change(NULL) THEN
+        PERFORM sqltrack_refuse_others();
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION sqltrack_check_updated() RETURNS TRIGGER LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM sqltrack_new n JOIN runs r ON r.id = n.run_id
+               WHERE r.created_by <> current_user
+               UNION ALL
+               SELECT 1 FROM sqltrack_old o JOIN runs r ON r.id = o.run_id
+               WHERE r.created_by <> current_user) AND NOT sqltrack_may_change(NULL) THEN
+        PERFORM sqltrack_refuse_others();
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION sqltrack_check_deleted() RETURNS TRIGGER LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM sqltrack_old o JOIN runs r ON r.id = o.run_id
+               WHERE r.created_by <> current_user) AND NOT sqltrack_may_change(NULL) THEN
+        PERFORM sqltrack_refuse_others();
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER sqltrack_inserted AFTER INSERT ON metrics REFERENCING NEW TABLE AS sqltrack_new
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack_check_inserted();
+CREATE TRIGGER sqltrack_updated AFTER UPDATE ON metrics
+    REFERENCING OLD TABLE AS sqltrack_old NEW TABLE AS sqltrack_new
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack_check_updated();
+CREATE TRIGGER sqltrack_deleted AFTER DELETE ON metrics REFERENCING OLD TABLE AS sqltrack_old
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack_check_deleted();
+CREATE TRIGGER sqltrack_inserted AFTER INSERT ON metric_points
+    REFERENCING NEW TABLE AS sqltrack_new
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack_check_inserted();
+CREATE TRIGGER sqltrack_updated AFTER UPDATE ON metric_points
+    REFERENCING OLD TABLE AS sqltrack_old NEW TABLE AS sqltrack_new
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack_check_updated();
+CREATE TRIGGER sqltrack_deleted AFTER DELETE ON metric_points
+    REFERENCING OLD TABLE AS sqltrack_old
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack_check_deleted();
 
 ALTER TABLE run_summaries ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sqltrack_read ON run_summaries FOR SELECT USING (true);

@@ -114,25 +114,34 @@ def test_a_writer_changes_only_its_own_runs_through_the_api(
     [
         "UPDATE runs SET status = 'FAILED' WHERE id = %s",
         "UPDATE runs SET tags = '{}' WHERE id = %s",
-        "UPDATE metrics SET train_loss = 999 WHERE run_id = %s",
-        "DELETE FROM metrics WHERE run_id = %s",
-        "DELETE FROM metric_points WHERE run_id = %s",
         "DELETE FROM run_summaries WHERE run_id = %s",
         "DELETE FROM runs WHERE id = %s",
         "DELETE FROM experiments WHERE id = (SELECT experiment_id FROM runs WHERE id = %s)",
+        # the tables of values take COPY, so triggers keep the rule there: the statement fails
+        "UPDATE metrics SET train_loss = 999 WHERE run_id = %s",
+        "DELETE FROM metrics WHERE run_id = %s",
+        "DELETE FROM metric_points WHERE run_id = %s",
+        "UPDATE metric_points SET value = 0 WHERE run_id = %s",
     ],
 )
 def test_plain_sql_of_another_writer_changes_nothing(
     client: Client, lab: dict[str, Client], statement: str
 ) -> None:
-    """As bob in psql: every statement on alice's rows affects no row."""
+    """As bob in psql: every statement on alice's rows affects no row, or fails."""
+    import psycopg
+
     run = _alices_run(lab)
     st.refresh_summaries(lab["alice"], run.id)
-    before = q(client, "SELECT count(*) FROM metrics_long WHERE run_id = ?", run.id)
-    assert _sql(client, lab["bob"], statement, run.id) == 0
-    assert _sql(client, lab["dave"], "SELECT 1 FROM runs WHERE id = %s", run.id) == 1
-    assert q(client, "SELECT count(*) FROM metrics_long WHERE run_id = ?", run.id) == before
+    before = st.read_metrics(client, run.id)
+    if "metric" in statement.split()[2 if statement.startswith("DELETE") else 1]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="its own runs"):
+            _sql(client, lab["bob"], statement, run.id)
+    else:
+        assert _sql(client, lab["bob"], statement, run.id) == 0
+    after = st.read_metrics(client, run.id)
+    assert after == before and after[1][0][3:] == (0.5, 0.9)
     assert run_row(client, run.id, "status, tags") == ("COMPLETED", {"keep": True})
+    assert q(client, "SELECT count(*) FROM run_summaries WHERE run_id = ?", run.id) == [(2,)]
 
 
 def test_plain_sql_inserts_into_another_writers_run_fail(

@@ -56,6 +56,8 @@ def test_all_benchmarks_run(db_params: dict[str, Any]) -> None:
         "lightning: SqltrackLogger's fit over no logger's",
     ]:
         assert f"| {figure}" in summary, figure
+    lab = "| lab: buffered run, writer / owner"  # (PostgreSQL only: SQLite has no roles)
+    assert (lab in summary) == (db_params["engine"] == "postgres")
 
 
 def test_stress_runs(engine: str) -> None:

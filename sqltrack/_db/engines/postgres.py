@@ -112,8 +112,8 @@ class PostgresEngine(Engine):
         )
         super().__init__(_expand_urls(params))
         self._patient_timeout: str | None = None  # see patient_ddl_lock_timeout
-        #: COPY was refused (row-level security): copy through a temporary table
-        self._copy_through_temp = False
+        #: False once COPY was refused (row-level security a lab put on the table)
+        self._copy_allowed = True
         schema = self.params.get("schema")
         if schema is not None:
             check_identifier(schema, what="schema name", error=ConfigError)
@@ -226,20 +226,21 @@ class PostgresEngine(Engine):
         types = [_COPY_TYPES.get(kind) for kind in kinds]  # type: ignore[arg-type]
         if None in types:
             return False
+        if not self._copy_allowed:
+            return False
         quoted = ", ".join(map(quote_identifier, columns))
-        if not self._copy_through_temp:
-            statement = f"COPY {quote_identifier(table)} ({quoted}) FROM STDIN (FORMAT BINARY)"
-            try:
-                with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
-                    copy.set_types(types)
-                    for row in rows:
-                        copy.write_row(row)
-                return True
-            except pg_errors.UniqueViolation:
-                return False
-            except pg_errors.FeatureNotSupported:  # row-level security applies to this role
-                self._copy_through_temp = True
-        return roles.copy_through_temp(conn, table, quoted, types, rows)
+        statement = f"COPY {quote_identifier(table)} ({quoted}) FROM STDIN (FORMAT BINARY)"
+        try:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+        except pg_errors.UniqueViolation:
+            return False
+        except pg_errors.FeatureNotSupported:  # row-level security on the table (a lab's own)
+            self._copy_allowed = False
+            return False
+        return True
 
     def index_order_sql(self) -> str | None:
         # Stale statistics (a run grown to millions of rows since the last ANALYZE) make

@@ -1,48 +1,21 @@
 """What a lab's roles change for the PostgreSQL engine (schema v011: row-level security):
-COPY through a temporary table, errors that name the rule or the missing grant, and
-whether the role may add metric columns."""
+errors that name the rule or the missing grant, and whether the role may add metric
+columns."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from psycopg import errors as pg_errors
 
 from ...errors import DatabaseError, PermissionDenied
-from .base import quote_identifier
 
-# {table}, {columns}, {temp}: quoted by sqltrack
-_FROM_TEMP = "INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp}"
-_CREATE_TEMP = "CREATE TEMP TABLE {temp} (LIKE {table}) ON COMMIT DROP"
-_COPY_TEMP = "COPY {temp} ({columns}) FROM STDIN (FORMAT BINARY)"
 _SCHEMA_USAGE = "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = %s"
 # ALTER TABLE takes the table's owner, or a member of the owning role
 _OWNS_METRICS = (
     "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
     "WHERE oid = to_regclass('metrics')"
 )
-
-
-def copy_through_temp(
-    conn: Any, table: str, columns: str, types: Sequence[Any], rows: list[Any]
-) -> bool:
-    """COPY ``rows`` into a table with row-level security (which refuses COPY): into a
-    temporary table of this transaction, then one ``INSERT ... SELECT``, where the
-    policies are checked. False if a row exists already (the caller upserts)."""
-    temp, target = quote_identifier(f"sqltrack_copy_{table}"), quote_identifier(table)
-    try:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(_CREATE_TEMP.format(temp=temp, table=target))
-            with cur.copy(_COPY_TEMP.format(temp=temp, columns=columns)) as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(_FROM_TEMP.format(table=target, columns=columns, temp=temp))
-            cur.execute(f"DROP TABLE {temp}")
-    except pg_errors.UniqueViolation:
-        return False
-    return True
 
 
 def refused(exc: BaseException, error: DatabaseError, user: str | None) -> DatabaseError:
