@@ -233,3 +233,64 @@ def test_revoke_takes_every_sqltrack_role_away(
     assert f"{role}: no sqltrack role" in capsys.readouterr().out
     with pytest.raises(PermissionDenied, match="sqltrack grant"):
         Experiment(Client({}, **bob.engine.params), name="after")
+
+
+LAB_JOB = """
+import os, sys, time
+import sqltrack as st
+
+steps, go, theirs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+while not os.path.exists(go):  # start together
+    time.sleep(0.001)
+client = st.Client()
+exp = st.Experiment(client, name="shared")      # one experiment for the whole lab
+run = exp.get_run()
+with run.track(buffered=True):
+    for step in range(steps):
+        run.add_metrics({"brand_new": float(step), f"col_{step % 4}": step}, step=step)
+    try:
+        st.Run(client, exp.id, theirs).add_tags("mine")  # another role's run
+        print("tagged", file=sys.stderr)
+    except st.PermissionDenied as e:
+        assert "\\n" not in str(e)
+print(run.id)
+"""
+
+
+def test_64_jobs_of_two_writers_at_once(
+    client: Client, lab: dict[str, Client], tmp_path: Any
+) -> None:
+    """The concurrency test's 64 jobs, half of them alice's and half bob's: every job
+    ends COMPLETED with its values (new names: narrow, as a member adds no column), and
+    none may tag the other's run."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import env_for
+
+    alices, bobs = (Experiment(lab[n], name="shared").get_run() for n in ("alice", "bob"))
+    go = tmp_path / "go"
+    jobs = []
+    for i in range(64):
+        who, theirs = ("alice", bobs) if i % 2 else ("bob", alices)
+        jobs.append((who, subprocess.Popen(
+            [sys.executable, "-c", LAB_JOB, "20", str(go), str(theirs.id)],
+            env=env_for(lab[who].engine.params), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )))  # fmt: skip
+    time.sleep(1.0 + 64 * 0.1)  # every interpreter imports sqltrack and waits
+    go.touch()
+    results = []
+    for who, job in jobs:
+        out, err = job.communicate(timeout=180)
+        results.append((who, job.returncode, out, err))
+    assert [r for r in results if r[1] != 0 or r[3].strip()] == []
+    owners = {int(out): lab[who].engine.params["user"] for who, _, out, _ in results}
+    assert len(owners) == 64
+    rows = q(client, "SELECT id, status, created_by FROM runs WHERE id IN "
+             f"({', '.join(map(str, owners))})")  # fmt: skip
+    assert sorted(rows) == sorted((i, "COMPLETED", owner) for i, owner in owners.items())
+    for run_id in owners:
+        assert len(st.read_metrics(client, run_id)[1]) == 20
+    assert run_row(client, alices.id, "tags") == ({},)
