@@ -104,15 +104,20 @@ class PgBouncer:
         pool_size: int = 4,
         pool_mode: str = "transaction",
         max_client_conn: int = 2000,
+        users: tuple[str, ...] = (),
     ) -> None:
+        """:param users: login roles that connect through it as themselves (a lab's
+        members; a pool each); without: every client is the server's user"""
         self.folder = Path(tempfile.mkdtemp(prefix="sqltrack-pgbouncer-"))
         self.port = free_port()
         user = _unprivileged_user()
         target = " ".join(
             f"{k}={server_params[k]}" for k in ("host", "port", "user", "password")
-            if server_params.get(k)
+            if server_params.get(k) and not (k == "user" and users)
         )  # fmt: skip
-        (self.folder / "users.txt").write_text(f'"{server_params["user"]}" ""\n')
+        (self.folder / "users.txt").write_text(
+            "".join(f'"{u}" ""\n' for u in (server_params["user"], *users))
+        )
         (self.folder / "pgbouncer.ini").write_text(
             f"[databases]\n{dbname} = {target} dbname={dbname}\n\n"
             "[pgbouncer]\n"

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from .._base.names import check_identifier
 from .._db.client import Client
-from .._db.engines.base import quote_identifier
+from .._db.engines.base import first_line, quote_identifier
 from .._db.schema import OWNERS, require
-from ..errors import InvalidValue, SQLTrackError
+from ..errors import InvalidValue, PermissionDenied, SQLTrackError
 
 #: the group roles, the least first; each is a member of the next
 GROUPS = {"reader": "sqltrack_reader", "writer": "sqltrack_writer", "admin": "sqltrack_admin"}
@@ -40,9 +40,16 @@ _OWNER_ONLY = {"sqltrack_scripts"}
 def grant_groups(client: Client, say: Callable[[str], None] = print) -> None:
     """Make the group roles that are missing and give them their privileges on every
     table and sequence of the schema (again after ``setup`` added tables)."""
-    require(client, OWNERS, "roles need")
     if not client.engine.has_roles:
         raise SQLTrackError(f"{client.engine.label} has no roles: its file mode is its permission")
+    require(client, OWNERS, "roles need")
+    try:
+        _grant_groups(client, say)
+    except Exception as e:
+        raise _refused(client, e) from e
+
+
+def _grant_groups(client: Client, say: Callable[[str], None]) -> None:
     with client:
         for group in GROUPS.values():
             if not client.query(_EXISTS, {"name": group}):
@@ -75,10 +82,25 @@ def grant(client: Client, role: str, level: str | None, say: Callable[[str], Non
     if not client.query(_EXISTS, {"name": role}):
         raise InvalidValue(f"there is no role {role!r} (CREATE ROLE {role} LOGIN makes one)")
     quoted = quote_identifier(role)
-    with client:
-        for group in GROUPS.values():
-            if group != GROUPS.get(level or ""):
-                client.execute(f"REVOKE {group} FROM {quoted}")
-        if level is not None:
-            client.execute(f"GRANT {GROUPS[level]} TO {quoted}")
+    try:
+        with client:
+            for group in GROUPS.values():
+                if group != GROUPS.get(level or ""):
+                    client.execute(f"REVOKE {group} FROM {quoted}")
+            if level is not None:
+                client.execute(f"GRANT {GROUPS[level]} TO {quoted}")
+    except Exception as e:
+        raise _refused(client, e) from e
     say(f"{role}: {level}" if level is not None else f"{role}: no sqltrack role")
+
+
+def _refused(client: Client, exc: Exception) -> Exception:
+    """``exc``, or for a missing privilege the one line that says who runs grant."""
+    if not (isinstance(exc, PermissionDenied) or client.engine.is_permission_error(exc)):
+        return exc
+    role = client.engine.params.get("user") or "this role"
+    return PermissionDenied(
+        f"sqltrack grant is run by the schema's owner with CREATEROLE, or a superuser: "
+        f"role {role!r} may not ({first_line(exc)})",
+        getattr(exc, "sqlstate", None),
+    )

@@ -294,3 +294,13 @@ def test_64_jobs_of_two_writers_at_once(
     for run_id in owners:
         assert len(st.read_metrics(client, run_id)[1]) == 20
     assert run_row(client, alices.id, "tags") == ({},)
+
+
+def test_grant_by_a_member_says_who_may_run_it(
+    lab: dict[str, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    carol = lab["carol"].engine.params["user"]
+    assert main(["grant", *cli_options(lab["bob"]), carol, "--writer"]) == 1
+    err = capsys.readouterr().err
+    assert "the schema's owner with CREATEROLE, or a superuser" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -147,3 +147,77 @@ def test_session_pooling_needs_no_setting(pgbouncer: dict[str, Any]) -> None:
     """Session pooling: prepared statements are fine (pgbouncer=false); jobs beyond the
     pool's 4 server connections wait for one and all finish."""
     _all_jobs_finish({**pgbouncer, "pgbouncer": "false"}, 5)
+
+
+LAB_JOB = """
+import sys
+import sqltrack as st
+client = st.Client()
+run = st.Experiment(client, name="lab").get_run()
+with run.track(buffered=sys.argv[1] == "buffered"):
+    for step in range(40):
+        run.add_metrics({"loss": 1.0 / (step + 1), "train/acc": 0.5}, step=step)
+    try:
+        st.Run(client, run.experiment_id, int(sys.argv[2])).add_tags("mine")
+        print("tagged another role's run", file=sys.stderr)
+    except st.PermissionDenied:
+        pass
+print(run.id, flush=True)
+"""
+
+
+def test_a_labs_roles_through_one_pgbouncer_each_own_their_runs() -> None:
+    """PgBouncer with an entry per role (each a pool of its own), transaction pooling:
+    every job's runs belong to the role it connected as, and row-level security, which
+    needs no session state, holds through the pooler."""
+    if "postgres" not in ENGINES:
+        pytest.skip("PgBouncer needs the PostgreSQL half of the suite (SQLTRACK_TEST_ENGINES)")
+    if not os.path.exists(PGBOUNCER):
+        reason = "PgBouncer is not installed (Debian package pgbouncer; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from sqltrack._admin.grants import grant
+
+    tag = uuid.uuid4().hex[:8]
+    dbname, roles = f"lab_{tag}", {"alice": f"alice_{tag}", "bob": f"bob_{tag}"}
+    server = pg_conninfo()
+    with pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+        for role in roles.values():
+            admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    owner = Client({}, engine="postgres", **{**server, "dbname": dbname})
+    st.setup(owner)
+    for role in roles.values():
+        grant(owner, role, "writer", say=lambda line: None)
+    bouncer = PgBouncer(server, dbname, pool_size=2, users=tuple(roles.values()))
+    try:
+        through = {n: {**bouncer.params, "user": r} for n, r in roles.items()}
+        first = {
+            n: st.Experiment(Client({}, **p), name="lab").get_run() for n, p in through.items()
+        }
+        other = {"alice": first["bob"].id, "bob": first["alice"].id}
+        jobs = [
+            (name, subprocess.Popen(
+                [sys.executable, "-c", LAB_JOB, mode, str(other[name])], env=env_for(params),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))
+            for name, params in through.items()
+            for mode in ("sync", "buffered", "sync", "buffered")
+        ]  # fmt: skip
+        made = {}
+        for name, job in jobs:
+            out, err = job.communicate(timeout=120)
+            assert job.returncode == 0 and not err.strip(), err
+            made[int(out)] = roles[name]
+        rows = owner.execute("SELECT id, created_by, status FROM runs WHERE tags = '{}'")
+        got = {int(i): (who, status) for i, who, status in rows if int(i) in made}
+        assert got == {i: (role, "COMPLETED") for i, role in made.items()}
+        points = owner.execute("SELECT run_id, count(*) FROM metrics_long GROUP BY run_id")
+        assert {int(r): n for r, n in points if int(r) in made} == {i: 80 for i in made}
+    finally:
+        bouncer.cleanup()
+        with pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            for role in roles.values():
+                admin.execute(f'DROP ROLE IF EXISTS "{role}"')
