@@ -28,11 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from servers import PGBOUNCER, PgBouncer  # noqa: E402
 
 
-@pytest.fixture(params=["transaction"])
-def pgbouncer(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """Client parameters of a PgBouncer (pool_mode=transaction unless parametrized
-    otherwise, 4 server connections) in front of a fresh database; the database is
-    dropped afterwards."""
+def _need_pgbouncer() -> None:
+    """Skip (fail under CI) where the test cannot start a PgBouncer, saying why."""
     if "postgres" not in ENGINES:
         pytest.skip("PgBouncer needs the PostgreSQL half of the suite (SQLTRACK_TEST_ENGINES)")
     if not os.path.exists(PGBOUNCER):
@@ -40,6 +37,14 @@ def pgbouncer(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(params=["transaction"])
+def pgbouncer(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Client parameters of a PgBouncer (pool_mode=transaction unless parametrized
+    otherwise, 4 server connections) in front of a fresh database; the database is
+    dropped afterwards."""
+    _need_pgbouncer()
     dbname = f"bouncer_{uuid.uuid4().hex[:10]}"
     with pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{dbname}"')
@@ -170,13 +175,7 @@ def test_a_labs_roles_through_one_pgbouncer_each_own_their_runs() -> None:
     """PgBouncer with an entry per role (each a pool of its own), transaction pooling:
     every job's runs belong to the role it connected as, and row-level security, which
     needs no session state, holds through the pooler."""
-    if "postgres" not in ENGINES:
-        pytest.skip("PgBouncer needs the PostgreSQL half of the suite (SQLTRACK_TEST_ENGINES)")
-    if not os.path.exists(PGBOUNCER):
-        reason = "PgBouncer is not installed (Debian package pgbouncer; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    _need_pgbouncer()
     from sqltrack._admin.grants import grant
 
     tag = uuid.uuid4().hex[:8]
