@@ -18,16 +18,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .._db.client import Client, operation
-from .._db.schema import DELETION, OWNERS, applied, require
+from .._db.schema import DELETION, require
 from .._read.search import select_runs
 from .._write import points
-from .._write.rows import check_id, check_runs
+from .._write.rows import check_id, check_runs, mine
 from .._write.runs import db_time
 from ..errors import InvalidValue, NotFound
 
 _FILTERS = ("experiment", "status", "tags", "args", "where")
-# of the rows {ids} (the engine's "id is one of :ids"), those this role may change
-_MINE = "SELECT id FROM {table} WHERE {ids} AND sqltrack_may_change(created_by)"
 _EXPERIMENT_BY_NAME = "SELECT id, time_deleted FROM experiments WHERE name = :e"
 _EXPERIMENT_BY_ID = "SELECT id, time_deleted FROM experiments WHERE id = :e"
 # {ids} in the next four statements: the engine's "column is one of :ids" (sqltrack's
@@ -105,13 +103,8 @@ class Changed(list[int]):
 
 
 def _mine(client: Client, table: str, ids: list[int]) -> Changed:
-    """Split ``ids`` into the rows of ``table`` this role may change and the others."""
-    if not ids or not (client.engine.has_roles and applied(client, OWNERS)):
-        return Changed(ids)
-    engine = client.engine
-    query = _MINE.format(table=table, ids=engine.in_array("id", "ids"))
-    mine = {int(r[0]) for r in client.query(query, {"ids": engine.adapt_array(ids)})}
-    return Changed([i for i in ids if i in mine], [i for i in ids if i not in mine])
+    """``ids``: those this role may change, and the others as ``left_alone``."""
+    return Changed(*mine(client, table, ids))
 
 
 @operation

@@ -138,14 +138,26 @@ def setup(
             if report is not None:
                 report(result)
         return results
+    owner = _owner(client) if done is not None else None
     client.engine.create_if_missing = True  # setup makes the database it sets up
-    with client.cursor() as cur:
-        client.engine.prepare_setup(cur)
+    try:
+        with client.cursor() as cur:
+            client.engine.prepare_setup(cur)
+    except Exception as e:
+        if owner is None or not client.engine.is_permission_error(e):
+            raise
+        raise _not_the_owner(client, owner, "the schema", e) from e
 
     results = []
     try:
         for name, text in items:
-            results.append(ScriptResult(name, _apply(client, name, text)))
+            try:
+                results.append(ScriptResult(name, _apply(client, name, text)))
+            except Exception as e:
+                cause = e.__cause__ if isinstance(e, SchemaError) else e
+                if owner is None or cause is None or not client.engine.is_permission_error(cause):
+                    raise
+                raise _not_the_owner(client, owner, f"script {name}", cause) from cause
             if report is not None:
                 report(results[-1])
         if any(r.applied for r in results) and applied(client, METRIC_POINTS):
@@ -155,6 +167,24 @@ def setup(
         client.metrics_cache = None  # a script may have changed the metrics table
         client.schema_cache = None
     return results
+
+
+def _owner(client: Client) -> str | None:
+    """The role that owns the schema (None: no roles, or no schema yet)."""
+    try:
+        with client.cursor() as cur:
+            return client.engine.schema_owner(cur)
+    except SQLTrackError:
+        return None
+
+
+def _not_the_owner(client: Client, owner: str, what: str, exc: BaseException) -> SchemaError:
+    role = client.engine.params.get("user") or "this role"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SchemaError(
+        f"{what} needs setup by the schema's owner, role {owner!r}; role {role!r} may not "
+        f"change the schema ({first})"
+    )
 
 
 def _checksums(client: Client) -> dict[str, str] | None:
@@ -187,8 +217,6 @@ def _apply(client: Client, name: str, text: str) -> bool:
                 refresh_long_view(engine, cur)
         except Exception as e:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if engine.is_permission_error(e):
-                message += " (a script is applied by the role that owns the schema)"
             raise SchemaError(f"script {name} failed: {message}") from e
         cur.execute(
             engine.sql(_RECORD),

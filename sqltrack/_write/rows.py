@@ -38,6 +38,8 @@ _LINK_TABLES = {"experiments": "experiment_links", "runs": "run_links"}
 _GONE = "(runs.time_deleted IS NOT NULL OR experiments.time_deleted IS NOT NULL)"
 
 _OWNER_OF = "SELECT created_by, current_user FROM {table} WHERE id = :id"
+# of the rows {ids} (the engine's "id is one of :ids"), those this role may change
+_MINE = "SELECT id FROM {table} WHERE {ids} AND sqltrack_may_change(created_by)"
 _SET_COLUMN = "UPDATE {table} SET {column} = :value WHERE id = :id RETURNING id"
 _SET_JSON = "UPDATE {table} SET {column} = :value WHERE id = :id"
 _ADD_LINK = (
@@ -88,6 +90,19 @@ def absent(client: Client, table: str, row_id: int) -> SQLTrackError:
                 "(or be a member of sqltrack_admin; see docs/lab.md)"
             )
     return NotFound(f"{what} does not exist")
+
+
+def mine(client: Client, table: str, ids: list[int]) -> tuple[list[int], list[int]]:
+    """Split the ids of rows of ``table`` into those this role may change and those of
+    other roles (one server for a lab: schema v011 on PostgreSQL; else all are its own)."""
+    if table not in _WHAT:
+        raise ValueError(f"no owners in table {table!r}")
+    if not ids or not (client.engine.has_roles and applied(client, OWNERS)):
+        return list(ids), []
+    engine = client.engine
+    query = _MINE.format(table=table, ids=engine.in_array("id", "ids"))
+    found = {int(r[0]) for r in client.query(query, {"ids": engine.adapt_array(ids)})}
+    return [i for i in ids if i in found], [i for i in ids if i not in found]
 
 
 def set_comment(client: Client, table: str, row_id: int, comment: str | None) -> None:

@@ -29,7 +29,7 @@ from ..errors import InvalidValue
 from . import points
 from .batch_summary import ON_CONFLICT
 from .metrics import MetricsTable, known_columns
-from .rows import check_experiment, check_runs
+from .rows import check_experiment, check_runs, mine
 
 _SUMMARIZED = ("int", "float")
 _WATERMARKS = "SELECT metric, last_step, last_progress FROM run_summaries WHERE run_id = :run"
@@ -192,10 +192,28 @@ def refresh_summaries(client: Client, *run_ids: int, experiment: int | str | Non
 
     :param run_ids: the runs; none (and no experiment): every run
     :param experiment: the runs of this experiment (a name or an id)
-    :return: how many runs were refreshed
+    :return: how many runs were refreshed (on a lab's server, runs of other roles are
+        left alone: their creators, or an admin, refresh them)
     :raises SchemaError: the database has no ``run_summaries`` (run ``sqltrack setup``)
     :raises NotFound: a run or the experiment does not exist
     """
+    ids = mine(client, "runs", refresh_targets(client, run_ids, experiment))[0]
+    lock = client.engine.lock_row_sql("runs", "id")
+    done = 0
+    for run_id in ids:
+        with client as conn:
+            if client.query(lock, {"id": run_id}):  # a deleted run has nothing to refresh
+                update_summary(client, conn, run_id, None, rebuild=True)
+                done += 1
+    return done
+
+
+def refresh_targets(
+    client: Client, run_ids: Iterable[int], experiment: int | str | None = None
+) -> list[int]:
+    """The runs :func:`refresh_summaries` is asked to refresh: these, the experiment's,
+    or (neither given) every run; those of other roles on a lab's server included."""
+    run_ids = list(run_ids)
     check_available(client)
     if experiment is not None and run_ids:
         raise InvalidValue("refresh: give run ids or an experiment, not both")
@@ -211,14 +229,7 @@ def refresh_summaries(client: Client, *run_ids: int, experiment: int | str | Non
         ids = [int(r[0]) for r in found]
     elif not ids:
         ids = [int(r[0]) for r in client.query("SELECT id FROM runs ORDER BY id")]
-    lock = client.engine.lock_row_sql("runs", "id")
-    done = 0
-    for run_id in ids:
-        with client as conn:
-            if client.query(lock, {"id": run_id}):  # a deleted run has nothing to refresh
-                update_summary(client, conn, run_id, None, rebuild=True)
-                done += 1
-    return done
+    return ids
 
 
 def catch_up(client: Client, run_id: int) -> None:

@@ -17,7 +17,8 @@ from .._admin.deletion import (
 )
 from .._admin.reconcile import Reconciled, reconcile
 from .._db.client import Client
-from .._write.summaries import refresh_summaries
+from .._write.rows import mine
+from .._write.summaries import refresh_summaries, refresh_targets
 from ..errors import InvalidValue
 from ._common import filter_options, filters, name_or_id, plural, print_rows, seconds
 
@@ -135,8 +136,11 @@ def _gc(client: Client, args: argparse.Namespace) -> int:
 
 
 def _refresh(client: Client, args: argparse.Namespace) -> int:
-    done = refresh_summaries(client, *args.runs, experiment=name_or_id(args.experiment))
+    chosen = refresh_targets(client, args.runs, name_or_id(args.experiment))
+    ids = Changed(*mine(client, "runs", chosen))
+    done = refresh_summaries(client, *ids) if ids else 0  # (no ids at all: every run)
     print(f"refreshed the summaries of {plural(done, 'run')}")
+    _left_alone(ids, "runs")
     return 0
 
 

@@ -211,6 +211,19 @@ def test_the_cli_of_another_writer_says_what_it_left_alone(
     assert q(client, "SELECT count(*) FROM runs WHERE id = ?", run.id) == [(0,)]
 
 
+def test_refresh_by_another_writer_says_what_it_left_alone(
+    client: Client, lab: dict[str, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _alices_run(lab)
+    bobs = Experiment(lab["bob"], name="bob-exp").get_run()
+    with bobs.track():
+        bobs.add_metrics({"train_loss": 0.5}, step=0)
+    assert main(["refresh", *cli_options(lab["bob"]), str(run.id), str(bobs.id)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "refreshed the summaries of 1 run"
+    assert err.startswith("left alone: 1 runs of other roles") and str(run.id) in err
+
+
 def test_the_schemas_owner_is_left_nothing_alone(client: Client, lab: dict[str, Client]) -> None:
     run = _alices_run(lab)
     deleted = st.delete_runs(client, [run.id])
@@ -222,6 +235,18 @@ def test_setup_by_a_lab_member_with_nothing_to_do_exits_0(
 ) -> None:
     assert main(["setup", *cli_options(lab["bob"])]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_setup_by_a_lab_member_with_a_script_to_apply_names_the_owner(
+    client: Client, lab: dict[str, Client], tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "views.sql"
+    script.write_text("CREATE VIEW run_count AS SELECT count(*) AS n FROM runs;")
+    assert main(["setup", *cli_options(lab["bob"]), str(script)]) == 1
+    err = capsys.readouterr().err
+    owner = client.engine.params["user"]
+    assert f"needs setup by the schema's owner, role {owner!r}" in err
+    assert repr(lab["bob"].engine.params["user"]) in err and len(err.strip().splitlines()) == 1
 
 
 def test_revoke_takes_every_sqltrack_role_away(

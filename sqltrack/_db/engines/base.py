@@ -305,6 +305,11 @@ class Engine:
         """Return ``{column: kind}`` for the metric columns (kind None when unknown)."""
         raise NotImplementedError
 
+    def schema_owner(self, cursor: Any) -> str | None:
+        """The role that owns the schema sqltrack uses (who applies its scripts); None
+        where there are no roles, or no such schema yet."""
+        return None
+
     def schema_refused(self, conn: Any) -> str | None:
         """After a statement found no sqltrack table: why, if the role may not use the
         schema (the tables are there, hidden from it); None if they are really missing."""

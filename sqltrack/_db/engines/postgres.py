@@ -286,6 +286,9 @@ class PostgresEngine(Engine):
         cursor.execute(_METRIC_COLUMNS)
         return {name: kind_of_type(dtype) for name, dtype in cursor.fetchall()}
 
+    def schema_owner(self, cursor: Any) -> str | None:
+        return roles.schema_owner(cursor, self.params.get("schema"))
+
     def schema_refused(self, conn: Any) -> str | None:
         return roles.schema_refused(
             conn, self.params.get("schema"), self.params.get("user"), self.describe()

@@ -10,6 +10,7 @@ from psycopg import errors as pg_errors
 
 from ...errors import DatabaseError, PermissionDenied
 
+_SCHEMA_OWNER = "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s"
 _SCHEMA_USAGE = "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = %s"
 # ALTER TABLE takes the table's owner, or a member of the owning role
 _OWNS_METRICS = (
@@ -50,6 +51,13 @@ def schema_refused(conn: Any, schema: str | None, user: str | None, where: str) 
         f"role {role!r} may not use schema {schema!r} of {where}: the database's "
         f"administrator gives it with `sqltrack grant {role} --reader` (or --writer)"
     )
+
+
+def schema_owner(cursor: Any, schema: str | None) -> str | None:
+    """The role that owns ``schema`` (default ``public``), or None if there is none."""
+    cursor.execute(_SCHEMA_OWNER, (schema or "public",))
+    row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def may_add_columns(cursor: Any) -> bool:
