@@ -24,13 +24,18 @@ LAYERS = [
     ("read", ("sqltrack._read",)),
     ("live run", ("sqltrack._live",)),
     ("administration", ("sqltrack._admin",)),
+    # the dashboard's web app (imports its framework; the command line imports it lazily)
+    ("dashboard", ("sqltrack.ui",)),
     ("command line", ("sqltrack.cli",)),
     # each module imports its framework; nothing below imports them
     ("integrations", ("sqltrack.integrations",)),
     ("face", ("sqltrack", "sqltrack.__main__")),
 ]
 #: the modules a user may import by name; every other one is internal (a ``_`` in its path)
-PUBLIC = ("sqltrack", "sqltrack.errors", "sqltrack.args", "sqltrack.__main__", "sqltrack.cli")
+PUBLIC = (
+    "sqltrack", "sqltrack.errors", "sqltrack.args", "sqltrack.__main__", "sqltrack.cli",
+    "sqltrack.ui",
+)  # fmt: skip
 
 
 def _module_name(path: Path) -> str:

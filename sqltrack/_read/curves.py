@@ -1,0 +1,128 @@
+"""A run's curves, downsampled in SQL so that what a chart shows is what was logged.
+
+:func:`run_curves` returns at most ``points`` points per metric, however many steps the
+run has: the steps are cut into equal buckets, and each bucket keeps its smallest and
+its largest value (at their own steps), so that a spike survives; the last point is
+always kept. The database does the work (window functions, on both engines): only the
+points a chart draws cross the wire. ``after`` asks only for the steps past one already
+seen, which is how a live chart fetches what is new.
+
+Both storages are read (the wide ``metrics`` table and the narrow ``metric_points``); a
+metric in both is one curve. Numbers only: NaN, infinities, text and times are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .._db.client import Client, operation
+from .._db.engines.base import quote_identifier
+from .._write import points as narrow
+from .._write.metrics import known_columns
+from .._write.rows import check_id
+from ..errors import InvalidValue, NotFound
+
+#: the most points a curve may ask for
+MAX_POINTS = 100_000
+
+# {source}: the points of one metric as (step, progress, value), sqltrack's own text
+_SAMPLED = """
+WITH pts AS ({source}),
+span AS (SELECT min(step) AS lo, max(step) AS hi, count(*) AS n FROM pts),
+ranked AS (
+    SELECT pts.step, pts.progress, pts.value,
+        CASE WHEN span.n <= :points THEN 0
+            ELSE (pts.step - span.lo) * :buckets / (span.hi - span.lo + 1) END AS bucket,
+        span.n AS n
+    FROM pts, span
+),
+marked AS (
+    SELECT step, progress, value, n,
+        row_number() OVER (PARTITION BY bucket ORDER BY value, step, progress) AS low,
+        row_number() OVER (PARTITION BY bucket ORDER BY value DESC, step, progress) AS high,
+        row_number() OVER (ORDER BY step DESC, progress DESC) AS latest
+    FROM ranked
+)
+SELECT step, value FROM marked
+WHERE n <= :points OR low = 1 OR high = 1 OR latest = 1
+ORDER BY step, progress
+"""
+# one metric's numbers in the wide table ({column} quoted and checked; {number} leaves
+# NaN out where a float column can hold it)
+_WIDE = (
+    "SELECT step, progress, {column} AS value FROM metrics "
+    "WHERE run_id = :run AND step > :after AND {column} IS NOT NULL{number}"
+)
+# the same in the narrow storage (NaN left out: ``'NaN'`` is text to SQLite, where no
+# number equals it, and the float NaN to PostgreSQL)
+_NARROW = (
+    "SELECT p.step, p.progress, p.value FROM metric_points p "
+    "JOIN metric_names mn ON mn.id = p.name_id "
+    "WHERE p.run_id = :run AND mn.name = :name AND p.step > :after "
+    "AND p.value IS NOT NULL AND p.value <> 'NaN' AND (p.kind IS NULL OR p.kind = 'int')"
+)
+_EXISTS = "SELECT id FROM runs WHERE id = :run"
+
+
+def check_points(points: Any) -> int:
+    """``points`` if it is a sensible number of points per curve, else InvalidValue."""
+    if not isinstance(points, int) or isinstance(points, bool) or not 3 <= points <= MAX_POINTS:
+        raise InvalidValue(f"points must be an integer from 3 to {MAX_POINTS}, got {points!r}")
+    return points
+
+
+@operation
+def run_curves(
+    client: Client,
+    run_id: int,
+    names: Sequence[str],
+    points: int = 1000,
+    after: int | None = None,
+) -> dict[str, dict[str, list[Any]]]:
+    """The curves of ``names`` of run ``run_id``: ``{name: {"step": [...], "value": [...]}}``,
+    at most ``points`` points each (see the module's text), ordered by step.
+
+    Example::
+
+        curves = run_curves(client, run.id, ["train_loss"], points=500)
+
+    :param after: only the steps after this one (a live chart's last step)
+    :raises NotFound: no such run
+    :raises InvalidValue: a bad ``points`` or name; a name the run never logged gives an
+        empty curve
+    """
+    run_id = check_id(run_id, "run")
+    points = check_points(points)
+    if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+        raise InvalidValue("names must be a list of metric names")
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+        raise InvalidValue(f"after must be a step (an integer), got {after!r}")
+    wanted = list(dict.fromkeys(names))
+    with client as conn:
+        if not client.query(_EXISTS, {"run": run_id}):
+            raise NotFound(f"run {run_id} does not exist")
+        kinds = known_columns(client, conn, ())
+        stored = narrow.narrow_names(client, wanted) if narrow.available(client) else {}
+        params = {"run": run_id, "after": -(2**62) if after is None else after}
+        params.update(points=points, buckets=(points - 1) // 2)
+        curves = {}
+        for name in wanted:
+            sources = []
+            if kinds.get(name) in ("int", "float"):
+                number = " AND {0} <> 'NaN'" if kinds[name] == "float" else ""
+                column = quote_identifier(name)
+                sources.append(_WIDE.format(column=column, number=number.format(column)))
+            if name in stored:
+                sources.append(_NARROW)
+            steps: list[Any] = []
+            values: list[Any] = []
+            if sources:
+                query = _SAMPLED.format(source=" UNION ALL ".join(sources))
+                for step, value in client.query(query, {**params, "name": name}):
+                    if math.isfinite(value):  # (JSON has no infinities)
+                        steps.append(step)
+                        values.append(float(value))
+            curves[name] = {"step": steps, "value": values}
+    return curves

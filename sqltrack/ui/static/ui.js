@@ -1,0 +1,478 @@
+// sqltrack ui: the page of the live dashboard. Plain JavaScript over the JSON API
+// (docs/ui.md); charts by uPlot. Every value from the database reaches the page as text
+// (textContent, text nodes, attribute values the page made itself): never as HTML.
+"use strict";
+(() => {
+  const REFRESH_MS = 2000; // how often the page asks what is new
+  const POINTS = 1000; // points per curve fetched at once
+  const MAX_ROWS = 500; // rows of the runs table drawn (of those that match)
+  const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    experiment: null, runs: [], byId: new Map(), metrics: [], argNames: [],
+    selected: new Set(), chosen: [], curves: new Map(), plots: new Map(),
+    sort: { key: "id", desc: true }, shown: null, busy: false, view: "runs", runPage: null,
+  };
+
+  // -- talking to the API --------------------------------------------------------------
+  async function get(path, params) {
+    const url = new URL(path, location.href);
+    for (const [key, value] of Object.entries(params || {})) {
+      if (Array.isArray(value)) value.forEach((v) => url.searchParams.append(key, v));
+      else if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
+    }
+    const response = await fetch(url, { headers: { accept: "application/json" } });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  function live(text, failed) {
+    const span = $("live");
+    span.textContent = text;
+    span.className = failed ? "status-FAILED" : "muted";
+  }
+
+  // -- building the page from text -------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) node.append(child instanceof Node ? child : text(child));
+    return node;
+  }
+
+  function text(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(5)));
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    if (seconds < 1) return seconds.toFixed(2) + " s";
+    if (seconds < 120) return seconds.toFixed(1) + " s";
+    if (seconds < 7200) return (seconds / 60).toFixed(1) + " min";
+    return (seconds / 3600).toFixed(1) + " h";
+  }
+
+  function when(iso) {
+    return iso ? iso.replace("T", " ").slice(0, 19) : "";
+  }
+
+  // -- the runs view -----------------------------------------------------------------------
+  async function loadExperiments() {
+    const [config, experiments] = await Promise.all([get("api/config"), get("api/experiments")]);
+    const select = $("experiment");
+    select.replaceChildren(...experiments.map((e) =>
+      el("option", { value: e.name }, `${e.name} (${e.runs})`)));
+    const wanted = hashParams().get("experiment") || config.experiment;
+    const names = experiments.map((e) => e.name);
+    state.experiment = names.includes(wanted) ? wanted : names[0] || null;
+    if (state.experiment !== null) select.value = state.experiment;
+  }
+
+  function filters() {
+    const params = { experiment: state.experiment, status: $("status").value };
+    if ($("tag").value.trim()) params.tag = $("tag").value.trim();
+    if ($("arg").value.trim()) params.arg = $("arg").value.trim();
+    return params;
+  }
+
+  async function loadRuns() {
+    if (state.experiment === null) {
+      $("count").textContent = "no experiments yet";
+      return;
+    }
+    const body = await get("api/runs", filters());
+    state.runs = body.runs;
+    state.byId = new Map(body.runs.map((r) => [r.id, r]));
+    state.metrics = body.metrics;
+    const names = new Set();
+    body.runs.forEach((r) => Object.keys(r.args || {}).forEach((a) => names.add(a)));
+    state.argNames = [...names].sort();
+    if (state.shown === null) {
+      state.shown = new Set([...state.argNames.slice(0, 8), ...state.metrics.slice(0, 6).map((m) => "m:" + m)]);
+    }
+    renderColumns();
+    renderTable();
+    renderGroups();
+  }
+
+  function columns() {
+    const all = [
+      { key: "id", label: "id", value: (r) => r.id },
+      { key: "status", label: "status", value: (r) => r.status },
+      { key: "started", label: "started", value: (r) => when(r.started) },
+      { key: "duration", label: "duration", value: (r) => r.duration, show: duration },
+      { key: "tags", label: "tags", value: (r) => r.tags.join(", ") },
+    ];
+    for (const name of state.argNames) {
+      if (state.shown.has(name)) all.push({ key: "a:" + name, label: name, value: (r) => r.args[name] });
+    }
+    for (const metric of state.metrics) {
+      if (state.shown.has("m:" + metric)) {
+        all.push({
+          key: "m:" + metric, label: metric + " (last)",
+          value: (r) => (r.summaries[metric] || {}).last,
+          title: (r) => { const s = r.summaries[metric]; return s ? `min ${text(s.min)}, max ${text(s.max)}` : ""; },
+        });
+      }
+    }
+    return all;
+  }
+
+  function renderColumns() {
+    const list = $("column-list");
+    const boxes = [...state.argNames, ...state.metrics.map((m) => "m:" + m)].map((key) => {
+      const box = el("input", { type: "checkbox" });
+      box.checked = state.shown.has(key);
+      box.addEventListener("change", () => {
+        if (box.checked) state.shown.add(key); else state.shown.delete(key);
+        renderTable();
+      });
+      return el("label", {}, box, key.startsWith("m:") ? key.slice(2) + " (last)" : "args." + key);
+    });
+    list.replaceChildren(...boxes);
+  }
+
+  function matches(run, needle) {
+    if (!needle) return true;
+    const haystack = [run.id, run.status, run.comment, ...run.tags, JSON.stringify(run.args)].join(" ");
+    return haystack.toLowerCase().includes(needle);
+  }
+
+  function compare(a, b) {
+    if (a === b) return 0;
+    if (a === null || a === undefined) return 1;
+    if (b === null || b === undefined) return -1;
+    return typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b));
+  }
+
+  function renderTable() {
+    const cols = columns();
+    const { key, desc } = state.sort;
+    const sortBy = cols.find((c) => c.key === key) || cols[0];
+    const needle = $("text").value.trim().toLowerCase();
+    const rows = state.runs.filter((r) => matches(r, needle));
+    rows.sort((a, b) => (desc ? -1 : 1) * compare(sortBy.value(a), sortBy.value(b)));
+    const head = el("tr", {}, el("th", {}, ""), ...cols.map((c) => el("th", {
+      onclick: () => { state.sort = { key: c.key, desc: state.sort.key === c.key ? !state.sort.desc : false }; renderTable(); },
+    }, c.label + (c.key === key ? (desc ? " ▼" : " ▲") : ""))));
+    $("runs").tHead.replaceChildren(head);
+    const body = rows.slice(0, MAX_ROWS).map((run) => {
+      const box = el("input", { type: "checkbox", "aria-label": "select run " + run.id });
+      box.checked = state.selected.has(run.id);
+      box.addEventListener("change", () => toggle(run.id, box.checked));
+      const cells = cols.map((c) => {
+        const value = c.value(run);
+        const cell = el("td", { class: typeof value === "number" ? "num" : "" });
+        if (c.key === "id") cell.append(el("a", { href: "#run/" + Number(run.id) }, value));
+        else cell.append(text(c.show ? c.show(value) : value));
+        if (c.key === "status") cell.classList.add("status-" + String(value).replace(/[^A-Z_]/g, ""));
+        if (c.title) cell.title = c.title(run);
+        return cell;
+      });
+      return el("tr", { class: state.selected.has(run.id) ? "selected" : "", "data-run": run.id },
+        el("td", {}, box), ...cells);
+    });
+    $("runs").tBodies[0].replaceChildren(...body);
+    const shown = Math.min(rows.length, MAX_ROWS);
+    $("count").textContent = rows.length > MAX_ROWS
+      ? `${shown} of ${rows.length} runs shown (filter or sort to see others)` : `${rows.length} runs`;
+  }
+
+  function renderGroups() {
+    const select = $("group");
+    const current = select.value;
+    select.replaceChildren(el("option", { value: "" }, "(each run)"),
+      ...state.argNames.map((a) => el("option", { value: a }, a)));
+    select.value = state.argNames.includes(current) ? current : "";
+  }
+
+  async function toggle(runId, on) {
+    if (on) state.selected.add(runId); else state.selected.delete(runId);
+    renderTable();
+    if (on) await fetchCurves(runId, state.chosen, false);
+    drawCharts();
+    renderCompare();
+  }
+
+  // -- curves --------------------------------------------------------------------------------
+  async function fetchCurves(runId, metrics, onlyNew) {
+    if (!metrics.length) return;
+    const have = state.curves.get(runId) || {};
+    let after;
+    if (onlyNew) {
+      const lasts = metrics.map((m) => { const s = (have[m] || { step: [] }).step; return s.length ? s[s.length - 1] : null; });
+      after = lasts.includes(null) ? undefined : Math.min(...lasts);
+    }
+    const body = await get(`api/runs/${Number(runId)}/metrics`, { names: metrics.join(","), points: POINTS, after });
+    for (const [metric, curve] of Object.entries(body.metrics)) {
+      const old = have[metric];
+      if (!onlyNew || !old || after === undefined) { have[metric] = curve; continue; }
+      const last = old.step.length ? old.step[old.step.length - 1] : -Infinity;
+      curve.step.forEach((step, i) => { if (step > last) { old.step.push(step); old.value.push(curve.value[i]); } });
+    }
+    state.curves.set(runId, have);
+  }
+
+  function smooth(values, weight) {
+    if (!weight) return values;
+    let last = null;
+    return values.map((v) => (v === null ? null : (last = last === null ? v : last * weight + v * (1 - weight))));
+  }
+
+  function valueAt(curve, x) { // linear interpolation within a run's own steps
+    const s = curve.step;
+    if (!s.length || x < s[0] || x > s[s.length - 1]) return null;
+    let lo = 0, hi = s.length - 1;
+    while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (s[mid] <= x) lo = mid; else hi = mid; }
+    if (s[lo] === x) return curve.smoothed[lo];
+    if (s[hi] === x) return curve.smoothed[hi];
+    const t = (x - s[lo]) / (s[hi] - s[lo]);
+    return curve.smoothed[lo] + t * (curve.smoothed[hi] - curve.smoothed[lo]);
+  }
+
+  function chartData(metric) {
+    const weight = Number($("smoothing").value);
+    const log = $("log").checked;
+    const runs = [...state.selected].filter((id) => state.curves.get(id) && state.curves.get(id)[metric]);
+    const curves = runs.map((id) => {
+      const c = state.curves.get(id)[metric];
+      return { id, step: c.step, smoothed: smooth(c.value, weight) };
+    });
+    const xs = [...new Set(curves.flatMap((c) => c.step))].sort((a, b) => a - b);
+    const fix = (v) => (v === null || (log && v <= 0) ? null : v);
+    const group = $("group").value;
+    const series = [{}];
+    const data = [xs];
+    const bands = [];
+    if (!group) {
+      curves.forEach((c, i) => {
+        const at = new Map(c.step.map((s, j) => [s, c.smoothed[j]]));
+        data.push(xs.map((x) => fix(at.has(x) ? at.get(x) : null)));
+        series.push({ label: "run " + c.id, stroke: COLORS[i % COLORS.length], spanGaps: true, points: { show: false } });
+      });
+    } else {
+      const groups = new Map();
+      for (const c of curves) {
+        const key = text((state.byId.get(c.id) || { args: {} }).args[group]);
+        if (!groups.has(key)) groups.set(key, []);
+        groups.get(key).push(c);
+      }
+      [...groups.entries()].sort(([a], [b]) => compare(a, b)).forEach(([key, members], i) => {
+        const mean = [], upper = [], lower = [];
+        for (const x of xs) {
+          const vs = members.map((c) => valueAt(c, x)).filter((v) => v !== null);
+          if (!vs.length) { mean.push(null); upper.push(null); lower.push(null); continue; }
+          const m = vs.reduce((a, b) => a + b, 0) / vs.length;
+          const sd = Math.sqrt(vs.reduce((a, b) => a + (b - m) ** 2, 0) / vs.length);
+          mean.push(fix(m)); upper.push(fix(m + sd)); lower.push(fix(m - sd));
+        }
+        const color = COLORS[i % COLORS.length];
+        const at = data.length;
+        data.push(mean, upper, lower);
+        series.push({ label: `${group}=${key} (${members.length} runs)`, stroke: color, spanGaps: true, points: { show: false } });
+        series.push({ label: "+std", stroke: color + "55", spanGaps: true, points: { show: false } });
+        series.push({ label: "-std", stroke: color + "55", spanGaps: true, points: { show: false } });
+        bands.push({ series: [at + 1, at + 2], fill: color + "22" });
+      });
+    }
+    return { data, series, bands, log };
+  }
+
+  function drawCharts() {
+    const charts = $("charts");
+    for (const [metric, entry] of state.plots) {
+      if (!state.chosen.includes(metric)) { entry.plot.destroy(); entry.box.remove(); state.plots.delete(metric); }
+    }
+    for (const metric of state.chosen) {
+      const { data, series, bands, log } = chartData(metric);
+      const key = JSON.stringify([series.map((s) => s.label), log]);
+      let entry = state.plots.get(metric);
+      const points = data.slice(1).reduce((n, ys) => n + ys.filter((v) => v !== null).length, 0);
+      if (entry && entry.key === key) {
+        entry.plot.setData(data, !entry.zoomed);
+      } else {
+        const box = entry ? entry.box : el("div", { class: "chart" }, el("h3", {}, metric));
+        if (entry) entry.plot.destroy(); else charts.append(box);
+        const plot = new uPlot({
+          width: Math.max(520, box.clientWidth || 560), height: 300, series, bands,
+          scales: { x: { time: false }, y: { distr: log ? 3 : 1 } },
+          axes: [{ label: "step" }, {}],
+          hooks: { setSelect: [(u) => { if (u.select.width > 0) state.plots.get(metric).zoomed = true; }] },
+        }, data, box);
+        entry = { plot, box, key, zoomed: false };
+        plot.over.addEventListener("dblclick", () => { entry.zoomed = false; });
+        state.plots.set(metric, entry);
+      }
+      entry.box.dataset.metric = metric;
+      entry.box.dataset.points = String(points);
+    }
+  }
+
+  function chooseMetric(name) {
+    if (!name || state.chosen.includes(name)) return;
+    state.chosen.push(name);
+    renderChosen();
+    Promise.all([...state.selected].map((id) => fetchCurves(id, [name], false)))
+      .then(drawCharts).catch((e) => live(e.message, true));
+  }
+
+  function renderChosen() {
+    $("chosen").replaceChildren(...state.chosen.map((m) => el("span", { class: "chip" }, m,
+      el("button", { title: "remove", onclick: () => { state.chosen = state.chosen.filter((c) => c !== m); renderChosen(); drawCharts(); } }, "×"))));
+  }
+
+  async function searchMetrics() {
+    if (state.experiment === null) return;
+    const body = await get("api/metrics", { experiment: state.experiment, q: $("metric-search").value, limit: 50 });
+    $("metric-options").replaceChildren(...body.metrics.map((m) => el("option", { value: m })));
+  }
+
+  // -- compare -----------------------------------------------------------------------------
+  function renderCompare() {
+    const box = $("compare");
+    const runs = [...state.selected].map((id) => state.byId.get(id)).filter(Boolean);
+    if (runs.length < 2) { box.replaceChildren(); return; }
+    const rows = [];
+    for (const name of state.argNames) {
+      const values = runs.map((r) => text(r.args[name]));
+      if (new Set(values).size > 1) rows.push(el("tr", {}, el("th", {}, "args." + name), ...values.map((v) => el("td", {}, v))));
+    }
+    for (const metric of state.metrics) {
+      const values = runs.map((r) => (r.summaries[metric] || {}).last);
+      if (values.some((v) => v !== undefined)) {
+        rows.push(el("tr", {}, el("th", {}, metric + " (last)"), ...values.map((v) => el("td", { class: "num" }, text(v)))));
+      }
+    }
+    const head = el("tr", {}, el("th", {}, "compare"), ...runs.map((r) => el("th", {}, "run " + r.id)));
+    box.replaceChildren(el("table", { id: "compare-table" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+  }
+
+  // -- the run page --------------------------------------------------------------------------
+  function pairs(title, object) {
+    const entries = Object.entries(object || {});
+    return [el("h3", {}, title), entries.length
+      ? el("table", {}, el("tbody", {}, ...entries.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, text(v))))))
+      : el("p", { class: "muted" }, "none")];
+  }
+
+  function listing(title, items, fields) {
+    if (!items.length) return [el("h3", {}, title), el("p", { class: "muted" }, "none")];
+    return [el("h3", {}, title), el("table", { "data-list": title },
+      el("thead", {}, el("tr", {}, ...fields.map((f) => el("th", {}, f)))),
+      el("tbody", {}, ...items.map((item) => el("tr", {}, ...fields.map((f) => el("td", {}, text(item[f])))))))];
+  }
+
+  async function showRun(runId) {
+    const view = $("run-view");
+    const run = await get(`api/runs/${Number(runId)}`);
+    state.runPage = run;
+    const code = run.code || {};
+    const { diff, ...commit } = code;
+    view.replaceChildren(
+      el("h2", {}, `run ${run.id} `, el("span", { id: "run-status", class: "status-" + String(run.status).replace(/[^A-Z_]/g, "") }, run.status)),
+      el("p", {}, "experiment ", el("a", { href: "#experiment=" + encodeURIComponent(run.experiment) }, run.experiment),
+        ` · created ${when(run.time_created)} · started ${when(run.time_started)} · updated ${when(run.time_updated)}`),
+      run.comment ? el("p", {}, run.comment) : "",
+      el("p", {}, "tags: ", run.tags.length ? run.tags.join(", ") : "none"),
+      ...pairs("args", run.args),
+      ...listing("links", run.links, ["direction", "kind", "run"]),
+      ...listing("metrics", run.metrics, ["name", "count", "min", "max", "last", "last_step"]),
+      ...listing("artifacts", run.artifacts, ["name", "version", "kind", "step", "uri", "size", "sha256", "created"]),
+      ...listing("artifacts used", run.used, ["name", "version", "kind", "run", "used"]),
+      ...listing("samples", run.samples, ["step", "kind", "conditioning", "output", "artifact"]),
+      ...pairs("code", commit), diff ? el("pre", { id: "diff" }, diff) : "",
+      ...pairs("hardware", run.hardware), ...pairs("packages", run.packages), ...pairs("env", run.env),
+      el("h3", {}, "system metrics"), el("div", { id: "system" }),
+    );
+    if (run.system.length) {
+      const body = await get(`api/runs/${Number(runId)}/system`, { points: POINTS });
+      const box = $("system");
+      for (const [name, curve] of Object.entries(body.system)) {
+        const chart = el("div", { class: "chart", "data-metric": name }, el("h3", {}, name));
+        box.append(chart);
+        new uPlot({ width: 520, height: 200, series: [{}, { label: name, stroke: COLORS[0], points: { show: false } }] },
+          [curve.time.map((t) => Date.parse(t) / 1000), curve.value], chart);
+      }
+    }
+  }
+
+  // -- routing and the live refresh ---------------------------------------------------------------
+  function hashParams() {
+    return new URLSearchParams(location.hash.startsWith("#run/") ? "" : location.hash.slice(1));
+  }
+
+  async function route() {
+    const match = /^#run\/(\d+)$/.exec(location.hash);
+    state.view = match ? "run" : "runs";
+    $("runs-view").hidden = !!match;
+    $("run-view").hidden = !match;
+    if (match) { await showRun(match[1]); return; }
+    const wanted = hashParams().get("experiment");
+    if (wanted && wanted !== state.experiment) { state.experiment = wanted; $("experiment").value = wanted; resetExperiment(); }
+    await loadRuns();
+  }
+
+  function resetExperiment() {
+    state.selected.clear(); state.curves.clear(); state.chosen = []; state.shown = null;
+    renderChosen(); drawCharts(); renderCompare();
+  }
+
+  async function tick() {
+    if (state.busy) return;
+    state.busy = true;
+    try {
+      if (state.view === "run" && state.runPage) {
+        const run = await get(`api/runs/${Number(state.runPage.id)}`);
+        const status = $("run-status");
+        if (status) { status.textContent = run.status; status.className = "status-" + String(run.status).replace(/[^A-Z_]/g, ""); }
+      } else if (state.experiment !== null) {
+        await loadRuns();
+        const moving = [...state.selected].filter((id) => (state.byId.get(id) || {}).status === "RUNNING" || !state.curves.has(id));
+        await Promise.all(moving.map((id) => fetchCurves(id, state.chosen, true)));
+        drawCharts();
+        renderCompare();
+      }
+      live("live · " + new Date().toLocaleTimeString(), false);
+    } catch (e) {
+      live("not updated: " + e.message, true);
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  async function start() {
+    const statuses = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "PENDING", "REQUEUED", "TIMEOUT", "OUT_OF_MEMORY"];
+    $("status").append(...statuses.map((s) => el("option", { value: s }, s)));
+    $("experiment").addEventListener("change", () => { location.hash = "experiment=" + encodeURIComponent($("experiment").value); });
+    for (const id of ["status", "tag", "arg"]) $(id).addEventListener("change", () => loadRuns().catch((e) => live(e.message, true)));
+    $("text").addEventListener("input", renderTable);
+    for (const id of ["log", "smoothing", "group"]) $(id).addEventListener("input", drawCharts);
+    $("metric-search").addEventListener("input", () => searchMetrics().catch((e) => live(e.message, true)));
+    $("metric-search").addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { chooseMetric($("metric-search").value.trim()); $("metric-search").value = ""; }
+    });
+    window.addEventListener("hashchange", () => route().catch((e) => live(e.message, true)));
+    try {
+      await loadExperiments();
+      await route();
+      await searchMetrics();
+      live("live · " + new Date().toLocaleTimeString(), false);
+    } catch (e) {
+      live("not loaded: " + e.message, true);
+    }
+    setInterval(tick, REFRESH_MS);
+  }
+
+  window.sqltrackUi = { state, chooseMetric, toggle }; // for tests and the curious
+  start();
+})();

@@ -1,0 +1,180 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright), against a
+live server and a database that a job is writing to, on both engines.
+
+Without Chromium or Playwright the test is skipped by name locally and fails under CI
+(``.ci/run`` installs both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sqltrack import Client, Experiment, Run
+from sqltrack._live.buffer import MetricsBuffer
+
+HOSTILE = "<img src=x onerror=alert(1)></script>"
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+    pytest.skip("Chromium is not installed (apt-get install chromium): no browser check")
+
+
+def _playwright() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("Playwright is missing: it is in the test extra")
+        pytest.skip("Playwright is not installed (pip install playwright): no browser check")
+    return sync_playwright
+
+
+@pytest.fixture
+def server(client: Client) -> Iterator[str]:
+    """The dashboard served by uvicorn on a free port of 127.0.0.1, as a real user runs it."""
+    import uvicorn
+
+    from sqltrack.ui import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(client, hosts=["127.0.0.1"])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not served.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    served.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture
+def job(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
+    """Two finished seeds of lr 0.1, and a RUNNING run that logs a step every 50 ms
+    (buffered: what a tracked job does) until the test ends."""
+    exp = Experiment(client, name=HOSTILE)
+    for seed in range(2):
+        run = exp.get_run().set_args({"lr": 0.1, "seed": seed}).add_tags(HOSTILE)
+        with run.track(buffered=True):
+            for step in range(500):
+                run.add_metrics({"loss": 1 / (step + 1) + seed / 10}, step=step)
+    running = exp.get_run().set_args({"lr": 0.01, "seed": 0})
+    running.log_artifact("s3://bucket/ckpt", name=HOSTILE, kind="checkpoint", step=0)
+    stop = threading.Event()
+    # the writer flushes five times a second (not once): a live view within the test's patience
+    monkeypatch.setattr(MetricsBuffer, "flush_seconds", 0.2)
+
+    def train() -> None:
+        writer = Run(Client.of(**client.engine.params), running.experiment_id, running.id)
+        with writer.track(buffered=True) as tracked:
+            step = 0
+            while not stop.is_set():
+                tracked.add_metrics({"loss": 1 / (step + 1)}, step=step)
+                step += 1
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while (
+        client.query("SELECT status FROM runs WHERE id = :r", {"r": running.id})[0][0] != "RUNNING"
+    ):
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.05)
+    yield running
+    stop.set()
+    thread.join(60)
+
+
+def _until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    """Wait for ``condition``, asked from here: the page's policy (no eval) refuses the
+    expressions Playwright would evaluate in it."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the page did not get there in time"
+        time.sleep(0.05)
+
+
+def test_the_dashboard_in_a_real_browser_while_a_job_trains(
+    server: str, job: Run, tmp_path: Path
+) -> None:
+    chromium = _chromium()
+    problems: list[str] = []
+    with _playwright()() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("dialog", lambda d: (problems.append("dialog: " + d.message), d.dismiss()))
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(server)
+            page.wait_for_selector("#runs tbody tr >> nth=2")
+            # hostile names are text: in the select, the table's cells, nowhere as elements
+            assert HOSTILE in page.inner_text("#experiment")
+            assert page.locator("img").count() == 0
+            assert page.locator("td", has_text=HOSTILE).count() == 2
+            rows = page.locator("#runs tbody tr")
+            running = page.locator(f'#runs tbody tr[data-run="{job.id}"]')
+            assert running.locator(".status-RUNNING").inner_text() == "RUNNING"
+            # filter: status, then back to any
+            page.select_option("#status", "RUNNING")
+            _until(lambda: rows.count() == 1)
+            page.select_option("#status", "")
+            _until(lambda: rows.count() == 3)
+            # the running run's curve gains points without a reload
+            running.locator("input").check()
+            page.fill("#metric-search", "loss")
+            page.press("#metric-search", "Enter")
+            chart = page.locator('.chart[data-metric="loss"]')
+            chart.wait_for()
+
+            def points() -> int:
+                return int(chart.get_attribute("data-points") or 0)
+
+            _until(lambda: points() > 0)
+            before = points()
+            _until(lambda: points() > before, seconds=10)
+            # grouping by an arg: a mean and a band of each group (lr=0.1 has two seeds)
+            for row in range(3):
+                rows.nth(row).locator("input").check()
+            page.select_option("#group", "lr")
+            chart.locator(".u-legend .u-series", has_text="lr=0.1 (2 runs)").wait_for()
+            assert page.locator("#compare-table").inner_text().count("run ") == 3
+            page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
+            # the run page: its artifact (a hostile name, as text), its status live
+            running.locator("a").click()
+            page.wait_for_selector("#run-view h2")
+            artifacts = page.locator('table[data-list="artifacts"]')
+            assert (
+                HOSTILE in artifacts.inner_text() and "s3://bucket/ckpt" in artifacts.inner_text()
+            )
+            assert page.locator("#run-status").inner_text() == "RUNNING"
+            assert page.locator("img").count() == 0
+            page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+            page.go_back()
+            page.wait_for_selector("#runs tbody tr")
+        finally:
+            browser.close()
+    assert problems == []
+    assert all(url.startswith(server) or url.startswith("data:") for url in requests), requests
