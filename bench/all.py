@@ -7,7 +7,8 @@
     python bench/all.py --engine sqlite --mlflow-python /tmp/benchvenv/bin/python
 
 Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
-bench_gc, bench_narrow, bench_lightning, bench_lab (PostgreSQL only) and bench_import,
+bench_gc, bench_narrow, bench_lightning, bench_lab (PostgreSQL only), bench_ui and
+bench_import,
 each in a fresh interpreter with the sizes used in docs/benchmarks.md, and bench_mlflow
 when mlflow can be imported (by
 ``--mlflow-python``, e.g. a separate environment's interpreter; bench_lightning's fits then
@@ -45,6 +46,8 @@ FULL = {
     # about 3 min (4 min with MLFlowLogger); docs/benchmarks.md has 7 rounds
     "bench_lightning.py": ["--steps", "2000", "--rounds", "2"],
     "bench_lab.py": [],  # PostgreSQL only (it says so on SQLite): its defaults, ~2 min
+    # 10,000 runs, 20 curves of 100,000 steps, first paint in Chromium: ~2 min
+    "bench_ui.py": ["--browser"],
 }
 # engine-independent: run once, without --engine
 FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
@@ -64,6 +67,7 @@ QUICK = {
     "bench_lightning.py": ["--quick"],
     "bench_lab.py": ["--steps", "40", "--chunk", "20", "--buffered", "200", "--rounds", "2",
                      "--runs", "3"],
+    "bench_ui.py": ["--runs", "50", "--curves", "2", "--steps", "3000", "--repeat", "2"],
 }  # fmt: skip
 
 
@@ -92,7 +96,7 @@ def main() -> int:
         action="append",
         metavar="NAME",
         help="run only bench_NAME.py (repeatable: sync, buffered, read, plot, summaries, "
-        "system, gc, narrow, lightning, lab, import, hash, mlflow)",
+        "system, gc, narrow, lightning, lab, ui, import, hash, mlflow)",
     )
     args = parser.parse_args()
 

@@ -27,26 +27,34 @@ from ..errors import InvalidValue, NotFound
 #: the most points a curve may ask for
 MAX_POINTS = 100_000
 
-# {source}: the points of one metric as (step, progress, value), sqltrack's own text
+# {source}: the points of one metric as (step, progress, value), sqltrack's own text.
+# With more than :points of them: per bucket of steps, the first step of its smallest
+# and of its largest value, and the last point; else every point. (Window aggregates over
+# the buckets, which follow the steps: the engines' planners join no table to itself.)
 _SAMPLED = """
 WITH pts AS ({source}),
 span AS (SELECT min(step) AS lo, max(step) AS hi, count(*) AS n FROM pts),
-ranked AS (
+bucketed AS (
     SELECT pts.step, pts.progress, pts.value,
-        CASE WHEN span.n <= :points THEN 0
-            ELSE (pts.step - span.lo) * :buckets / (span.hi - span.lo + 1) END AS bucket,
-        span.n AS n
-    FROM pts, span
+        (pts.step - span.lo) * :buckets / (span.hi - span.lo + 1) AS bucket
+    FROM pts, span WHERE span.n > :points
 ),
-marked AS (
-    SELECT step, progress, value, n,
-        row_number() OVER (PARTITION BY bucket ORDER BY value, step, progress) AS low,
-        row_number() OVER (PARTITION BY bucket ORDER BY value DESC, step, progress) AS high,
-        row_number() OVER (ORDER BY step DESC, progress DESC) AS latest
-    FROM ranked
+extremes AS (
+    SELECT step, value, bucket,
+        min(value) OVER (PARTITION BY bucket) AS low, max(value) OVER (PARTITION BY bucket) AS high
+    FROM bucketed
+),
+latest AS (
+    SELECT step, value FROM pts WHERE step = (SELECT hi FROM span)
+    ORDER BY progress DESC LIMIT 1
 )
-SELECT step, value FROM marked
-WHERE n <= :points OR low = 1 OR high = 1 OR latest = 1
+SELECT step, value, 0 AS progress FROM (
+    SELECT min(step) AS step, value FROM extremes
+    WHERE value = low OR value = high GROUP BY bucket, value
+    UNION SELECT step, value FROM latest WHERE (SELECT n FROM span) > :points
+) sampled
+UNION ALL
+SELECT step, value, progress FROM pts WHERE (SELECT n FROM span) <= :points
 ORDER BY step, progress
 """
 # one metric's numbers in the wide table ({column} quoted and checked; {number} leaves
@@ -120,7 +128,7 @@ def run_curves(
             values: list[Any] = []
             if sources:
                 query = _SAMPLED.format(source=" UNION ALL ".join(sources))
-                for step, value in client.query(query, {**params, "name": name}):
+                for step, value, _ in client.query(query, {**params, "name": name}):
                     if math.isfinite(value):  # (JSON has no infinities)
                         steps.append(step)
                         values.append(float(value))

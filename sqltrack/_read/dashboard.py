@@ -102,6 +102,14 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())
+
+
 @operation
 def experiments(client: Client) -> list[dict[str, Any]]:
     """``[{"id", "name", "runs"}]``: the experiments (not deleted), by name, with how
@@ -182,14 +190,14 @@ def runs(
         listed = []
         by_id = {}
         for id_, status_, created, started, updated, tags_, args_, comment in found:
-            started, updated = convert(started, "datetime"), convert(updated, "datetime")
-            duration = (updated - started).total_seconds() if started and updated else None
+            start, end = convert(started, "datetime"), convert(updated, "datetime")
+            duration = (end - start).total_seconds() if start and end else None
             record = {
                 "id": id_,
                 "status": status_,
-                "created": plain(convert(created, "datetime")),
-                "started": plain(started),
-                "updated": plain(updated),
+                "created": _iso(convert(created, "datetime")),
+                "started": _iso(start),
+                "updated": _iso(end),
                 "duration": duration,
                 "tags": sorted(convert(tags_, "json") or {}),
                 "args": convert(args_, "json") or {},
@@ -207,9 +215,9 @@ def runs(
             params = {"e": experiment, "metrics": engine.adapt_array(list(metrics))}
             for run_id, metric, low, high, last in client.query(query, params):
                 of = by_id.get(run_id)
-                if of is not None:
+                if of is not None:  # (no NaN is summarized; an infinity may be)
                     of["summaries"][metric] = {
-                        "min": plain(low), "max": plain(high), "last": plain(last)
+                        "min": _finite(low), "max": _finite(high), "last": _finite(last)
                     }  # fmt: skip
     return {"experiment": experiment, "metrics": list(metrics or []), "runs": listed}
 

@@ -198,7 +198,8 @@
 
   async function toggle(runId, on) {
     if (on) state.selected.add(runId); else state.selected.delete(runId);
-    renderTable();
+    const row = $("runs").querySelector(`tbody tr[data-run="${Number(runId)}"]`);
+    if (row) row.className = on ? "selected" : ""; // (not the whole table again)
     if (on) await fetchCurves(runId, state.chosen, false);
     drawCharts();
     renderCompare();
