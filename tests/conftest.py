@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,6 +164,17 @@ def run_python(
         timeout=timeout,
         **kwargs,
     )
+
+
+def chromium() -> str:
+    """Debian's Chromium, for the tests that check a page in a real browser: a skip by
+    name locally without it, a failure under CI (``.ci/run`` installs it)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+    pytest.skip("Chromium is not installed (apt-get install chromium): no browser check")
 
 
 def cli_options(target: Client | dict[str, Any]) -> list[str]:

@@ -10,16 +10,14 @@ import html
 import itertools
 import json
 import math
-import os
 import re
-import shutil
 import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_options
+from conftest import chromium, cli_options
 
 from sqltrack import Client, Experiment, InvalidValue, NotFound
 from sqltrack._read.report import _embedded_json, report_data, write_report
@@ -101,18 +99,9 @@ def test_report_errors(client: Client, tmp_path: Path, capsys: pytest.CaptureFix
         report_data(client, exp.id, points=1)
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-    pytest.skip("Chromium is not installed (apt-get install chromium): no browser check")
-
-
 def _browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [
-        _chromium(),
+        chromium(),
         *_CHROMIUM_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         "--enable-logging=stderr",

@@ -8,7 +8,6 @@ Without Chromium or Playwright the test is skipped by name locally and fails und
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
@@ -17,20 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import chromium
 
 from sqltrack import Client, Experiment, Run
 from sqltrack._live.buffer import MetricsBuffer
 
 HOSTILE = "<img src=x onerror=alert(1)></script>"
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-    pytest.skip("Chromium is not installed (apt-get install chromium): no browser check")
 
 
 def _playwright() -> Any:
@@ -117,10 +108,10 @@ def _until(condition: Callable[[], bool], seconds: float = 5) -> None:
 def test_the_dashboard_in_a_real_browser_while_a_job_trains(
     server: str, job: Run, tmp_path: Path
 ) -> None:
-    chromium = _chromium()
+    browser_path = chromium()
     problems: list[str] = []
     with _playwright()() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
