@@ -280,7 +280,7 @@
         const color = COLORS[i % COLORS.length];
         const at = data.length;
         data.push(mean, upper, lower);
-        series.push({ label: `${group}=${key} (${members.length} runs)`, stroke: color, spanGaps: true, points: { show: false } });
+        series.push({ label: `${group}=${key} (${members.length} run${members.length === 1 ? "" : "s"})`, stroke: color, spanGaps: true, points: { show: false } });
         series.push({ label: "+std", stroke: color + "55", spanGaps: true, points: { show: false } });
         series.push({ label: "-std", stroke: color + "55", spanGaps: true, points: { show: false } });
         bands.push({ series: [at + 1, at + 2], fill: color + "22" });
