@@ -17,6 +17,7 @@ from .._db.client import Client, operation
 from .._write.rows import check_id, deleted_condition
 from .._write.summaries import check_available
 from ..errors import InvalidValue, NotFound
+from .curves import check_points
 from .search import select_runs
 
 #: a runs list carries the summaries of at most this many metrics unless told which
@@ -291,8 +292,6 @@ def run_page(client: Client, run_id: int) -> dict[str, Any]:
 def system_curves(client: Client, run_id: int, points: int = 1000) -> dict[str, Any]:
     """The run's system metrics ``{name: {"time": [ISO text…], "value": [...]}}``, at most
     ``points`` evenly spaced samples each (and the last)."""
-    from .curves import check_points
-
     run_id, points = check_id(run_id, "run"), check_points(points)
     convert = client.engine.python_value
     curves: dict[str, dict[str, list[Any]]] = {}

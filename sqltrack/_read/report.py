@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ from .._write.points import available as has_narrow_storage
 from .._write.rows import check_id, deleted_condition
 from .._write.summaries import check_available
 from ..errors import InvalidValue, NotFound
+from .dashboard import plain
 from .search import runs_dataframe_rows
 
 _PAGE = Path(__file__).with_name("report_page.html")
@@ -76,15 +76,6 @@ def _experiment_id(client: Client, experiment: int | str) -> tuple[int, str]:
     return int(found[0][0]), str(found[0][1])
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-safe value: times as ISO text, NaN and infinities as None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
 @operation
 def report_data(client: Client, experiment: int | str, points: int = 500) -> dict[str, Any]:
     """What the report shows, as plain JSON data: ``experiment``, ``metrics``, ``args``,
@@ -106,7 +97,7 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
     runs = []
     arg_names = [label[5:] for label in labels if label.startswith("args.")]
     for row in rows:
-        record = {label: _plain(v) for label, v in zip(labels, row, strict=True)}
+        record = {label: plain(v) for label, v in zip(labels, row, strict=True)}
         runs.append(
             {
                 "id": record["id"],
@@ -130,7 +121,7 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
         for run_id, step, *values in client.query(query, params):
             run_curves = curves.setdefault(str(run_id), {})
             for metric, value in zip(wide, values, strict=True):
-                value = _plain(value)
+                value = plain(value)
                 if value is not None and not isinstance(value, str):
                     run_curves.setdefault(metric, []).append([step, float(value)])
     if metrics and has_narrow_storage(client):
@@ -140,7 +131,7 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
         mixed = set()
         narrow = {**params, "names": engine.adapt_array(metrics)}
         for run_id, metric, step, value in client.query(query, narrow):
-            value = _plain(value)
+            value = plain(value)
             if value is not None:
                 curve = curves.setdefault(str(run_id), {}).setdefault(metric, [])
                 if curve and metric in kinds:

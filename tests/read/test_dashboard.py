@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -184,9 +185,8 @@ def test_the_run_page_has_what_a_run_holds(client: Client, sweep: list[Run]) -> 
     run.log_sample(5, "a prompt", {"clip": 0.3})
     client.query(
         "INSERT INTO system_metrics (run_id, time, name, value) VALUES (:r, :t, 'rss_bytes', 7)",
-        {"r": run.id, "t": client.engine.adapt_datetime(__import__("datetime").datetime.now(
-            __import__("datetime").timezone.utc))},
-    )  # fmt: skip
+        {"r": run.id, "t": client.engine.adapt_datetime(datetime.now(timezone.utc))},
+    )
     page = run_page(client, run.id)
     assert page["id"] == run.id and page["experiment"] == HOSTILE and page["comment"] == HOSTILE
     assert page["args"] == {"lr": 0.1, "seed": 0} and page["status"] == "COMPLETED"
