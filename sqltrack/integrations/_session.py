@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -23,6 +24,7 @@ from .._base.names import check_metric_name, suggest_metric_name
 from .._db.client import Client
 from .._live.handles import Experiment, ids_from_env
 from .._live.run import Run
+from .._write.provenance import code_state
 from .._write.runs import check_status, resolve_run_id
 from ..errors import InvalidMetricName, InvalidValue, SQLTrackError
 from ._plain import experiment_of, flag, jsonable, scalar
@@ -31,6 +33,8 @@ log = logging.getLogger("sqltrack")
 
 #: at most this many different problems are warned about per run (then it goes quiet)
 MAX_WARNINGS = 20
+#: at the run's end, wait at most this many seconds for the git state still being read
+CODE_WAIT = 30.0
 
 
 class Session:
@@ -41,7 +45,8 @@ class Session:
     :param run_id: None (a new run, or ``$SQLTRACK_RUN_ID``), an id, or the name of an
         environment variable that holds one (``"SLURM_JOB_ID"``: a requeued job resumes)
     :param env: record the environment (:meth:`Run.set_env`, secrets redacted)
-    :param code: record the git state of the code (:meth:`Run.set_code`)
+    :param code: record the git state of the code (:meth:`Run.set_code`; read by git in a
+        thread from the moment the integration is made, so training does not wait for it)
     :param from_env: ``run_id=None`` means ``$SQLTRACK_RUN_ID`` when it is set (False: a
         new run each time, e.g. one per Optuna trial)
 
@@ -68,6 +73,9 @@ class Session:
         self.experiment_id, self.experiment_name = experiment_of(experiment)
         self._env, self._code = flag(env, "env"), flag(code, "code")
         self.client = Client() if client is None else client  # a bad config raises now
+        # git takes tens of milliseconds: read in a thread from now on, written once read
+        self._code_state = _InThread(code_state) if self._code else None
+        self._code_due = False  # the run opened last has no code state yet
         self._stores_nan = self.client.engine.stores_nan
         self._run: Run | None = None
         #: the status the run ended with, while it is ended
@@ -100,8 +108,8 @@ class Session:
             _watch_uncaught()
             if self._env:
                 self._quietly(run.set_env, "auto")
-            if self._code:
-                self._quietly(run.set_code, "auto")
+            self._code_due = self._code_state is not None
+            self._write_code()
         return self._run
 
     @property
@@ -146,6 +154,8 @@ class Session:
                 run.add_metrics(values, step=step if type(step) is int else int(step))
             except SQLTrackError as e:
                 self.warn(e)
+            if self._code_due:
+                self._write_code()
 
     def args(self, params: Mapping[str, Any]) -> None:
         """Add ``params`` to the run's args, nested as they are, made JSON."""
@@ -164,6 +174,7 @@ class Session:
         check_status(status)
         if self.finished is not None or self._run is None:
             return
+        self._write_code(CODE_WAIT)
         self.finished, self.suspended = status, None
         atexit.unregister(self._at_exit)
         try:
@@ -182,6 +193,7 @@ class Session:
         check_status(status)
         if self._run is None or self.finished is not None:
             return
+        self._write_code(CODE_WAIT)
         atexit.unregister(self._at_exit)
         self.suspended = status
         try:
@@ -217,6 +229,16 @@ class Session:
             self._names[name] = logged
         return logged
 
+    def _write_code(self, wait: float = 0.0) -> None:
+        """Record the git state in the run, once it has been read (waiting at most
+        ``wait`` seconds for it); a run opened since the last time gets it too."""
+        later = self._code_state
+        if not self._code_due or later is None or self._run is None:
+            return
+        if later.done.wait(wait):
+            self._code_due = False
+            self._quietly(self._run.set_code, later.value)
+
     def _at_exit(self) -> None:
         status = self.exit_status() if self.exit_status is not None else None
         if status is None:
@@ -229,6 +251,24 @@ class Session:
             fn(*args)
         except SQLTrackError as e:
             self.warn(e)
+
+
+class _InThread:
+    """The value of ``fn()``, computed in a daemon thread started now (None if it
+    raised); :attr:`done` is set once it is there."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.value: Any = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(fn,), name="sqltrack-code", daemon=True).start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self.value = fn()
+        except Exception:  # (code_state never raises: this is for the unforeseen)
+            self.value = None
+        finally:
+            self.done.set()
 
 
 B = TypeVar("B", bound="EndsWithBlock")

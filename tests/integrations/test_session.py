@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import env_for
+from conftest import env_for, json_column
 from frameworks import need, only_run, series
 
 import sqltrack as st
@@ -200,3 +200,54 @@ def test_a_run_started_buffered_and_never_stopped_loses_nothing_queued(
     run_id = int(done.stdout)
     assert len(series(client, run_id, "loss")) == 500  # written at the interpreter's exit
     assert only_run(client, "s")[1] == "RUNNING"  # the status is left as it was
+
+
+def test_the_git_state_is_read_in_a_thread_and_recorded_once_read(
+    client: st.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sqltrack.integrations import _session
+
+    release, asked = threading.Event(), []
+
+    def slow_git() -> dict[str, Any]:  # git on a slow shared file system
+        asked.append(threading.current_thread().name)
+        release.wait(30)
+        return {"commit": "c0ffee", "dirty": False}
+
+    monkeypatch.setattr(_session, "code_state", slow_git)
+    logger = SqltrackLogger(experiment="s", client=client, env=False)
+    logger.log_metrics({"loss": 1.0}, step=0)  # the run opens; git has not answered
+    assert asked == ["sqltrack-code"]  # not the training thread
+    run_id = logger.run.id
+    assert json_column(client, "runs", "code", run_id) is None  # and training did not wait for it
+    release.set()
+    logger._session._code_state.done.wait(5)  # type: ignore[union-attr]
+    logger.log_metrics({"loss": 0.5}, step=1)  # the next step records it
+    assert json_column(client, "runs", "code", run_id) == {"commit": "c0ffee", "dirty": False}
+    logger.finalize("success")
+    assert only_run(client, "s")[1] == "COMPLETED"
+
+
+def test_a_run_that_ends_before_git_answered_gets_its_git_state_at_the_end(
+    client: st.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sqltrack.integrations import _session
+
+    release = threading.Event()
+
+    def slow_git() -> dict[str, Any]:
+        release.wait(30)
+        return {"commit": "beef"}
+
+    monkeypatch.setattr(_session, "code_state", slow_git)
+    logger = SqltrackLogger(experiment="s", client=client, env=False)
+    logger.log_metrics({"loss": 1.0}, step=0)
+    threading.Timer(0.2, release.set).start()
+    logger.finalize("success")  # waits for git (at most CODE_WAIT seconds)
+    run_id, status, _ = only_run(client, "s")
+    assert status == "COMPLETED"
+    assert json_column(client, "runs", "code", run_id) == {"commit": "beef"}
