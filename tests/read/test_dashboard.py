@@ -11,6 +11,7 @@ import pytest
 from sqltrack import Client, Experiment, InvalidValue, NotFound, Run, delete_runs, read_metrics
 from sqltrack._read.curves import run_curves
 from sqltrack._read.dashboard import (
+    _json_texts,
     experiments,
     metric_names,
     parse_arg_filters,
@@ -76,6 +77,16 @@ def test_arg_filters_read_json_values_and_else_text() -> None:
     for bad in ("lr", "=1"):
         with pytest.raises(InvalidValue, match="key=value"):
             parse_arg_filters([bad])
+
+
+def test_json_columns_are_decoded_together_and_a_bad_row_cannot_shift_the_others() -> None:
+    texts = ['{"lr": 0.1}', None, '{"b": [1, 2]}', "[]"]
+    assert _json_texts(texts) == [{"lr": 0.1}, None, {"b": [1, 2]}, []]
+    assert _json_texts([]) == []
+    # a hand-written SQLite row holding two values, or none, would move every later
+    # run's args: each is then decoded alone, and one that is no JSON value reads as null
+    assert _json_texts(['{"a": 1}', "1, 2", '{"c": 3}']) == [{"a": 1}, None, {"c": 3}]
+    assert _json_texts(['{"a": 1}', "{", '{"c": 3}']) == [{"a": 1}, None, {"c": 3}]
 
 
 def test_metric_search_matches_text_not_patterns(client: Client) -> None:

@@ -85,6 +85,32 @@ def test_errors_are_one_line_of_json_with_a_status(api: TestClient, runs: list[R
     assert "key=value" in error("/api/runs?experiment=e&arg=lr", 400)
     assert "status" in error(f"/api/runs?experiment={HOSTILE}&status=ASLEEP", 400)
     assert api.get("/api/runs/x").status_code == 404  # (no such route)
+    assert "ISO 8601" in error(f"/api/runs?experiment={HOSTILE}&since=yesterday", 400)
+    assert "time zone" in error(f"/api/runs?experiment={HOSTILE}&since=2026-01-01T00:00", 400)
+
+
+def test_since_answers_only_the_runs_that_changed(
+    api: TestClient, client: Client, runs: list[Run]
+) -> None:
+    """How the page follows a live experiment without reading every run each time."""
+    import time
+    from datetime import datetime, timedelta
+
+    full = api.get("/api/runs", params={"experiment": HOSTILE}).json()
+    now = datetime.fromisoformat(full["now"])
+    assert abs(now - datetime.now(now.tzinfo)) < timedelta(seconds=5)
+    time.sleep(0.05)  # (times on SQLite are text: a later time sorts later)
+    ask = {"experiment": HOSTILE, "since": full["now"], "metrics": "loss"}
+    assert api.get("/api/runs", params=ask).json()["runs"] == []
+    runs[1].add_metrics({"loss": 0.0}, step=5000)  # moves its time_updated
+    new = Experiment(client, name=HOSTILE).get_run()  # created since
+    changed = api.get("/api/runs", params=ask).json()
+    assert [r["id"] for r in changed["runs"]] == [runs[1].id, new.id]
+    assert changed["runs"][0]["summaries"]["loss"]["last"] == 0.0
+    assert changed["runs"][1]["summaries"] == {}
+    assert changed["now"] > full["now"]
+    status = {**ask, "status": "RUNNING", "since": full["now"].replace("+00:00", "Z")}
+    assert api.get("/api/runs", params=status).json()["runs"] == []  # filters still apply
 
 
 def test_nothing_writes(api: TestClient, client: Client, runs: list[Run]) -> None:

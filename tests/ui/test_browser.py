@@ -165,6 +165,10 @@ def test_the_dashboard_in_a_real_browser_while_a_job_trains(
             page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
             page.go_back()
             page.wait_for_selector("#runs tbody tr")
+            # a run made meanwhile joins the table, from an answer of what changed only
+            Experiment(job.client, name=HOSTILE).get_run()
+            _until(lambda: rows.count() == 4, seconds=10)
+            assert any("since=" in url for url in requests)
         finally:
             browser.close()
     assert problems == []

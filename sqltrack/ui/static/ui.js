@@ -6,6 +6,8 @@
   const REFRESH_MS = 2000; // how often the page asks what is new
   const POINTS = 1000; // points per curve fetched at once
   const MAX_ROWS = 500; // rows of the runs table drawn (of those that match)
+  const FULL_EVERY = 30; // refreshes: the whole runs list again (about every minute)
+  const SINCE_MARGIN_MS = 60000; // asked for changes from this long before the last answer
   const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
 
@@ -14,6 +16,7 @@
     experiment: null, runs: [], byId: new Map(), metrics: [], argNames: [],
     selected: new Set(), chosen: [], curves: new Map(), plots: new Map(),
     sort: { key: "id", desc: true }, shown: null, busy: false, view: "runs", runPage: null,
+    now: null, ticks: 0, generation: 0,
   };
 
   // -- talking to the API --------------------------------------------------------------
@@ -85,17 +88,33 @@
     return params;
   }
 
-  async function loadRuns() {
+  // changed: only the runs that changed since the last answer (merged into the list)
+  async function loadRuns(changed) {
     if (state.experiment === null) {
       $("count").textContent = "no experiments yet";
       return;
     }
-    const body = await get("api/runs", filters());
-    state.runs = body.runs;
-    state.byId = new Map(body.runs.map((r) => [r.id, r]));
-    state.metrics = body.metrics;
+    const params = filters();
+    const since = changed && state.now !== null;
+    if (since) {
+      params.since = new Date(Date.parse(state.now) - SINCE_MARGIN_MS).toISOString();
+      params.metrics = state.metrics.join(",");
+      delete params.status; // a run whose status changed leaves the table or joins it
+    }
+    const generation = since ? state.generation : ++state.generation;
+    const body = await get("api/runs", params);
+    if (generation !== state.generation) return; // asked again since, with other filters
+    state.now = body.now;
+    if (since) {
+      if (body.runs.length === 0) return;
+      mergeRuns(body.runs);
+    } else {
+      state.runs = body.runs;
+      state.byId = new Map(body.runs.map((r) => [r.id, r]));
+      state.metrics = body.metrics;
+    }
     const names = new Set();
-    body.runs.forEach((r) => Object.keys(r.args || {}).forEach((a) => names.add(a)));
+    state.runs.forEach((r) => Object.keys(r.args || {}).forEach((a) => names.add(a)));
     state.argNames = [...names].sort();
     if (state.shown === null) {
       state.shown = new Set([...state.argNames.slice(0, 8), ...state.metrics.slice(0, 6).map((m) => "m:" + m)]);
@@ -103,6 +122,15 @@
     renderColumns();
     renderTable();
     renderGroups();
+  }
+
+  function mergeRuns(runs) {
+    const wanted = $("status").value;
+    for (const run of runs) {
+      if (wanted && run.status !== wanted) state.byId.delete(run.id);
+      else state.byId.set(run.id, run);
+    }
+    state.runs = [...state.byId.values()].sort((a, b) => a.id - b.id);
   }
 
   function columns() {
@@ -424,7 +452,7 @@
   }
 
   function resetExperiment() {
-    state.selected.clear(); state.curves.clear(); state.chosen = []; state.shown = null;
+    state.selected.clear(); state.curves.clear(); state.chosen = []; state.shown = null; state.now = null;
     renderChosen(); drawCharts(); renderCompare();
   }
 
@@ -437,7 +465,8 @@
         const status = $("run-status");
         if (status) { status.textContent = run.status; status.className = "status-" + String(run.status).replace(/[^A-Z_]/g, ""); }
       } else if (state.experiment !== null) {
-        await loadRuns();
+        state.ticks += 1;
+        await loadRuns(state.ticks % FULL_EVERY !== 0);
         const moving = [...state.selected].filter((id) => (state.byId.get(id) || {}).status === "RUNNING" || !state.curves.has(id));
         await Promise.all(moving.map((id) => fetchCurves(id, state.chosen, true)));
         drawCharts();
