@@ -152,6 +152,12 @@ def test_the_dashboard_in_a_real_browser_while_a_job_trains(
             page.select_option("#group", "lr")
             chart.locator(".u-legend .u-series", has_text="lr=0.1 (2 runs)").wait_for()
             assert page.locator("#compare-table").inner_text().count("run ") == 3
+            # parallel coordinates: the args (lr, seed) and loss's minimum, a line per run
+            assert page.input_value("#pc-summary") == "loss:min"
+            assert page.locator("#parallel path").count() == 3
+            assert page.locator("#parallel text", has_text="seed").count() == 1
+            page.select_option("#pc-summary", "loss:last")
+            assert page.locator("#parallel path title", has_text=f"run {job.id}:").count() == 1
             page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
             # the run page: its artifact (a hostile name, as text), its status live
             running.locator("a").click()

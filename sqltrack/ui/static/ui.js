@@ -16,7 +16,7 @@
     experiment: null, runs: [], byId: new Map(), metrics: [], argNames: [],
     selected: new Set(), chosen: [], curves: new Map(), plots: new Map(),
     sort: { key: "id", desc: true }, shown: null, busy: false, view: "runs", runPage: null,
-    now: null, ticks: 0, generation: 0,
+    now: null, ticks: 0, generation: 0, visible: [],
   };
 
   // -- talking to the API --------------------------------------------------------------
@@ -120,6 +120,7 @@
       state.shown = new Set([...state.argNames.slice(0, 8), ...state.metrics.slice(0, 6).map((m) => "m:" + m)]);
     }
     renderColumns();
+    renderSummaries();
     renderTable();
     renderGroups();
   }
@@ -211,6 +212,8 @@
         el("td", {}, box), ...cells);
     });
     $("runs").tBodies[0].replaceChildren(...body);
+    state.visible = rows.slice(0, MAX_ROWS);
+    drawParallel();
     const shown = Math.min(rows.length, MAX_ROWS);
     $("count").textContent = rows.length > MAX_ROWS
       ? `${shown} of ${rows.length} runs shown (filter or sort to see others)` : `${rows.length} runs`;
@@ -386,6 +389,80 @@
     box.replaceChildren(el("table", { id: "compare-table" }, el("thead", {}, head), el("tbody", {}, ...rows)));
   }
 
+  // -- parallel coordinates: an axis per arg, and a summary last -----------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs, parent, label) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    if (label !== undefined) node.textContent = label;
+    parent.append(node);
+    return node;
+  }
+
+  function scale(lo, hi, a, b) {
+    if (!(hi > lo)) { lo -= 1; hi += 1; }
+    return (v) => a + ((v - lo) / (hi - lo)) * (b - a);
+  }
+
+  function renderSummaries() {
+    const select = $("pc-summary");
+    const current = select.value;
+    const options = state.metrics.flatMap((m) => ["min", "max", "last"].map((k) => m + ":" + k));
+    select.replaceChildren(...options.map((o) => el("option", { value: o }, o)));
+    const loss = state.metrics.find((m) => /val/.test(m) && /loss/.test(m)) || state.metrics.find((m) => /loss/.test(m)) || state.metrics[0];
+    select.value = options.includes(current) ? current : loss ? loss + ":min" : "";
+  }
+
+  function drawParallel() {
+    const box = $("parallel");
+    box.replaceChildren();
+    const W = Number(box.getAttribute("width")), H = Number(box.getAttribute("height"));
+    const top = 30, bottom = H - 20;
+    const runs = state.visible || [];
+    const chosen = $("pc-summary").value;
+    const cut = chosen.lastIndexOf(":");
+    const summary = (r) => ((r.summaries[chosen.slice(0, cut)] || {})[chosen.slice(cut + 1)]);
+    const given = (v) => v !== null && v !== undefined;
+    const axes = state.argNames.filter((a) => runs.some((r) => given(r.args[a])))
+      .map((a) => ({ label: a, get: (r) => r.args[a] }));
+    if (chosen) axes.push({ label: chosen, get: summary });
+    if (axes.length < 2 || !runs.length) {
+      svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, box, "needs runs with args and a summary");
+      return;
+    }
+    const gap = (W - 140) / (axes.length - 1);
+    axes.forEach((axis, i) => {
+      axis.x = 70 + i * gap;
+      const values = runs.map(axis.get).filter(given);
+      if (values.length && values.every((v) => typeof v === "number")) {
+        axis.lo = Math.min(...values); axis.hi = Math.max(...values);
+        axis.at = scale(axis.lo, axis.hi, bottom, top);
+        axis.ends = [axis.lo, axis.hi];
+      } else { // categories, evenly spaced
+        const names = [...new Set(values.map(text))].sort();
+        const at = scale(0, Math.max(names.length - 1, 1), bottom, top);
+        axis.at = (v) => at(names.indexOf(text(v)));
+        axis.ends = [names[0], names[names.length - 1]];
+      }
+      svg("line", { x1: axis.x, y1: top, x2: axis.x, y2: bottom, stroke: "#999" }, box);
+      svg("text", { x: axis.x, y: top - 12, "text-anchor": "middle" }, box, axis.label);
+      svg("text", { x: axis.x + 4, y: bottom + 12 }, box, text(axis.ends[0]));
+      svg("text", { x: axis.x + 4, y: top + 4 }, box, text(axis.ends[1]));
+    });
+    const last = axes[axes.length - 1];
+    const shade = scale(last.lo ?? 0, last.hi ?? 1, 0, 1);
+    for (const run of runs) {
+      const value = last.get(run);
+      if (!given(value)) continue;
+      const d = axes.filter((a) => given(a.get(run)))
+        .map((a, i) => (i ? "L" : "M") + a.x.toFixed(1) + "," + a.at(a.get(run)).toFixed(1)).join("");
+      const hue = Math.round(240 * (1 - (typeof value === "number" ? shade(value) : 0.5)));
+      const line = svg("path", { d, fill: "none", stroke: `hsl(${hue},70%,45%)`, "stroke-opacity": 0.7, "data-run": run.id }, box);
+      svg("title", {}, line, `run ${run.id}: ${text(value)}`);
+    }
+  }
+
   // -- the run page --------------------------------------------------------------------------
   function pairs(title, object) {
     const entries = Object.entries(object || {});
@@ -487,6 +564,7 @@
     for (const id of ["status", "tag", "arg"]) $(id).addEventListener("change", () => loadRuns().catch((e) => live(e.message, true)));
     $("text").addEventListener("input", renderTable);
     for (const id of ["log", "smoothing", "group"]) $(id).addEventListener("input", drawCharts);
+    $("pc-summary").addEventListener("change", drawParallel);
     $("metric-search").addEventListener("input", () => searchMetrics().catch((e) => live(e.message, true)));
     $("metric-search").addEventListener("keydown", (event) => {
       if (event.key === "Enter") { chooseMetric($("metric-search").value.trim()); $("metric-search").value = ""; }
