@@ -177,6 +177,18 @@ def chromium() -> str:
     pytest.skip("Chromium is not installed (apt-get install chromium): no browser check")
 
 
+def sync_playwright() -> Any:
+    """Playwright's ``sync_playwright``, for the tests that drive Chromium: a skip by name
+    locally without it, a failure under CI (it is in the test extra)."""
+    try:
+        from playwright.sync_api import sync_playwright as found
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("Playwright is missing: it is in the test extra")
+        pytest.skip("Playwright is not installed (pip install playwright): no browser check")
+    return found
+
+
 def cli_options(target: Client | dict[str, Any]) -> list[str]:
     """The `sqltrack` command-line options that reach the database of a client (or of
     connection parameters)."""

@@ -1,69 +1,53 @@
-"""An experiment's report: one self-contained HTML page (``sqltrack report``).
+"""An experiment's report: the dashboard's page as one self-contained file (``sqltrack
+report``).
 
-The page (``report_page.html``, plain JavaScript and SVG, no library) gets its data as
-JSON inside the file: the runs with their args and summaries, and each run's curves
-with at most ``points`` evenly spaced rows per run. It makes no network request, so it
-opens from a file anywhere (after ``scp``, from an e-mail).
+The page is ``sqltrack ui``'s (``page/``: its script, styles and uPlot, inlined), and the
+answers of the JSON API that it asks for are JSON inside the file: the runs table with
+every run's args, tags and summaries, and each run's curves, downsampled as the
+dashboard's (spikes kept, at most ``points`` points a curve). It makes no network
+request, so it opens from a file anywhere (after ``scp``, from an e-mail); a strict
+Content-Security-Policy in the file lets only its own scripts and styles run.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from .._base.files import write_private
 from .._db.client import Client, operation
-from .._db.engines.base import quote_identifier
-from .._write.metrics import known_columns
-from .._write.points import available as has_narrow_storage
-from .._write.rows import check_id, deleted_condition
+from .._write.rows import check_id
 from .._write.summaries import check_available
-from ..errors import InvalidValue, NotFound
-from .dashboard import plain
-from .search import runs_dataframe_rows
+from ..errors import NotFound
+from . import dashboard
+from .curves import check_points, run_curves
 
-_PAGE = Path(__file__).with_name("report_page.html")
-# {visible}: sqltrack's own condition leaving deleted runs out
-_METRICS = (
-    "SELECT DISTINCT s.metric FROM run_summaries s JOIN runs ON runs.id = s.run_id "
-    "JOIN experiments ON experiments.id = runs.experiment_id "
-    "WHERE runs.experiment_id = :e AND {visible} ORDER BY s.metric"
+PAGE = Path(__file__).with_name("page")
+#: a report carries the curves of at most this many metric names (the most common)
+MAX_METRICS = 10_000
+# what the page's head loads from the server, and what takes its place in a report
+_STYLES = (
+    ('<link rel="stylesheet" href="static/uPlot.min.css">\n', "uPlot.min.css"),
+    (
+        '<link rel="stylesheet" href="static/ui.css">\n',
+        "ui.css",
+    ),
 )
-# {columns} are quoted, checked metric columns; values are parameters
-_CURVES = """
-SELECT run_id, step, {columns} FROM (
-    SELECT m.*, row_number() OVER (PARTITION BY m.run_id ORDER BY m.step, m.progress) AS rn,
-        count(*) OVER (PARTITION BY m.run_id) AS n
-    FROM metrics m JOIN runs ON runs.id = m.run_id
-    JOIN experiments ON experiments.id = runs.experiment_id
-    WHERE runs.experiment_id = :e AND {visible}
-) sampled
-WHERE (rn - 1) % ((n + :points - 1) / :points) = 0 OR rn = n
-ORDER BY run_id, step, progress
-"""
-
-# The same of the metrics in the narrow storage (schema v010), per run and metric;
-# {names}: the engine's "name is one of :names" condition
-_NARROW_CURVES = """
-SELECT run_id, name, step, value FROM (
-    SELECT p.run_id, mn.name, p.step, p.progress, p.value,
-        row_number() OVER (PARTITION BY p.run_id, p.name_id ORDER BY p.step, p.progress) AS rn,
-        count(*) OVER (PARTITION BY p.run_id, p.name_id) AS total
-    FROM metric_points p JOIN metric_names mn ON mn.id = p.name_id
-    JOIN runs ON runs.id = p.run_id JOIN experiments ON experiments.id = runs.experiment_id
-    WHERE runs.experiment_id = :e AND {visible} AND {names}
-        AND p.value IS NOT NULL AND (p.kind IS NULL OR p.kind = 'int')
-) sampled
-WHERE (rn - 1) % ((total + :points - 1) / :points) = 0 OR rn = total
-ORDER BY run_id, name, step, progress
-"""
+_SCRIPTS = (
+    ('<script src="static/uPlot.iife.min.js" defer></script>\n', "uPlot.iife.min.js"),
+    (
+        '<script src="static/ui.js" defer></script>\n',
+        "ui.js",
+    ),
+)
 
 
-def _experiment_id(client: Client, experiment: int | str) -> tuple[int, str]:
+def _experiment(client: Client, experiment: int | str) -> tuple[int, str]:
     if isinstance(experiment, str):
         found = client.query("SELECT id, name FROM experiments WHERE name = :e", {"e": experiment})
     else:
@@ -78,72 +62,32 @@ def _experiment_id(client: Client, experiment: int | str) -> tuple[int, str]:
 
 @operation
 def report_data(client: Client, experiment: int | str, points: int = 500) -> dict[str, Any]:
-    """What the report shows, as plain JSON data: ``experiment``, ``metrics``, ``args``,
-    ``runs`` (one object per run: fields, ``args``, ``summaries``) and ``curves``
-    (``{run id: {metric: [[step, value], …]}}``, at most ``points`` rows per run).
+    """What the report shows, as the dashboard's API would answer it (docs/ui.md):
+    ``config``, ``experiments`` (this one), ``metrics`` (its metric names, the most
+    common first), ``runs`` (the answer of ``/api/runs``, with every metric's summary)
+    and ``curves`` (``{run id: {metric: {"step": [...], "value": [...]}}}``, at most
+    ``points`` points each, downsampled as ``/api/runs/{id}/metrics``).
 
     :raises NotFound: no such experiment
     :raises SchemaError: the database has no summaries (run ``sqltrack setup``)
     """
-    if not isinstance(points, int) or isinstance(points, bool) or points < 2:
-        raise InvalidValue(f"points must be an integer of at least 2, got {points!r}")
+    points = check_points(points)
     check_available(client)
-    experiment_id, name = _experiment_id(client, experiment)
-    visible = deleted_condition(client, False)
-    query = _METRICS.format(visible=visible)
-    metrics = [str(r[0]) for r in client.query(query, {"e": experiment_id})]
-    summaries = [f"{m}:{a}" for m in metrics for a in ("min", "max", "last")]
-    labels, rows = runs_dataframe_rows(client, summaries, experiment=experiment_id)
-    runs = []
-    arg_names = [label[5:] for label in labels if label.startswith("args.")]
-    for row in rows:
-        record = {label: plain(v) for label, v in zip(labels, row, strict=True)}
-        runs.append(
-            {
-                "id": record["id"],
-                "status": record["status"],
-                "started": record["time_started"],
-                "updated": record["time_updated"],
-                "duration": record["duration"],
-                "tags": record["tags"],
-                "args": {a: record[f"args.{a}"] for a in arg_names},
-                "summaries": {s: record[s] for s in summaries if record[s] is not None},
-            }
-        )
-    curves: dict[str, dict[str, list[list[Any]]]] = {}
-    with client as conn:
-        kinds = known_columns(client, conn, ())
-    wide = [m for m in metrics if kinds.get(m) in ("int", "float")]
-    params = {"e": experiment_id, "points": points}
-    if wide:
-        columns = ", ".join(quote_identifier(m) for m in wide)
-        query = _CURVES.format(columns=columns, visible=visible)
-        for run_id, step, *values in client.query(query, params):
-            run_curves = curves.setdefault(str(run_id), {})
-            for metric, value in zip(wide, values, strict=True):
-                value = plain(value)
-                if value is not None and not isinstance(value, str):
-                    run_curves.setdefault(metric, []).append([step, float(value)])
-    if metrics and has_narrow_storage(client):
-        engine = client.engine
-        names = engine.in_array("mn.name", "names")
-        query = _NARROW_CURVES.format(visible=visible, names=names)
-        mixed = set()
-        narrow = {**params, "names": engine.adapt_array(metrics)}
-        for run_id, metric, step, value in client.query(query, narrow):
-            value = plain(value)
-            if value is not None:
-                curve = curves.setdefault(str(run_id), {}).setdefault(metric, [])
-                if curve and metric in kinds:
-                    mixed.add((str(run_id), metric))
-                curve.append([step, float(value)])
-        for run_id, metric in mixed:  # values in both storages: one curve, by step
-            curves[run_id][metric].sort(key=lambda point: point[0])
+    experiment_id, name = _experiment(client, experiment)
+    metrics = dashboard.metric_names(client, name, limit=MAX_METRICS)
+    listed = dashboard.runs(client, name, metrics=metrics)
+    del listed["now"]  # (a report does not refresh; the same data gives the same file)
+    curves: dict[str, dict[str, dict[str, list[Any]]]] = {}
+    for run in listed["runs"]:
+        logged = [m for m in metrics if m in run["summaries"]]
+        if logged:
+            found = run_curves(client, run["id"], logged, points)
+            curves[str(run["id"])] = {m: c for m, c in found.items() if c["step"]}
     return {
-        "experiment": name,
+        "config": {"experiment": name, "engine": client.engine.name, "report": True},
+        "experiments": [{"id": experiment_id, "name": name, "runs": len(listed["runs"])}],
         "metrics": metrics,
-        "args": arg_names,
-        "runs": runs,
+        "runs": listed,
         "curves": curves,
     }
 
@@ -161,16 +105,56 @@ def write_report(
     only (mode ``0600``); an existing file is overwritten and keeps the mode it had
     (``chmod`` a new report to share it).
 
-    :param points: at most this many rows per run in the curves (evenly spaced)
+    :param points: at most this many points per curve (3 to 100,000)
     :return: how many runs the report shows
     :raises NotFound: no such experiment
     """
     data = report_data(client, experiment, points)
-    title = html.escape(data["experiment"])
-    parts = {"{{TITLE}}": title, "{{DATA}}": _embedded_json(data)}
-    page = re.sub(r"\{\{(TITLE|DATA)\}\}", lambda m: parts[m[0]], _PAGE.read_text("utf-8"))
-    write_private(path, page)
-    return len(data["runs"])
+    write_private(path, report_page(data))
+    return len(data["runs"]["runs"])
+
+
+def report_page(data: dict[str, Any]) -> str:
+    """The dashboard's page with its styles, scripts and ``data`` inside, and a policy
+    that lets only those run."""
+    page = (PAGE / "index.html").read_text("utf-8")
+    styles, scripts = [], []
+    for tag, name in _STYLES:
+        styles.append((PAGE / name).read_text("utf-8"))
+        page = _without(page, tag)
+    for tag, name in _SCRIPTS:
+        script = (PAGE / name).read_text("utf-8")
+        if "</script" in script.lower() or "<!--" in script:
+            raise RuntimeError(f"{name} would end its <script> element")
+        scripts.append(script)
+        page = _without(page, tag)
+    policy = (
+        "default-src 'none'; "
+        f"script-src {' '.join(_hash(s) for s in scripts)}; "
+        f"style-src {' '.join(_hash(s) for s in styles)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    title = html.escape(data["config"]["experiment"]) + " - sqltrack report"
+    head = f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n' + "".join(
+        f"<style>{style}</style>\n" for style in styles
+    )
+    page = _without(page, "<title>sqltrack</title>\n", f"<title>{title}</title>\n{head}")
+    body = f'<script type="application/json" id="sqltrack-data">{_embedded_json(data)}</script>\n'
+    body += "".join(f"<script>{script}</script>\n" for script in scripts)
+    return _without(page, "</body>", body + "</body>")
+
+
+def _without(page: str, tag: str, instead: str = "") -> str:
+    """``page`` with ``tag`` (there once: the page is ours) replaced."""
+    if page.count(tag) != 1:
+        raise RuntimeError(f"the dashboard's page has changed: {tag.strip()!r} is not in it once")
+    return page.replace(tag, instead)
+
+
+def _hash(text: str) -> str:
+    """The policy's source for an inline element with this text."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
 
 
 # In a <script> element, "<", ">" and "&" could end it or switch the HTML parser into its

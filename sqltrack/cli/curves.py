@@ -39,9 +39,10 @@ def register(commands: Any, connection: Any) -> None:
         "report",
         parents=[connection],
         help="write an experiment's report: one self-contained HTML page",
-        description="One HTML file with the runs of EXPERIMENT (filter and sort them), their "
-        "summaries, learning curves of selected runs and a parallel-coordinates view of "
-        "args against a summary. It needs no network: open it anywhere, e.g. after scp.",
+        description="One HTML file with the runs of EXPERIMENT: sqltrack ui's page with its "
+        "data inside (the runs table with args and summaries, charts of the runs you tick "
+        "with hover, zoom, smoothing and grouping, the compare view and parallel "
+        "coordinates). It needs no network: open it anywhere, e.g. after scp.",
     )
     cmd.add_argument("experiment", metavar="EXPERIMENT", help="name or id")
     cmd.add_argument("-o", "--output", default="report.html", metavar="FILE")
@@ -50,7 +51,8 @@ def register(commands: Any, connection: Any) -> None:
         type=int,
         default=500,
         metavar="N",
-        help="points per curve at most (evenly spaced steps; default 500)",
+        help="points per curve at most (3 to 100000; each bucket of steps keeps its "
+        "smallest and largest value, as in sqltrack ui; default 500)",
     )
     cmd.set_defaults(handler=_report)
 

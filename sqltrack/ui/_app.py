@@ -31,7 +31,8 @@ from .._db.client import Client
 from .._read import curves, dashboard
 from ..errors import InvalidValue, NotFound, PermissionDenied, SQLTrackError
 
-STATIC = Path(__file__).with_name("static")
+#: the page, its script, styles and uPlot: the read side's, which the report embeds too
+STATIC = Path(dashboard.__file__).with_name("page")
 #: what every response may load: only this origin's scripts, styles, images and API
 POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -7,31 +7,19 @@ Without Chromium or Playwright the test is skipped by name locally and fails und
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import chromium
+from conftest import chromium, sync_playwright
 
 from sqltrack import Client, Experiment, Run
 from sqltrack._live.buffer import MetricsBuffer
 
 HOSTILE = "<img src=x onerror=alert(1)></script>"
-
-
-def _playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("Playwright is missing: it is in the test extra")
-        pytest.skip("Playwright is not installed (pip install playwright): no browser check")
-    return sync_playwright
 
 
 @pytest.fixture
@@ -110,7 +98,7 @@ def test_the_dashboard_in_a_real_browser_while_a_job_trains(
 ) -> None:
     browser_path = chromium()
     problems: list[str] = []
-    with _playwright()() as playwright:
+    with sync_playwright()() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})

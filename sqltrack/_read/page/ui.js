@@ -1,8 +1,14 @@
 // sqltrack ui: the page of the live dashboard. Plain JavaScript over the JSON API
 // (docs/ui.md); charts by uPlot. Every value from the database reaches the page as text
 // (textContent, text nodes, attribute values the page made itself): never as HTML.
+// The same page is `sqltrack report`: there the API's answers are JSON inside the file
+// (#sqltrack-data), nothing is fetched and nothing refreshes.
 "use strict";
 (() => {
+  const REPORT = (() => {
+    const node = document.getElementById("sqltrack-data");
+    return node ? JSON.parse(node.textContent) : null;
+  })();
   const REFRESH_MS = 2000; // how often the page asks what is new
   const POINTS = 1000; // points per curve fetched at once
   const MAX_ROWS = 500; // rows of the runs table drawn (of those that match)
@@ -21,6 +27,7 @@
 
   // -- talking to the API --------------------------------------------------------------
   async function get(path, params) {
+    if (REPORT) return answer(path, params || {});
     const url = new URL(path, location.href);
     for (const [key, value] of Object.entries(params || {})) {
       if (Array.isArray(value)) value.forEach((v) => url.searchParams.append(key, v));
@@ -30,6 +37,48 @@
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
     return body;
+  }
+
+  // the API's answers from a report's data (its filters as the server's: docs/ui.md)
+  function answer(path, params) {
+    if (path === "api/config") return REPORT.config;
+    if (path === "api/experiments") return REPORT.experiments;
+    if (path === "api/metrics") {
+      const q = String(params.q || "").toLowerCase();
+      return { metrics: REPORT.metrics.filter((m) => m.toLowerCase().includes(q)).slice(0, Number(params.limit) || 200) };
+    }
+    if (path === "api/runs") {
+      if (params.since) return { ...REPORT.runs, runs: [] }; // a report does not change
+      return { ...REPORT.runs, runs: REPORT.runs.runs.filter((run) => reportMatch(run, params)) };
+    }
+    const curves = /^api\/runs\/(\d+)\/metrics$/.exec(path);
+    if (curves) {
+      const of = REPORT.curves[curves[1]] || {};
+      const after = params.after === undefined ? -Infinity : Number(params.after);
+      const metrics = {};
+      for (const name of String(params.names || "").split(",").filter(Boolean)) {
+        const curve = Object.prototype.hasOwnProperty.call(of, name) ? of[name] : { step: [], value: [] };
+        const keep = curve.step.map((step) => step > after);
+        metrics[name] = { step: curve.step.filter((_, i) => keep[i]), value: curve.value.filter((_, i) => keep[i]) };
+      }
+      return { metrics };
+    }
+    if (/^api\/runs\/\d+\/system$/.test(path)) return { system: {} };
+    throw new Error("a report holds the runs table and curves only: open run pages in sqltrack ui");
+  }
+
+  function reportMatch(run, params) {
+    if (params.status && run.status !== params.status) return false;
+    if (params.tag && !run.tags.includes(params.tag)) return false;
+    if (params.arg) {
+      const at = params.arg.indexOf("=");
+      const key = params.arg.slice(0, at), raw = params.arg.slice(at + 1);
+      let wanted;
+      try { wanted = JSON.parse(raw); } catch { wanted = raw; }
+      if (at < 1 || !Object.prototype.hasOwnProperty.call(run.args, key)) return false;
+      return JSON.stringify(run.args[key]) === JSON.stringify(wanted);
+    }
+    return true;
   }
 
   function live(text, failed) {
@@ -202,7 +251,8 @@
       const cells = cols.map((c) => {
         const value = c.value(run);
         const cell = el("td", { class: typeof value === "number" ? "num" : "" });
-        if (c.key === "id") cell.append(el("a", { href: "#run/" + Number(run.id) }, value));
+        if (c.key === "id" && !REPORT) cell.append(el("a", { href: "#run/" + Number(run.id) }, value));
+        else if (c.key === "id") cell.append(text(value));
         else cell.append(text(c.show ? c.show(value) : value));
         if (c.key === "status") cell.classList.add("status-" + String(value).replace(/[^A-Z_]/g, ""));
         if (c.title) cell.title = c.title(run);
@@ -574,11 +624,29 @@
       await loadExperiments();
       await route();
       await searchMetrics();
-      live("live · " + new Date().toLocaleTimeString(), false);
+      if (REPORT) await startReport();
+      else live("live · " + new Date().toLocaleTimeString(), false);
     } catch (e) {
       live("not loaded: " + e.message, true);
     }
-    setInterval(tick, REFRESH_MS);
+    if (!REPORT) setInterval(tick, REFRESH_MS);
+  }
+
+  // a report opens on a loss (a validation loss if any) and the five runs with its lowest
+  async function startReport() {
+    live(`report of ${state.runs.length} runs`, false);
+    const loss = state.metrics.find((m) => /val/.test(m) && /loss/.test(m))
+      || state.metrics.find((m) => /loss/.test(m)) || state.metrics[0];
+    if (!loss) return;
+    const best = state.runs.filter((r) => r.summaries[loss] && r.summaries[loss].min !== null)
+      .sort((a, b) => a.summaries[loss].min - b.summaries[loss].min).slice(0, 5);
+    best.forEach((r) => state.selected.add(r.id));
+    state.chosen = [loss];
+    renderChosen();
+    renderTable();
+    await Promise.all(best.map((r) => fetchCurves(r.id, state.chosen, false)));
+    drawCharts();
+    renderCompare();
   }
 
   window.sqltrackUi = { state, chooseMetric, toggle }; // for tests and the curious
