@@ -191,7 +191,8 @@ def test_deleted_runs_are_not_stale_and_not_in_the_report(client: Client, sweep:
     st.delete_runs(client, [stale.id, sweep["bad1"].id])
     assert st.stale_runs(client, 60) == []
     data = report_data(client, "sweep")
-    assert sorted(r["id"] for r in data["runs"]) == [sweep[k].id for k in ("ok", "bad2", "kept")]
+    listed = sorted(r["id"] for r in data["runs"]["runs"])
+    assert listed == [sweep[k].id for k in ("ok", "bad2", "kept")]
     assert set(data["curves"]) == {str(sweep["ok"].id), str(sweep["bad2"].id)}
 
 

@@ -195,7 +195,7 @@ def test_every_reader_and_gc_see_the_narrow_storage(client: Client) -> None:
     shown = {row[0]: row for row in st.metric_summary(client, run.id)}
     assert shown["train/loss"][1] == 5 and shown["train/loss"][2] == 0.2
     data = st.report_data(client, "readers")
-    assert [p[1] for p in data["curves"][str(run.id)]["train/loss"]] == [
+    assert data["curves"][str(run.id)]["train/loss"]["value"] == [
         1.0, 0.5, 1 / 3, 0.25, 0.2
     ]  # fmt: skip
     st.delete_runs(client, [run.id])
