@@ -7,10 +7,10 @@
     python bench/all.py --engine sqlite --mlflow-python /tmp/benchvenv/bin/python
 
 Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
-bench_gc, bench_narrow, bench_lightning, bench_lab (PostgreSQL only), bench_ui and
-bench_import,
+bench_gc, bench_narrow, bench_lightning, bench_lab (PostgreSQL only), bench_ui,
+bench_ui_load and bench_import,
 each in a fresh interpreter with the sizes used in docs/benchmarks.md, and bench_mlflow
-when mlflow can be imported (by
+and bench_ui_mlflow when mlflow can be imported (by
 ``--mlflow-python``, e.g. a separate environment's interpreter; bench_lightning's fits then
 run there too, with MLFlowLogger among the loggers, if it has lightning). Shows their output,
 then a table of every figure against its target. On PostgreSQL one throwaway server (or
@@ -48,6 +48,8 @@ FULL = {
     "bench_lab.py": [],  # PostgreSQL only (it says so on SQLite): its defaults, ~2 min
     # 10,000 runs, 20 curves of 100,000 steps, first paint in Chromium: ~2 min
     "bench_ui.py": ["--browser"],
+    # 20 jobs of 600 steps of 50 ms, alone then with 20 viewers: about 1.5 min
+    "bench_ui_load.py": [],
 }
 # engine-independent: run once, without --engine
 FULL_PLAIN = {"bench_hash.py": ["--gigabytes", "2"]}
@@ -68,6 +70,7 @@ QUICK = {
     "bench_lab.py": ["--steps", "40", "--chunk", "20", "--buffered", "200", "--rounds", "2",
                      "--runs", "3"],
     "bench_ui.py": ["--runs", "50", "--curves", "2", "--steps", "3000", "--repeat", "2"],
+    "bench_ui_load.py": ["--jobs", "3", "--viewers", "3", "--steps", "60", "--step", "30"],
 }  # fmt: skip
 
 
@@ -96,7 +99,7 @@ def main() -> int:
         action="append",
         metavar="NAME",
         help="run only bench_NAME.py (repeatable: sync, buffered, read, plot, summaries, "
-        "system, gc, narrow, lightning, lab, ui, import, hash, mlflow)",
+        "system, gc, narrow, lightning, lab, ui, ui_load, ui_mlflow, import, hash, mlflow)",
     )
     args = parser.parse_args()
 
@@ -125,6 +128,12 @@ def main() -> int:
         runs.append(
             (args.mlflow_python, "bench_mlflow.py", ["--steps", "20" if args.quick else "1000"])
         )
+        # the dashboard against MLflow's server: 10,000 runs, 5 curves of 100,000 steps
+        # (MLflow reads each in about 15 s; the figure is a ratio per curve): about 6 min
+        ui_sizes = ["--runs", "30", "--curves", "2", "--steps", "300", "--repeat", "1"]
+        sizes = ui_sizes if args.quick else ["--curves", "5", "--repeat", "1"]
+        mlflow = ["--mlflow-python", args.mlflow_python]
+        runs.append((sys.executable, "bench_ui_mlflow.py", [*sizes, *engine, *mlflow]))
 
     if args.only:
         names = (n.removeprefix("bench_").removesuffix(".py") for n in args.only)

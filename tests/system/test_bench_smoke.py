@@ -56,6 +56,7 @@ def test_all_benchmarks_run(db_params: dict[str, Any]) -> None:
         "lightning: SqltrackLogger's fit over no logger's",
         "ui: runs endpoint, 50 runs (ms)",
         "ui: 2 curves of 3000 steps at 1000 points (ms)",
+        "ui load: viewer requests failed, 3 viewers",
     ]:
         assert f"| {figure}" in summary, figure
     lab = "| lab: buffered run, writer / owner"  # (PostgreSQL only: SQLite has no roles)
