@@ -52,7 +52,7 @@ SELECT s.run_id, s.metric, s.min, s.max, s.last FROM run_summaries s
 JOIN runs ON runs.id = s.run_id JOIN experiments ON experiments.id = runs.experiment_id
 WHERE experiments.name = :e AND {visible} AND {metrics}{since}
 """
-# a run changed since :_since: its status, heartbeat or anything logged moves time_updated
+# a run changed since :since: its status, heartbeat or anything logged moves time_updated
 _SINCE = "(runs.time_updated >= :since OR runs.time_created >= :since)"
 # (the JSON columns as text, decoded here all at once: a driver decoding each is slower)
 _RUN_COLUMNS = (
@@ -241,13 +241,10 @@ def runs(
             params = {"e": experiment, "metrics": engine.adapt_array(list(metrics)), **after}
             for run_id, metric, low, high, last in client.query(query, params):
                 of = by_id.get(run_id)
-                if of is not None:  # (no NaN is summarized; an infinity may be)
-                    if _INFINITIES.isdisjoint((low, high, last)):
-                        of["summaries"][metric] = {"min": low, "max": high, "last": last}
-                    else:
-                        of["summaries"][metric] = {
-                            "min": _finite(low), "max": _finite(high), "last": _finite(last)
-                        }  # fmt: skip
+                if of is not None:  # (no NaN is summarized; an infinity may be: JSON has none)
+                    if not _INFINITIES.isdisjoint((low, high, last)):
+                        low, high, last = _finite(low), _finite(high), _finite(last)
+                    of["summaries"][metric] = {"min": low, "max": high, "last": last}
     return {
         "experiment": experiment,
         "metrics": list(metrics or []),

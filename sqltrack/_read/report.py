@@ -30,21 +30,9 @@ from .curves import check_points, run_curves
 PAGE = Path(__file__).with_name("page")
 #: a report carries the curves of at most this many metric names (the most common)
 MAX_METRICS = 10_000
-# what the page's head loads from the server, and what takes its place in a report
-_STYLES = (
-    ('<link rel="stylesheet" href="static/uPlot.min.css">\n', "uPlot.min.css"),
-    (
-        '<link rel="stylesheet" href="static/ui.css">\n',
-        "ui.css",
-    ),
-)
-_SCRIPTS = (
-    ('<script src="static/uPlot.iife.min.js" defer></script>\n', "uPlot.iife.min.js"),
-    (
-        '<script src="static/ui.js" defer></script>\n',
-        "ui.js",
-    ),
-)
+# what the page's head loads from the server, which a report puts inside it instead
+_STYLES = ("uPlot.min.css", "ui.css")
+_SCRIPTS = ("uPlot.iife.min.js", "ui.js")
 
 
 def _experiment(client: Client, experiment: int | str) -> tuple[int, str]:
@@ -119,15 +107,15 @@ def report_page(data: dict[str, Any]) -> str:
     that lets only those run."""
     page = (PAGE / "index.html").read_text("utf-8")
     styles, scripts = [], []
-    for tag, name in _STYLES:
+    for name in _STYLES:
         styles.append((PAGE / name).read_text("utf-8"))
-        page = _without(page, tag)
-    for tag, name in _SCRIPTS:
+        page = _without(page, f'<link rel="stylesheet" href="static/{name}">\n')
+    for name in _SCRIPTS:
         script = (PAGE / name).read_text("utf-8")
         if "</script" in script.lower() or "<!--" in script:
             raise RuntimeError(f"{name} would end its <script> element")
         scripts.append(script)
-        page = _without(page, tag)
+        page = _without(page, f'<script src="static/{name}" defer></script>\n')
     policy = (
         "default-src 'none'; "
         f"script-src {' '.join(_hash(s) for s in scripts)}; "

@@ -160,6 +160,9 @@ def test_curves_leave_out_what_is_no_finite_number(client: Client) -> None:
     assert found["x"] == {"step": [0, 3], "value": [1.0, 3.0]}
     assert found["note"] == {"step": [], "value": []}
     assert found["big"]["step"] == [0, 3] and found["big"]["value"] == [float(2**62), 1.0]
+    # the runs list: an infinite summary is null (JSON has no infinity), the rest kept
+    (listed,) = runs(client, "e", metrics=["x"])["runs"]
+    assert listed["summaries"]["x"] == {"min": 1.0, "max": None, "last": 3.0}
 
 
 def test_curves_refuse_bad_input(client: Client, sweep: list[Run]) -> None:
