@@ -3,7 +3,7 @@
     python bench/bench_hash.py --gigabytes 2
 
 Writes a file of that size (pseudo-random bytes), then alternates ``sha256sum FILE`` and
-``sqltrack._write.artifacts.file_digest(FILE)`` (in a fresh interpreter each, so that its peak
+``sqltrack._base.digests.file_digest(FILE)`` (in a fresh interpreter each, so that its peak
 resident memory can be read from ``getrusage``) three times each, the file in the page
 cache for both. Prints the median times, the speed ratio (target >= 0.8 of sha256sum)
 and the peak RSS growth of the hashing process over a bare ``import sqltrack``

@@ -10,15 +10,14 @@ Schema version 4 (``sql/*/v004_artifacts.sql``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import stat
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._base.digests import file_digest
 from .._base.secrets import redact_text
 from .._base.values import check_step, check_text, json_dumps
 from .._db.client import Client, operation
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_CHUNK = 1 << 20  # bytes read at a time: constant memory, large enough to be fast
 _COLUMNS = "id, name, version, kind, run_id, step, uri, sha256, size, metadata, time_created"
 _INSERT = (
     "INSERT INTO artifacts (name, version, kind, run_id, step, uri, sha256, size, metadata) "
@@ -121,52 +119,6 @@ def _artifact(client: Client, row: Any) -> Artifact:
 
 def _check_schema(client: Client) -> None:
     require(client, ARTIFACTS, "artifacts need")
-
-
-def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """``(sha256 hex, size)`` of a file, read in 1 MiB chunks (constant memory); of a
-    directory, the SHA-256 of its manifest (one ``<sha256>  <relative path>`` line per
-    file, sorted by path) and the total size of its files.
-
-    Only regular files are read: a device, FIFO or socket (``/dev/zero`` would never
-    end) is an error naming it. Inside a directory a symbolic link to a regular file is
-    hashed as that file, under the link's own path; a link to a directory is not
-    followed (its files are not part of the manifest); a link to anything else, or one
-    that leads nowhere, is an error.
-
-    :raises InvalidValue: no such file or directory, or not a regular file
-    """
-    path = Path(path)
-    if path.is_dir():
-        lines, total = [], 0
-        for file in sorted(_files(path)):
-            digest, size = file_digest(path / file)
-            lines.append(f"{digest}  {file}\n")
-            total += size
-        return hashlib.sha256("".join(lines).encode()).hexdigest(), total
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; the check comes first
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise InvalidValue(f"not a regular file (a device, FIFO or socket?): {path}")
-        with open(fd, "rb", buffering=0) as f:
-            h = hashlib.sha256()
-            buffer = bytearray(_CHUNK)
-            view = memoryview(buffer)
-            size = 0
-            while n := f.readinto(buffer):
-                h.update(view[:n])
-                size += n
-    except FileNotFoundError:
-        raise InvalidValue(f"no such file or directory: {path}") from None
-    return h.hexdigest(), size
-
-
-def _files(folder: Path) -> Iterator[str]:
-    for root, _, names in os.walk(folder):
-        for name in names:
-            yield (Path(root) / name).relative_to(folder).as_posix()
 
 
 def _where(uri: str | os.PathLike[str]) -> tuple[str, Path | None]:
@@ -256,6 +208,36 @@ def run_log_artifact(
         "uid": uid or uuid.uuid4().hex,
     }
     return _insert_artifact(client, params)  # (the file was hashed once, before)
+
+
+def record_artifact(
+    client: Client,
+    run_id: int,
+    uri: str,
+    name: str,
+    size: int | None,
+    metadata: Mapping[str, Any],
+    uid: str,
+) -> Artifact:
+    """An artifact row for a file that stays where it is and is not read: another
+    tracker's artifact that an import records (its URI as that tracker gave it, credentials
+    redacted; its size if known; no checksum). ``uid`` as for :func:`run_log_artifact`."""
+    for text, where in ((uri, "artifact uri"), (name, "artifact name")):
+        if not isinstance(text, str) or not text:
+            raise InvalidValue(f"{where} must be a non-empty string, got {text!r}")
+        check_text(text, where)
+    params = {
+        "name": name,
+        "kind": "file",
+        "run": run_id,
+        "step": None,
+        "uri": redact_text(uri),
+        "sha256": None,
+        "size": size,
+        "metadata": json_dumps(check_object(dict(metadata), "artifact metadata"), "artifact"),
+        "uid": uid,
+    }
+    return _insert_artifact(client, params)
 
 
 @operation

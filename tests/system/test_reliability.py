@@ -105,7 +105,7 @@ def test_a_tracked_run_waits_out_an_outage_for_its_artifacts_and_tags(
     """With the server down for 4 s, a checkpoint and a tag logged inside track() wait
     for it and land; the job never sees the error (which it did after reconnect_timeout,
     here 1 s). Outside track() the same call still raises."""
-    from sqltrack._write.artifacts import file_digest
+    from sqltrack._base.digests import file_digest
 
     client, _, outage = own_server
     client = Client({}, **{**client.engine.params, "reconnect_timeout": 1})

@@ -15,9 +15,10 @@ from conftest import cli_options, env_for, q
 
 import sqltrack as st
 from sqltrack import Client, Experiment, InvalidValue, NotFound, Run, SchemaError
+from sqltrack._base.digests import file_digest
 from sqltrack._db import schema
 from sqltrack._write import samples
-from sqltrack._write.artifacts import file_digest, verify_artifacts
+from sqltrack._write.artifacts import verify_artifacts
 from sqltrack.cli import main
 
 
