@@ -15,9 +15,15 @@ from ._admin.deletion import (
 from ._admin.merge import MergeResult, merge_database
 from ._admin.reconcile import reconcile
 from ._admin.sync import SyncResult, sync_spools
+from ._base.digests import file_digest
 from ._base.values import json_value
 from ._db.client import Client
 from ._db.schema import setup
+from ._import.from_mlflow import import_mlflow
+from ._import.from_tensorboard import import_tensorboard
+from ._import.from_trackio import import_trackio
+from ._import.from_wandb import import_wandb
+from ._import.model import ImportResult
 from ._live.handles import Experiment, find_runs, run_from_env
 from ._live.places import spool_dir
 from ._live.run import Run
@@ -33,7 +39,6 @@ from ._write.artifacts import (
     artifact_exists,
     artifacts_dataframe,
     best_checkpoint,
-    file_digest,
     find_artifacts,
     get_artifact,
     latest_artifact_version,
@@ -102,6 +107,7 @@ __all__ = [
     "ConnectionLost",
     "DatabaseError",
     "Experiment",
+    "ImportResult",
     "InvalidMetricName",
     "InvalidValue",
     "LockTimeout",
@@ -132,6 +138,10 @@ __all__ = [
     "find_runs",
     "gc_deleted",
     "get_artifact",
+    "import_mlflow",
+    "import_tensorboard",
+    "import_trackio",
+    "import_wandb",
     "json_value",
     "latest_artifact_version",
     "merge_database",

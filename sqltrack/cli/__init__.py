@@ -5,7 +5,8 @@ beside what it does (``register`` adds them to the parser, with the function tha
 them): :mod:`~sqltrack.cli.database` (setup, psql, sync), :mod:`~sqltrack.cli.runs` (runs,
 stale, show, compare, summarize), :mod:`~sqltrack.cli.curves` (plot, report),
 :mod:`~sqltrack.cli.admin` (delete, restore, gc, refresh, reconcile),
-:mod:`~sqltrack.cli.artifacts` and :mod:`~sqltrack.cli.dashboard` (ui).
+:mod:`~sqltrack.cli.artifacts`, :mod:`~sqltrack.cli.dashboard` (ui) and
+:mod:`~sqltrack.cli.imports` (import).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .._db.client import Client
 from .._db.engines import LOCAL_ENGINE, get_engine
 from .._version import __version__
 from ..errors import SQLTrackError
-from . import admin, artifacts, curves, dashboard, database, runs
+from . import admin, artifacts, curves, dashboard, database, imports, runs
 from ._common import CONNECTION, Parser, connection_options, error, output_options
 
 __all__ = ["CLOSED_PIPE", "build_parser", "main", "version_text"]
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(commands, connection, output)
     artifacts.register(commands, connection, output)
     dashboard.register(commands, connection)
+    imports.register(commands, connection)
     return parser
 
 

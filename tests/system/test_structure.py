@@ -24,6 +24,8 @@ LAYERS = [
     ("read", ("sqltrack._read",)),
     ("live run", ("sqltrack._live",)),
     ("administration", ("sqltrack._admin",)),
+    # other trackers' runs brought in (each source imports its tool when an import runs)
+    ("import", ("sqltrack._import",)),
     # the dashboard's web app (imports its framework; the command line imports it lazily)
     ("dashboard", ("sqltrack.ui",)),
     ("command line", ("sqltrack.cli",)),

@@ -15,10 +15,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from ..._base.secrets import redact_text as redact
-from ...errors import ConfigError, ConnectionFailed, warn
+from ...errors import ConfigError, ConnectionFailed, InvalidValue, warn
 from .base import PERMANENT, TRANSIENT, Engine, convert_placeholders, kind_of_type, quote_identifier
 
 _URL_PREFIX = "sqlite:///"
@@ -352,6 +352,29 @@ def network_filesystem(folder: Path, mounts: str = "/proc/self/mounts") -> str |
         return None
     base = fstype.split(".")[-1]  # fuse.glusterfs, fuse.ceph ...
     return fstype if fstype in NETWORK_FILESYSTEMS or base in NETWORK_FILESYSTEMS else None
+
+
+def read_foreign(path: Path, queries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[Any]]:
+    """The rows of ``queries`` on a SQLite file that is not sqltrack's (another tool's,
+    an import's source), opened read-only: of a file in a folder this user cannot write
+    to (the side files of WAL mode cannot be made there), as immutable.
+
+    :raises InvalidValue: the file is no SQLite database, or a query fails on it
+    """
+    uri = f"file:{quote(str(path))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=10)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True)
+        try:
+            return [conn.execute(sql, dict(params)).fetchall() for sql, params in queries]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise InvalidValue(f"{path}: {e}") from None
 
 
 def _no_database(message: str) -> ConnectionFailed:

@@ -1,0 +1,195 @@
+"""MLflow's runs, read through MLflow's own client (``pip install mlflow``): a SQL store
+(``sqlite:///mlflow.db``, ``postgresql://…``), a tracking server (``http://…``) or an
+old ``./mlruns`` file store, wherever MLflow itself can still read it.
+
+Each active run of each experiment (or of the experiments named) becomes a run of the
+sqltrack experiment of the same name, keyed by MLflow's run id. docs/import.md has the
+mapping.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from .._base.secrets import redact_text
+from .._db.client import Client
+from ..errors import InvalidValue, SQLTrackError
+from .model import ImportResult, Point, ProgressHook, SourceArtifact, SourceRun
+from .target import import_runs
+
+SOURCE = "mlflow"
+#: MLflow's run statuses, as sqltrack's
+STATUSES = {
+    "FINISHED": "COMPLETED",
+    "FAILED": "FAILED",
+    "KILLED": "CANCELLED",
+    "RUNNING": "RUNNING",
+    "SCHEDULED": "PENDING",
+}
+_SYSTEM = "mlflow."  # the prefix of the tags MLflow sets itself
+_NOTE = "mlflow.note.content"
+_NAME = "mlflow.runName"
+_PARENT = "mlflow.parentRunId"
+_PAGE = 1000
+_INT = re.compile(r"[+-]?\d+\Z")
+
+
+def _mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError as e:
+        message = f"importing from MLflow needs mlflow ({e}): pip install mlflow"
+        raise SQLTrackError(message) from None
+    return mlflow
+
+
+def import_mlflow(
+    client: Client,
+    tracking_uri: str,
+    experiments: Sequence[str] = (),
+    dry_run: bool = False,
+    progress: ProgressHook | None = None,
+) -> ImportResult:
+    """Import the runs of an MLflow tracking URI into ``client``'s database; a run
+    imported before is left as it is (see docs/import.md for what goes where).
+
+    Example::
+
+        result = import_mlflow(client, "sqlite:///mlflow.db", experiments=["resnet"])
+        print(result)  # imported from mlflow sqlite:///mlflow.db: 12 runs new (0 imported …
+
+    :param tracking_uri: what ``mlflow.set_tracking_uri`` takes: ``sqlite:///mlflow.db``,
+        ``postgresql://…``, ``http://host:5000``, a ``./mlruns`` folder
+    :param experiments: the names of the experiments to import (default: all)
+    :param dry_run: write nothing; the result says what would be imported
+    :param progress: called with (runs done, runs in all) after each run
+    :raises InvalidValue: an experiment named is not there
+    :raises SQLTrackError: mlflow is not installed
+    """
+    with warnings.catch_warnings():  # MLflow's own deprecations (SQLAlchemy's): not the user's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        runs = read_mlflow(tracking_uri, experiments)
+        for run in runs:  # (the histories are read while the runs are written)
+            run.points = _quiet(run.points)
+    result = ImportResult(SOURCE, redact_text(tracking_uri), dry_run)
+    return import_runs(client, runs, result, progress)
+
+
+def _quiet(points: Callable[[], Iterable[Point]]) -> Callable[[], Iterable[Point]]:
+    def read() -> list[Point]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return list(points())
+
+    return read
+
+
+def read_mlflow(uri: str, experiments: Sequence[str] = ()) -> list[SourceRun]:
+    """The runs of the MLflow tracking URI ``uri`` (all experiments, or the ones named).
+
+    :raises InvalidValue: an experiment named is not there
+    """
+    mlflow = _mlflow()
+    from mlflow.entities import ViewType
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    found = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    if experiments:
+        names = {e.name for e in found}
+        missing = [n for n in experiments if n not in names]
+        if missing:
+            named = ", ".join(map(repr, missing))
+            raise InvalidValue(f"no MLflow experiment named {named} in {redact_text(uri)}")
+        found = [e for e in found if e.name in experiments]
+    where = redact_text(uri)
+    runs = []
+    for experiment in sorted(found, key=lambda e: int(e.experiment_id)):
+        token = None
+        while True:
+            page = client.search_runs(
+                [experiment.experiment_id], max_results=_PAGE, page_token=token,
+                order_by=["attributes.start_time ASC"],
+            )  # fmt: skip
+            runs += [_run(client, experiment, run, where) for run in page]
+            token = page.token
+            if not token:
+                break
+    return runs
+
+
+def _run(client: Any, experiment: Any, run: Any, where: str) -> SourceRun:
+    info, data = run.info, run.data
+    system = {k: v for k, v in data.tags.items() if k.startswith(_SYSTEM)}
+    user = {k: v for k, v in data.tags.items() if not k.startswith(_SYSTEM)}
+    source = SourceRun(
+        source=SOURCE,
+        key=info.run_id,
+        experiment=experiment.name,
+        status=STATUSES.get(info.status, "RUNNING"),
+        started=_time(info.start_time),
+        ended=_time(info.end_time),
+        comment=system.get(_NOTE) or info.run_name or None,
+        tags=[f"{k}={v}" if v else k for k, v in sorted(user.items())],
+        args={k: param_value(v) for k, v in sorted(data.params.items())},
+        extras={
+            "tracking_uri": where,
+            "experiment_id": experiment.experiment_id,
+            "run_name": info.run_name,
+            "artifact_uri": info.artifact_uri,
+            "tags": system,
+        },
+        parent=system.get(_PARENT),
+    )
+    source.points = lambda: _points(client, info.run_id, sorted(data.metrics))
+    source.artifacts = list(_artifacts(client, info, source.skipped))
+    return source
+
+
+def param_value(text: str) -> Any:
+    """An MLflow param (always text) as the value it was logged as, where that is sure:
+    ints, finite floats and ``True``/``False``; any other text stays text."""
+    if _INT.match(text):
+        return int(text)
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if math.isfinite(value) and repr(value) == text else text
+
+
+def _time(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def _points(client: Any, run_id: str, names: list[str]) -> Iterator[Point]:
+    for name in names:
+        history = client.get_metric_history(run_id, name)
+        for m in sorted(history, key=lambda m: (m.step, m.timestamp)):
+            yield name, m.step, m.value, m.timestamp / 1000
+
+
+def _artifacts(client: Any, info: Any, skipped: list[str]) -> Iterator[SourceArtifact]:
+    from mlflow.exceptions import MlflowException
+
+    folders = [None]
+    base = (info.artifact_uri or "").rstrip("/")
+    while folders:
+        folder = folders.pop()
+        try:
+            listed = client.list_artifacts(info.run_id, folder)
+        except (MlflowException, OSError) as e:  # a store this machine cannot read
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            skipped.append(f"the artifacts of MLflow run {info.run_id}: {first[:200]}")
+            return
+        for entry in listed:
+            if entry.is_dir:
+                folders.append(entry.path)
+            else:
+                yield SourceArtifact(f"{base}/{entry.path}", entry.path, entry.file_size)

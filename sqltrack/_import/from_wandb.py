@@ -1,0 +1,270 @@
+"""W&B runs logged offline (``WANDB_MODE=offline``): the ``run-<id>.wandb`` file of each
+``wandb/offline-run-*`` folder, read without network.
+
+A ``.wandb`` file is W&B's transaction log: W&B's own protobuf records (``Record`` of
+``wandb.proto``, ``pip install wandb``) in LevelDB's log framing (32 KiB blocks of
+checksummed chunks). W&B 0.29+ reads and writes it in its compiled ``wandb-core``, which
+offers no reader to call; so the framing is read here (:func:`records`: every chunk's
+CRC checked, a torn tail, as a job killed mid-write leaves, ends the file), and each
+record is parsed by W&B's ``Record``.
+
+- The run record gives the id, project (the experiment), name, notes, tags, group and
+  start time; config records (and the run's) give the args, ``_wandb`` left out.
+- Every history row is a row of metrics at its ``_step``, with ``_timestamp`` as its wall
+  time; a logged dict's values are named ``outer.inner``; W&B's media (images,
+  histograms, tables) and other values that are not numbers, booleans or text are left
+  out and counted.
+- The summary (replayed from its deltas) is kept in ``extras["imported"]["summary"]``.
+- The exit record's code: 0 COMPLETED, another FAILED; no exit record (the job died, or
+  runs still) leaves the run RUNNING, as found.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .._db.client import Client
+from ..errors import InvalidValue, SQLTrackError
+from .model import ImportResult, Point, ProgressHook, SourceRun
+from .target import import_runs
+
+SOURCE = "wandb"
+_MAGIC = b":W&B" + struct.pack("<HB", 0xBEE1, 0)  # the file's header: ident, magic, version
+_BLOCK = 32 * 1024
+_CHUNK = struct.Struct("<IHB")  # crc32, length, type
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_HIDDEN = ("_step", "_timestamp", "_runtime")
+_DEFAULT_PROJECT = "uncategorized"  # W&B's project for runs that name none
+
+
+def import_wandb(
+    client: Client,
+    paths: Sequence[str | os.PathLike[str]],
+    experiment: str | None = None,
+    dry_run: bool = False,
+    progress: ProgressHook | None = None,
+) -> ImportResult:
+    """Import W&B offline runs: ``.wandb`` files, or folders searched for them (a
+    ``wandb/`` folder, ``offline-run-*`` folders); a run imported before is left as it
+    is (see docs/import.md).
+
+    Example::
+
+        import_wandb(client, ["wandb/"])
+
+    :param experiment: the sqltrack experiment of the runs (default: each run's project)
+    :param dry_run: write nothing; the result says what would be imported
+    :param progress: called with (runs done, runs in all) after each run
+    :raises InvalidValue: a path that does not exist, or no ``.wandb`` file found
+    :raises SQLTrackError: wandb is not installed
+    """
+    runs, skipped = read_wandb(paths, experiment)
+    result = ImportResult(SOURCE, " ".join(map(str, paths)), dry_run)
+    result.skipped.update(skipped)
+    return import_runs(client, runs, result, progress)
+
+
+def _record_type() -> Any:
+    try:
+        from wandb.proto import wandb_internal_pb2
+    except ImportError as e:
+        raise SQLTrackError(f"importing W&B runs needs wandb ({e}): pip install wandb") from None
+    return wandb_internal_pb2.Record  # type: ignore[attr-defined]
+
+
+def read_wandb(
+    paths: Sequence[str | os.PathLike[str]], experiment: str | None = None
+) -> tuple[list[SourceRun], list[str]]:
+    """The runs of the ``.wandb`` files at ``paths``, and the files left out, with why."""
+    record_type = _record_type()
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files += sorted(path.rglob("*.wandb"))
+        else:
+            raise InvalidValue(f"no such file or folder: {path}")
+    if not files:
+        raise InvalidValue(f"no .wandb files in {', '.join(map(str, paths))}")
+    runs, skipped = [], []
+    for file in dict.fromkeys(f.resolve() for f in files):
+        try:
+            run = _read(file, record_type, experiment)
+        except (ValueError, OSError) as e:  # not W&B's, or unreadable: the others go on
+            skipped.append(f"{file}: {e}")
+            continue
+        if run is None:
+            skipped.append(f"{file}: no run in it (the job died before W&B wrote one)")
+        else:
+            runs.append(run)
+    return runs, skipped
+
+
+def records(stream: BinaryIO) -> Iterator[bytes]:
+    """The records of a W&B transaction log, each as its protobuf bytes."""
+    if stream.read(len(_MAGIC)) != _MAGIC:
+        raise ValueError("not a W&B transaction log (.wandb) file")
+    offset, parts = len(_MAGIC), []
+    while True:
+        room = _BLOCK - offset % _BLOCK
+        if room < _CHUNK.size:  # a block's zero padding
+            if len(stream.read(room)) < room:
+                return
+            offset += room
+            continue
+        header = stream.read(_CHUNK.size)
+        if len(header) < _CHUNK.size:
+            return
+        crc, length, kind = _CHUNK.unpack(header)
+        data = stream.read(length)
+        if kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or len(data) < length:
+            return  # the end of what was written (a torn tail)
+        if zlib.crc32(data, zlib.crc32(bytes([kind]))) != crc:
+            return
+        offset += _CHUNK.size + length
+        parts.append(data)
+        if kind in (_FULL, _LAST):
+            yield b"".join(parts)
+            parts = []
+
+
+def _read(file: Path, record_type: Any, experiment: str | None) -> SourceRun | None:
+    run: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    exit_code = runtime = None
+    with file.open("rb") as stream:
+        for data in records(stream):
+            record = record_type.FromString(data)
+            kind = record.WhichOneof("record_type")
+            if kind == "run":  # sent again whole when its name, tags or notes change
+                r = record.run
+                start = r.start_time.ToDatetime(timezone.utc) if r.HasField("start_time") else None
+                run = {
+                    "id": r.run_id, "project": r.project, "entity": r.entity,
+                    "name": r.display_name, "notes": r.notes, "tags": list(r.tags),
+                    "group": r.run_group, "job_type": r.job_type, "start": start,
+                }  # fmt: skip
+                _apply(config, r.config)
+            elif kind == "config":
+                _apply(config, record.config)
+            elif kind == "summary":
+                _apply(summary, record.summary)
+            elif kind == "history":
+                row: dict[str, Any] = {}
+                _set(row, record.history.item)
+                row.setdefault("_step", record.history.step.num)
+                history.append(row)
+            elif kind == "exit":
+                exit_code, runtime = record.exit.exit_code, record.exit.runtime
+    if not run.get("id"):
+        return None
+    config.pop("_wandb", None)
+    summary.pop("_wandb", None)
+    times = [row["_timestamp"] for row in history if _number(row.get("_timestamp"))]
+    started = run["start"]
+    ended = None
+    if exit_code is not None and started is not None:
+        ended = started + timedelta(seconds=runtime or 0)
+    if times and (ended is None or max(times) > ended.timestamp()):
+        ended = datetime.fromtimestamp(max(times), timezone.utc)
+    project = run["project"] or _DEFAULT_PROJECT
+    return SourceRun(
+        source=SOURCE,
+        key=f"{project}/{run['id']}",
+        experiment=experiment or project,
+        status="RUNNING" if exit_code is None else "COMPLETED" if exit_code == 0 else "FAILED",
+        started=started,
+        ended=ended,
+        comment=run["notes"] or run["name"] or None,
+        tags=[t for t in run["tags"] if t],
+        args=_plain(config),
+        extras={
+            "file": str(file),
+            **{k: run[k] or None for k in ("project", "entity", "name", "group", "job_type")},
+            "exit_code": exit_code,
+            "summary": _plain(summary),
+        },
+        points=lambda: _points(history),
+    )
+
+
+def _keys(item: Any) -> list[str]:
+    """An item's key: ``key`` (W&B's Python writer) or ``nested_key`` (wandb-core's)."""
+    return [item.key] if item.key else list(item.nested_key)
+
+
+def _value(item: Any) -> Any:
+    return json.loads(item.value_json) if item.value_json else None
+
+
+def _set(into: dict[str, Any], items: Any) -> None:
+    """Items of nested keys (wandb-core splits a logged dict into one item per leaf) as
+    nested dicts in ``into``."""
+    for item in items:
+        *path, last = _keys(item)
+        node = into
+        for key in path:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[last] = _value(item)
+
+
+def _apply(into: dict[str, Any], record: Any) -> None:
+    """A config or summary record's updates, then its removals, on ``into``."""
+    _set(into, record.update)
+    for item in record.remove:
+        *path, last = _keys(item)
+        node = into
+        for key in path:
+            inner = node.get(key)
+            node = inner if isinstance(inner, dict) else {}
+        node.pop(last, None)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value as sqltrack's JSON columns take it: NaN and infinities as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _points(history: list[dict[str, Any]]) -> Iterator[Point]:
+    for row in history:
+        step = row.get("_step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            continue
+        stamp = row.get("_timestamp")
+        wall = float(stamp) if isinstance(stamp, (int, float)) and _number(stamp) else None
+        for name, value in _flat(row):
+            if name not in _HIDDEN:
+                yield name, step, value, wall
+
+
+def _flat(row: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """A history row's values by name: a logged dict's as ``outer.inner``; W&B's media
+    (a dict with a ``_type``: images, histograms, tables) whole, which sqltrack leaves out."""
+    for key, value in row.items():
+        if isinstance(value, dict) and "_type" not in value:
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
