@@ -9,7 +9,8 @@
 Runs bench_sync, bench_buffered, bench_read, bench_plot, bench_summaries, bench_system,
 bench_gc, bench_narrow, bench_lightning, bench_lab (PostgreSQL only), bench_ui,
 bench_ui_load and bench_import,
-each in a fresh interpreter with the sizes used in docs/benchmarks.md, and bench_mlflow
+each in a fresh interpreter with the sizes used in docs/benchmarks.md, bench_import_mlflow
+when this interpreter has mlflow (the dev extra), and bench_mlflow
 and bench_ui_mlflow when mlflow can be imported (by
 ``--mlflow-python``, e.g. a separate environment's interpreter; bench_lightning's fits then
 run there too, with MLFlowLogger among the loggers, if it has lightning). Shows their output,
@@ -99,7 +100,8 @@ def main() -> int:
         action="append",
         metavar="NAME",
         help="run only bench_NAME.py (repeatable: sync, buffered, read, plot, summaries, "
-        "system, gc, narrow, lightning, lab, ui, ui_load, ui_mlflow, import, hash, mlflow)",
+        "system, gc, narrow, lightning, lab, ui, ui_load, ui_mlflow, import, hash, mlflow, "
+        "import_mlflow)",
     )
     args = parser.parse_args()
 
@@ -134,6 +136,10 @@ def main() -> int:
         sizes = ui_sizes if args.quick else ["--curves", "5", "--repeat", "1"]
         mlflow = ["--mlflow-python", args.mlflow_python]
         runs.append((sys.executable, "bench_ui_mlflow.py", [*sizes, *engine, *mlflow]))
+
+    if importable(sys.executable, "mlflow"):  # sqltrack import mlflow needs both in one
+        size = ["--runs", "5", "--steps", "10"] if args.quick else []  # 1,000 x 100: ~4 min
+        runs.append((sys.executable, "bench_import_mlflow.py", [*size, *engine]))
 
     if args.only:
         names = (n.removeprefix("bench_").removesuffix(".py") for n in args.only)

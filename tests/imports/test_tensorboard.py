@@ -106,3 +106,26 @@ def test_the_command_and_a_dry_run(
 def test_a_folder_without_logs_is_an_error(client: Client, tmp_path: Path, make: Any) -> None:
     with pytest.raises(InvalidValue, match="no such folder|holds no TensorBoard event files"):
         import_tensorboard(client, make(tmp_path))
+
+
+def test_a_progress_bar_on_a_terminal_only(
+    client: Client, logdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal the command draws a bar on stderr, ending at every run done; in a
+    pipe (as here, and in CI logs) it prints nothing there."""
+    import io
+    import sys
+
+    from sqltrack.cli.imports import _progress
+
+    assert _progress() is None  # (pytest's stderr is no terminal)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    import_tensorboard(client, logdir, progress=_progress())
+    drawn = terminal.getvalue()
+    assert drawn.endswith("] 2/2 runs\n") and "#" * 30 in drawn
