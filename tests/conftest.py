@@ -11,6 +11,7 @@ PostgreSQL; it is refused under CI (``CI`` set), where both engines must run.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import shutil
 import signal
@@ -479,3 +480,15 @@ def before_v010(monkeypatch: pytest.MonkeyPatch) -> None:
     from sqltrack._write import points
 
     monkeypatch.setattr(points, "available", lambda client: False)
+
+
+def need(module: str, extra: str = "test") -> Any:
+    """Import ``module`` (a framework, a tool an import reads), or skip (locally) / fail
+    (under CI, where the test extra has it) saying which one is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        message = f"{module} is not installed ({e}): pip install -e '.[{extra}]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message, allow_module_level=True)

@@ -10,16 +10,26 @@ mapping.
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from .._base.secrets import redact_text
 from .._db.client import Client
-from ..errors import InvalidValue, SQLTrackError
-from .model import ImportResult, Point, ProgressHook, SourceArtifact, SourceRun
+from ..errors import ConnectionFailed, InvalidValue, SQLTrackError
+from .model import (
+    ImportResult,
+    Point,
+    ProgressHook,
+    SourceArtifact,
+    SourceRun,
+    epoch_time,
+    first_line,
+)
 from .target import import_runs
 
 SOURCE = "mlflow"
@@ -36,7 +46,7 @@ _NOTE = "mlflow.note.content"
 _NAME = "mlflow.runName"
 _PARENT = "mlflow.parentRunId"
 _PAGE = 1000
-_INT = re.compile(r"[+-]?\d+\Z")
+_INT = re.compile(r"-?(0|[1-9]\d*)\Z")  # as Python writes an int: no + or leading 0
 
 
 def _mlflow() -> Any:
@@ -75,18 +85,53 @@ def import_mlflow(
         warnings.simplefilter("ignore", DeprecationWarning)
         runs = read_mlflow(tracking_uri, experiments)
         for run in runs:  # (the histories are read while the runs are written)
-            run.points = _quiet(run.points)
+            run.points = _quiet(run.points, tracking_uri)
+            run.artifacts = _quiet(run.artifacts, tracking_uri)
     result = ImportResult(SOURCE, redact_text(tracking_uri), dry_run)
     return import_runs(client, runs, result, progress)
 
 
-def _quiet(points: Callable[[], Iterable[Point]]) -> Callable[[], Iterable[Point]]:
-    def read() -> list[Point]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return list(points())
+def _quiet(read: Callable[[], Iterable[Any]], uri: str) -> Callable[[], list[Any]]:
+    """``read`` without MLflow's deprecation warnings, its errors as sqltrack's."""
 
-    return read
+    def quiet() -> list[Any]:
+        with warnings.catch_warnings(), mlflow_errors(uri):
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return list(read())
+
+    return quiet
+
+
+@contextmanager
+def mlflow_errors(uri: str) -> Iterator[None]:
+    """MLflow's errors as one line each: a store it cannot reach (its client retries a
+    server for minutes first) as ConnectionFailed, any other as SQLTrackError."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
+
+    where = redact_text(uri)
+    try:
+        yield
+    except OperationalError as e:  # (SQLAlchemy's, under a SQL store: no server there)
+        raise ConnectionFailed(f"MLflow cannot reach {where}: {first_line(e.orig or e)}") from None
+    except MlflowException as e:
+        text = first_line(e)
+        if "Max retries exceeded" in str(e) or "ConnectionError" in str(e):
+            raise ConnectionFailed(f"MLflow cannot reach {where}: {text}") from None
+        raise SQLTrackError(f"MLflow cannot read {where}: {text}") from None
+
+
+def _check_local(uri: str) -> None:
+    """A local store that is not there is an error (MLflow would create an empty one)."""
+    if uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///").split("?")[0]
+        if path and path != ":memory:" and not os.path.isfile(path):
+            raise InvalidValue(f"no such MLflow store: {path} (from {uri})")
+    elif uri.startswith("file:") or "://" not in uri:
+        path = uri.removeprefix("file://").removeprefix("file:")
+        if not os.path.isdir(path):
+            hint = f" (a SQLite store is sqlite:///{path})" if os.path.isfile(path) else ""
+            raise InvalidValue(f"no such MLflow folder: {path}{hint}")
 
 
 def read_mlflow(uri: str, experiments: Sequence[str] = ()) -> list[SourceRun]:
@@ -97,8 +142,14 @@ def read_mlflow(uri: str, experiments: Sequence[str] = ()) -> list[SourceRun]:
     mlflow = _mlflow()
     from mlflow.entities import ViewType
 
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    found = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    _check_local(uri)
+    with mlflow_errors(uri):
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        found = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+        return _runs(client, found, uri, experiments)
+
+
+def _runs(client: Any, found: list[Any], uri: str, experiments: Sequence[str]) -> list[SourceRun]:
     if experiments:
         names = {e.name for e in found}
         missing = [n for n in experiments if n not in names]
@@ -108,7 +159,7 @@ def read_mlflow(uri: str, experiments: Sequence[str] = ()) -> list[SourceRun]:
         found = [e for e in found if e.name in experiments]
     where = redact_text(uri)
     runs = []
-    for experiment in sorted(found, key=lambda e: int(e.experiment_id)):
+    for experiment in sorted(found, key=lambda e: (len(e.experiment_id), e.experiment_id)):
         token = None
         while True:
             page = client.search_runs(
@@ -146,7 +197,7 @@ def _run(client: Any, experiment: Any, run: Any, where: str) -> SourceRun:
         parent=system.get(_PARENT),
     )
     source.points = lambda: _points(client, info.run_id, sorted(data.metrics))
-    source.artifacts = list(_artifacts(client, info, source.skipped))
+    source.artifacts = lambda: list(_artifacts(client, info, source.skipped))
     return source
 
 
@@ -165,7 +216,7 @@ def param_value(text: str) -> Any:
 
 
 def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return None if ms is None else epoch_time(ms / 1000)
 
 
 def _points(client: Any, run_id: str, names: list[str]) -> Iterator[Point]:

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .._db.client import Client
 from ..errors import InvalidValue, SQLTrackError
-from .model import ImportResult, Point, ProgressHook, SourceRun
+from .model import ImportResult, Point, ProgressHook, SourceRun, checked_path, epoch_time
 from .target import import_runs
 
 SOURCE = "tensorboard"
@@ -52,8 +51,9 @@ def import_tensorboard(
     :raises InvalidValue: ``logdir`` is no folder, or holds no event files
     :raises SQLTrackError: tensorboard is not installed
     """
-    runs = read_tensorboard(logdir, experiment)
+    runs, skipped = read_tensorboard(logdir, experiment)
     result = ImportResult(SOURCE, str(logdir), dry_run)
+    result.skipped.update(skipped)
     return import_runs(client, runs, result, progress)
 
 
@@ -69,27 +69,46 @@ def _tensorboard() -> Any:
 
 def read_tensorboard(
     logdir: str | os.PathLike[str], experiment: str | None = None
-) -> list[SourceRun]:
-    """The runs of ``logdir``, as the module's text says."""
+) -> tuple[list[SourceRun], list[str]]:
+    """The runs of ``logdir``, as the module's text says, and the folders left out, with
+    why."""
     accumulator, io_wrapper = _tensorboard()
-    root = Path(logdir).resolve()
+    root = checked_path(logdir)
     if not root.is_dir():
         raise InvalidValue(f"no such folder: {logdir}")
-    folders = sorted(Path(d).resolve() for d in io_wrapper.GetLogdirSubdirectories(str(root)))
+    found = io_wrapper.GetLogdirSubdirectories(str(root))
+    folders = sorted({checked_path(d) for d in found})  # (once each: links may loop)
     if not folders:
         raise InvalidValue(f"{logdir} holds no TensorBoard event files")
-    loaded = {folder: _load(accumulator, folder) for folder in folders}
+    loaded, skipped = {}, []
+    for folder in folders:
+        try:
+            loaded[folder] = _load(accumulator, folder)
+        except _unreadable() as e:  # a broken or foreign file: the other folders go on
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            skipped.append(f"{folder}: its event files cannot be read ({first})")
+    for folder, (scalars, hparams, _) in list(loaded.items()):
+        if not scalars and hparams is None:  # (images only, or a file TensorBoard skipped)
+            del loaded[folder]
+            skipped.append(f"{folder}: no scalars or hparams in its event files")
     owners = {}  # a folder of add_hparams -> the run folder above it
     for folder, (_, hparams, _) in loaded.items():
         if hparams is not None and folder.parent in loaded:
             owners[folder] = folder.parent
     runs = []
-    for folder in folders:
+    for folder in loaded:
         if folder in owners:
             continue
         parts = [folder, *(f for f, owner in owners.items() if owner == folder)]
         runs.append(_run(root, experiment or root.name, parts, loaded))
-    return runs
+    return runs, skipped
+
+
+def _unreadable() -> tuple[type[BaseException], ...]:
+    """What TensorBoard's reader raises on a file that is broken or not its own."""
+    from google.protobuf.message import DecodeError
+
+    return (ValueError, OSError, OverflowError, RecursionError, MemoryError, DecodeError)
 
 
 def _run(root: Path, experiment: str, parts: list[Path], loaded: dict[Path, Any]) -> SourceRun:
@@ -103,7 +122,7 @@ def _run(root: Path, experiment: str, parts: list[Path], loaded: dict[Path, Any]
         status = _ENDED.get(ended, status)
         for tag, values in tags.items():
             scalars.setdefault(tag, []).extend(values)
-    times = [t for values in scalars.values() for _, t, _ in values]
+    times = [w for w in (epoch_time(t) for values in scalars.values() for _, t, _ in values) if w]
     first_file = min(p.name for p in folder.iterdir() if p.name.startswith(_EVENTS))
     relative = folder.relative_to(root).as_posix()
     return SourceRun(
@@ -111,8 +130,8 @@ def _run(root: Path, experiment: str, parts: list[Path], loaded: dict[Path, Any]
         key=first_file,
         experiment=experiment,
         status=status,
-        started=_time(min(times)) if times else None,
-        ended=_time(max(times)) if times else None,
+        started=min(times, default=None),
+        ended=max(times, default=None),
         comment=relative if relative != "." else root.name,
         args=args,
         extras={"logdir": str(root), "run": relative},
@@ -123,11 +142,7 @@ def _run(root: Path, experiment: str, parts: list[Path], loaded: dict[Path, Any]
 def _points(scalars: dict[str, list[tuple[int, float, float]]]) -> Iterator[Point]:
     for tag, values in scalars.items():
         for step, wall_time, value in values:
-            yield tag, step, value, wall_time
-
-
-def _time(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+            yield tag, step, value, wall_time if epoch_time(wall_time) else None
 
 
 Loaded = tuple[dict[str, Any], "dict[str, Any] | None", "int | None"]
@@ -167,7 +182,21 @@ def _load(accumulator: Any, folder: Path) -> Loaded:
         kind = data.WhichOneof("data")
         if kind == "session_start_info":
             start = data.session_start_info.hparams
-            hparams = {k: json_format.MessageToDict(v) for k, v in start.items()}
+            hparams = {k: _value(json_format, v) for k, v in start.items()}
         elif kind == "session_end_info":
             ended = data.session_end_info.status
     return scalars, hparams, ended
+
+
+def _value(json_format: Any, value: Any) -> Any:
+    """A hyperparameter (a protobuf ``Value``) as Python; NaN as the float (which
+    protobuf's own JSON refuses)."""
+    kind = value.WhichOneof("kind")
+    if kind in ("number_value", "string_value", "bool_value"):
+        return getattr(value, kind)
+    if kind in (None, "null_value"):
+        return None
+    try:
+        return json_format.MessageToDict(value)
+    except ValueError:  # (a NaN inside a list or struct)
+        return str(value)

@@ -19,12 +19,11 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from .._db.client import Client
 from ..errors import InvalidValue
-from .model import ImportResult, Point, ProgressHook, SourceRun
+from .model import ImportResult, Point, ProgressHook, SourceRun, checked_path
 from .target import import_runs
 
 SOURCE = "trackio"
@@ -68,7 +67,7 @@ def import_trackio(
 
 def read_trackio(path: str | os.PathLike[str], experiment: str | None = None) -> list[SourceRun]:
     """The runs of the trackio project file at ``path``."""
-    file = Path(path).expanduser().resolve()
+    file = checked_path(path)
     if not file.is_file():
         raise InvalidValue(f"no such file: {path}")
     project = file.stem
@@ -92,7 +91,13 @@ def read_trackio(path: str | os.PathLike[str], experiment: str | None = None) ->
         raise InvalidValue(
             f"{path} is not a trackio project: {str(e).removeprefix(f'{file}: ')}"
         ) from None
-    configs = {run: (_json(config), created) for run, config, created in (config_rows or [[]])[0]}
+    configs = {}
+    bad_configs = set()
+    for run, config, created in (config_rows or [[]])[0]:
+        value = _json(config)
+        if value is None:
+            bad_configs.add(run)
+        configs[run] = (value or {}, created)
     rows: dict[Any, list[tuple[Any, ...]]] = {}
     names = {}
     for run, name, step, stamp, values in logged:
@@ -105,18 +110,22 @@ def read_trackio(path: str | os.PathLike[str], experiment: str | None = None) ->
         times = [t for t in (_time(stamp) for _, stamp, _ in logged) if t is not None]
         own = {k: v for k, v in config.items() if not k.startswith("_")}
         theirs = {k[1:].lower(): v for k, v in config.items() if k.startswith("_")}
-        runs.append(SourceRun(
+        name = names.get(run)
+        source = SourceRun(
             source=SOURCE,
             key=f"{project}/{run}",
             experiment=experiment or project,
             created=_time(created),
             started=min(times, default=None) or _time(created),
             ended=max(times, default=None),
-            comment=names.get(run) or (run if key == "run_name" else None),
+            comment=None if name is None else str(name),
             args=own,
-            extras={"file": str(file), "project": project, "name": names.get(run), **theirs},
-            points=lambda logged=logged: _points(logged),  # type: ignore[misc]
-        ))  # fmt: skip
+            extras={"file": str(file), "project": project, "name": name, **theirs},
+        )
+        source.points = lambda logged=logged, skipped=source.skipped: _points(logged, skipped)  # type: ignore[misc]
+        if run in bad_configs:
+            source.skipped.append("a run's config that is no JSON object")
+        runs.append(source)
     return runs
 
 
@@ -125,9 +134,18 @@ def _first(logged: list[Any] | None, config: Any) -> str:
     return min((s for s in stamps if isinstance(s, str)), default="")
 
 
-def _json(data: Any) -> dict[str, Any]:
-    value = json.loads(data) if isinstance(data, (bytes, str)) and data else {}
-    return value if isinstance(value, dict) else {}
+def _json(data: Any) -> dict[str, Any] | None:
+    """A JSON object of the file (its ``"NaN"``/``"Infinity"`` text as floats), or None
+    for anything else: not JSON, not an object, nested too deeply."""
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data)
+    except (ValueError, TypeError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {k: _SPECIAL.get(v, v) if isinstance(v, str) else v for k, v in value.items()}
 
 
 def _time(stamp: Any) -> datetime | None:
@@ -135,16 +153,21 @@ def _time(stamp: Any) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(stamp)
-    except ValueError:
+    except ValueError:  # (an ISO time, as trackio writes; anything else is no time)
         return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _points(logged: list[tuple[Any, ...]]) -> Iterator[Point]:
+def _points(logged: list[tuple[Any, ...]], skipped: list[str]) -> Iterator[Point]:
     for step, stamp, data in logged:
+        values = _json(data)
+        if values is None:
+            skipped.append("a metrics row that is no JSON object")
+            continue
+        if isinstance(step, bool) or not isinstance(step, int):
+            skipped.append(f"a metrics row whose step is no integer ({type(step).__name__})")
+            continue
         when = _time(stamp)
         wall = None if when is None else when.timestamp()
-        for name, value in _json(data).items():
-            if isinstance(value, str) and value in _SPECIAL:
-                value = _SPECIAL[value]
-            yield name, step if isinstance(step, int) else 0, value, wall
+        for name, value in values.items():
+            yield name, step, value, wall

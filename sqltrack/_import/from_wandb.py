@@ -22,18 +22,16 @@ record is parsed by W&B's ``Record``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._db.client import Client
 from ..errors import InvalidValue, SQLTrackError
-from .model import ImportResult, Point, ProgressHook, SourceRun
+from .model import ImportResult, Point, ProgressHook, SourceRun, checked_path, epoch_time
 from .target import import_runs
 
 SOURCE = "wandb"
@@ -95,12 +93,16 @@ def read_wandb(
             raise InvalidValue(f"no such file or folder: {path}")
     if not files:
         raise InvalidValue(f"no .wandb files in {', '.join(map(str, paths))}")
+    from google.protobuf.message import DecodeError
+
+    unreadable = (ValueError, OSError, RecursionError, OverflowError, DecodeError)
     runs, skipped = [], []
-    for file in dict.fromkeys(f.resolve() for f in files):
+    for file in dict.fromkeys(checked_path(f) for f in files):
         try:
             run = _read(file, record_type, experiment)
-        except (ValueError, OSError) as e:  # not W&B's, or unreadable: the others go on
-            skipped.append(f"{file}: {e}")
+        except unreadable as e:  # not W&B's, or broken: the other files go on
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            skipped.append(f"{file}: {first}")
             continue
         if run is None:
             skipped.append(f"{file}: no run in it (the job died before W&B wrote one)")
@@ -149,7 +151,8 @@ def _read(file: Path, record_type: Any, experiment: str | None) -> SourceRun | N
             kind = record.WhichOneof("record_type")
             if kind == "run":  # sent again whole when its name, tags or notes change
                 r = record.run
-                start = r.start_time.ToDatetime(timezone.utc) if r.HasField("start_time") else None
+                t = r.start_time
+                start = epoch_time(t.seconds + t.nanos / 1e9) if r.HasField("start_time") else None
                 run = {
                     "id": r.run_id, "project": r.project, "entity": r.entity,
                     "name": r.display_name, "notes": r.notes, "tags": list(r.tags),
@@ -171,13 +174,13 @@ def _read(file: Path, record_type: Any, experiment: str | None) -> SourceRun | N
         return None
     config.pop("_wandb", None)
     summary.pop("_wandb", None)
-    times = [row["_timestamp"] for row in history if _number(row.get("_timestamp"))]
+    times = [t for t in (epoch_time(row.get("_timestamp")) for row in history) if t is not None]
     started = run["start"]
     ended = None
     if exit_code is not None and started is not None:
-        ended = started + timedelta(seconds=runtime or 0)
-    if times and (ended is None or max(times) > ended.timestamp()):
-        ended = datetime.fromtimestamp(max(times), timezone.utc)
+        ended = epoch_time(started.timestamp() + (runtime or 0))
+    if times and (ended is None or max(times) > ended):
+        ended = max(times)
     project = run["project"] or _DEFAULT_PROJECT
     return SourceRun(
         source=SOURCE,
@@ -188,12 +191,12 @@ def _read(file: Path, record_type: Any, experiment: str | None) -> SourceRun | N
         ended=ended,
         comment=run["notes"] or run["name"] or None,
         tags=[t for t in run["tags"] if t],
-        args=_plain(config),
+        args=config,
         extras={
             "file": str(file),
             **{k: run[k] or None for k in ("project", "entity", "name", "group", "job_type")},
             "exit_code": exit_code,
-            "summary": _plain(summary),
+            "summary": summary,
         },
         points=lambda: _points(history),
     )
@@ -233,28 +236,14 @@ def _apply(into: dict[str, Any], record: Any) -> None:
         node.pop(last, None)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _plain(value: Any) -> Any:
-    """A JSON value as sqltrack's JSON columns take it: NaN and infinities as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _points(history: list[dict[str, Any]]) -> Iterator[Point]:
     for row in history:
         step = row.get("_step")
         if not isinstance(step, int) or isinstance(step, bool):
             continue
         stamp = row.get("_timestamp")
-        wall = float(stamp) if isinstance(stamp, (int, float)) and _number(stamp) else None
+        when = epoch_time(stamp)
+        wall = None if when is None else when.timestamp()
         for name, value in _flat(row):
             if name not in _HIDDEN:
                 yield name, step, value, wall

@@ -3,18 +3,24 @@ import did.
 
 A source turns each run of its tool into a :class:`SourceRun`: its fields already in
 sqltrack's terms (a status of sqltrack's, aware datetimes, args and tags), its metric
-values read lazily (:attr:`SourceRun.points`: a run's history is read only when the run
-is written, so that an import's memory is one run's), its artifacts as references.
+values and its artifacts read when the run is written (:attr:`SourceRun.points`,
+:attr:`SourceRun.artifacts`: a run imported before is never read again; MLflow's
+histories are read one run at a time), its artifacts as references.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
+
+from ..errors import InvalidValue
 
 #: the namespace of imported runs' uids (a fixed, random UUID): a run's uid is
 #: ``uuid5(IMPORT_NAMESPACE, "<source>:<its id there>")``
@@ -52,7 +58,9 @@ class SourceRun:
     extras: dict[str, Any] = field(default_factory=dict)
     #: the run's metric values, in the order the tool logged them (read when written)
     points: Callable[[], Iterable[Point]] = lambda: ()
-    artifacts: list[SourceArtifact] = field(default_factory=list)
+    #: the run's artifacts (listed when the run is written: a run imported before is
+    #: never listed again)
+    artifacts: Callable[[], list[SourceArtifact]] = list
     parent: str | None = None  #: the key of the run this one is nested in
     #: what was left out of the run while reading it, with why
     skipped: list[str] = field(default_factory=list)
@@ -84,7 +92,7 @@ class ImportResult:
     links: int = 0
     #: what was left out, with why: reason -> how many times
     skipped: Counter[str] = field(default_factory=Counter)
-    #: the source's run key -> sqltrack run id (new runs and runs found; none in a dry run)
+    #: the source's run key -> sqltrack run id (runs new and found; a dry run: found only)
     run_ids: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -101,3 +109,40 @@ class ImportResult:
 
 
 ProgressHook = Callable[[int, int], None]  #: (runs done, runs in all)
+
+
+def epoch_time(seconds: Any) -> datetime | None:
+    """Seconds since the epoch as an aware datetime; None for what is no time (not a
+    number, not finite, out of datetime's range), as a file may hold anything."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def json_safe(value: Any) -> Any:
+    """A source's JSON value as sqltrack's JSON columns take it: NaN and infinities as
+    their text (``"nan"``, ``"inf"``), keys as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def checked_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute, links followed; InvalidValue for a loop of links."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as e:  # (Python 3.10-3.12 raise RuntimeError for loops)
+        raise InvalidValue(f"{path}: {e}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message as one short line (its type when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -10,9 +10,39 @@ import time
 from typing import Any
 
 from .._db.client import Client
-from .._import.model import ImportResult
 
 _BAR = 30  # characters of the progress bar
+
+# per source: the place it reads, help, description, what --experiment means
+_SOURCES = {
+    "mlflow": (
+        "TRACKING_URI",
+        "an MLflow tracking URI (sqlite:///mlflow.db, postgresql://…, http://…, ./mlruns)",
+        "Import the runs of an MLflow tracking URI, read with MLflow's own client (pip "
+        "install mlflow).",
+        "only this experiment (repeat for more; default: all)",
+    ),
+    "tensorboard": (
+        "LOGDIR",
+        "a TensorBoard log directory (every folder with event files is a run)",
+        "Import the scalars and hparams of every run folder under LOGDIR, read with "
+        "TensorBoard's own event reader (pip install tensorboard).",
+        "the runs' experiment (default: LOGDIR's name)",
+    ),
+    "wandb": (
+        "PATH",
+        "W&B offline runs (.wandb files, or folders such as wandb/ holding them)",
+        "Import W&B runs logged offline (WANDB_MODE=offline), read from their .wandb "
+        "files with W&B's own records (pip install wandb); no network.",
+        "the runs' experiment (default: each run's project)",
+    ),
+    "trackio": (
+        "PROJECT_DB",
+        "a trackio project file (~/.cache/huggingface/trackio/PROJECT.db)",
+        "Import the runs of a trackio project's SQLite file, opened read-only.",
+        "the runs' experiment (default: the project)",
+    ),
+}  # fmt: skip
 
 
 def register(commands: Any, connection: Any) -> None:
@@ -26,83 +56,35 @@ def register(commands: Any, connection: Any) -> None:
     sources = cmd.add_subparsers(dest="source", metavar="SOURCE", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dry-run", action="store_true", help="read, write nothing, tell")
-    mlflow = sources.add_parser(
-        "mlflow",
-        parents=[connection, common],
-        help="an MLflow tracking URI (sqlite:///mlflow.db, postgresql://…, http://…, ./mlruns)",
-        description="Import the runs of an MLflow tracking URI, read with MLflow's own client "
-        "(pip install mlflow).",
-    )
-    mlflow.add_argument("uri", metavar="TRACKING_URI")
-    mlflow.add_argument(
-        "--experiment", action="append", default=[], metavar="NAME",
-        help="only this experiment (repeat for more; default: all)",
-    )  # fmt: skip
-    mlflow.set_defaults(handler=_mlflow)
-    tensorboard = sources.add_parser(
-        "tensorboard",
-        parents=[connection, common],
-        help="a TensorBoard log directory (every folder with event files is a run)",
-        description="Import the scalars and hparams of every run folder under LOGDIR, read "
-        "with TensorBoard's own event reader (pip install tensorboard).",
-    )
-    tensorboard.add_argument("logdir", metavar="LOGDIR")
-    tensorboard.add_argument(
-        "--experiment", metavar="NAME", help="the runs' experiment (default: LOGDIR's name)"
-    )
-    tensorboard.set_defaults(handler=_tensorboard)
-    wandb = sources.add_parser(
-        "wandb",
-        parents=[connection, common],
-        help="W&B offline runs (.wandb files, or folders such as wandb/ holding them)",
-        description="Import W&B runs logged offline (WANDB_MODE=offline), read from their "
-        ".wandb files with W&B's own records (pip install wandb); no network.",
-    )
-    wandb.add_argument("paths", nargs="+", metavar="PATH")
-    wandb.add_argument(
-        "--experiment", metavar="NAME", help="the runs' experiment (default: each run's project)"
-    )
-    wandb.set_defaults(handler=_wandb)
-    trackio = sources.add_parser(
-        "trackio",
-        parents=[connection, common],
-        help="a trackio project file (~/.cache/huggingface/trackio/PROJECT.db)",
-        description="Import the runs of a trackio project's SQLite file, opened read-only.",
-    )
-    trackio.add_argument("path", metavar="PROJECT_DB")
-    trackio.add_argument(
-        "--experiment", metavar="NAME", help="the runs' experiment (default: the project)"
-    )
-    trackio.set_defaults(handler=_trackio)
+    for name, (place, summary, description, experiment) in _SOURCES.items():
+        source = sources.add_parser(
+            name, parents=[connection, common], help=summary, description=description
+        )
+        if name == "wandb":  # (files and folders, as many as given)
+            source.add_argument("place", nargs="+", metavar=place)
+        else:
+            source.add_argument("place", metavar=place)
+        if name == "mlflow":
+            source.add_argument(
+                "--experiment", action="append", default=[], metavar="NAME", help=experiment
+            )
+        else:
+            source.add_argument("--experiment", metavar="NAME", help=experiment)
+        source.set_defaults(handler=_import)
 
 
-def _mlflow(client: Client, args: argparse.Namespace) -> int:
-    from .._import.from_mlflow import import_mlflow
+def _import(client: Client, args: argparse.Namespace) -> int:
+    # (each source's module imports nothing of its tool until it reads)
+    from .._import import from_mlflow, from_tensorboard, from_trackio, from_wandb
 
-    return _report(import_mlflow(client, args.uri, args.experiment, args.dry_run, _progress()))
-
-
-def _tensorboard(client: Client, args: argparse.Namespace) -> int:
-    from .._import.from_tensorboard import import_tensorboard
-
-    result = import_tensorboard(client, args.logdir, args.experiment, args.dry_run, _progress())
-    return _report(result)
-
-
-def _wandb(client: Client, args: argparse.Namespace) -> int:
-    from .._import.from_wandb import import_wandb
-
-    return _report(import_wandb(client, args.paths, args.experiment, args.dry_run, _progress()))
-
-
-def _trackio(client: Client, args: argparse.Namespace) -> int:
-    from .._import.from_trackio import import_trackio
-
-    return _report(import_trackio(client, args.path, args.experiment, args.dry_run, _progress()))
-
-
-def _report(result: ImportResult) -> int:
-    print(result)
+    functions = {
+        "mlflow": from_mlflow.import_mlflow,
+        "tensorboard": from_tensorboard.import_tensorboard,
+        "wandb": from_wandb.import_wandb,
+        "trackio": from_trackio.import_trackio,
+    }
+    function: Any = functions[args.source]
+    print(function(client, args.place, args.experiment, args.dry_run, _progress()))
     return 0
 
 

@@ -1,27 +1,11 @@
-"""What the import tests share: a source's tool imported by name, or the test says why it
-cannot run (and fails under CI, where every tool is installed); a run found by its
-source's id; a metric's history back from sqltrack."""
+"""What the import tests share: the runs by their source's id, a metric's history back
+from sqltrack, the tables' row counts (a tool is imported by conftest's ``need``)."""
 
 from __future__ import annotations
 
-import importlib
-import os
 from typing import Any
 
-import pytest
-
 from sqltrack import Client, json_value, read_metrics
-
-
-def need(module: str) -> Any:
-    """Import ``module``, or skip (locally) / fail (under CI) saying which one is missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        message = f"{module} is not installed ({e}): pip install -e '.[test]'"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message, allow_module_level=True)
 
 
 def imported(client: Client) -> dict[str, dict[str, Any]]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_options
-from sources import counts, history, imported, need
+from conftest import cli_options, need
+from sources import counts, history, imported
 
 from sqltrack import Client
 from sqltrack._import import target
@@ -139,11 +139,13 @@ def test_a_second_import_adds_nothing(client: Client, store: str) -> None:
     assert counts(client) == before
 
 
+@pytest.mark.parametrize("per_transaction", [1, 10_000])
 def test_an_interrupted_import_resumes(
-    client: Client, store: str, monkeypatch: pytest.MonkeyPatch
+    client: Client, store: str, monkeypatch: pytest.MonkeyPatch, per_transaction: int
 ) -> None:
-    """Runs written in one transaction each: the import fails at the third; the two
-    before it stay, the third leaves nothing behind, and the next import writes the rest."""
+    """The import fails at its third run. One run per transaction: the two before it
+    stay; all in one: none does. Either way the failed one leaves nothing behind, and
+    the next import writes the rest, with the link of the nested run."""
     real, calls = target.write_rows, []
 
     def failing(*args: Any, **kwargs: Any) -> Any:
@@ -152,25 +154,63 @@ def test_an_interrupted_import_resumes(
             raise OSError("the disk went away")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(target, "_BATCH_ROWS", 1)
+    monkeypatch.setattr(target, "_BATCH_ROWS", per_transaction)
     monkeypatch.setattr(target, "write_rows", failing)
     with pytest.raises(OSError):
         import_mlflow(client, store)
-    assert counts(client)["runs"] == 2
+    kept = 2 if per_transaction == 1 else 0
+    assert counts(client)["runs"] == kept and counts(client)["run_links"] == 0
     monkeypatch.setattr(target, "write_rows", real)
     resumed = import_mlflow(client, store)
-    assert (resumed.runs_new, resumed.runs_found) == (2, 2)
+    assert (resumed.runs_new, resumed.runs_found, resumed.links) == (4 - kept, kept, 1)
     assert counts(client)["runs"] == 4 and counts(client)["artifacts"] == 1
-    assert import_mlflow(client, store).runs_new == 0
+    assert counts(client)["run_links"] == 1
+    assert import_mlflow(client, store).links == 0
+
+
+def test_a_link_missed_before_is_made(client: Client, store: str) -> None:
+    """The nested run imported first, alone (its parent's experiment left out): no link
+    yet; the next import of the parent makes it, once."""
+    reader = mlflow.MlflowClient(tracking_uri=store)
+    assert import_mlflow(client, store, experiments=["nlp"]).links == 0
+    client.query("DELETE FROM runs")  # (as if the parent had failed to be written)
+    for run_id in list(imported(client)):
+        assert reader.get_run(run_id)
+    assert import_mlflow(client, store).links == 1
+    assert import_mlflow(client, store).links == 0
+    assert counts(client)["run_links"] == 1
 
 
 def test_a_dry_run_writes_nothing(client: Client, store: str) -> None:
     before = counts(client)
     result = import_mlflow(client, store, dry_run=True)
+    assert counts(client) == before
     assert str(result).startswith("would import from mlflow")
     assert (result.runs_new, result.experiments_created, result.links) == (4, 2, 1)
-    assert result.values == import_mlflow(client, store).values > 0
-    assert before["runs"] == 0
+    done = import_mlflow(client, store)
+    assert (done.values, done.artifacts, done.links, done.skipped) == (
+        result.values, result.artifacts, result.links, result.skipped
+    )  # fmt: skip
+    again = import_mlflow(client, store, dry_run=True)
+    assert (again.runs_new, again.runs_found, again.links) == (0, 4, 0)
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("sqlite:///{tmp}/typo.db", "no such MLflow store"),
+    ("{tmp}/nowhere", "no such MLflow folder"),
+    ("bogus://x", "MLflow cannot read bogus://x"),
+])  # fmt: skip
+def test_a_store_that_is_not_there(
+    client: Client, tmp_path: Path, uri: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error of one line, and MLflow makes no empty store where a typo points."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    uri = uri.format(tmp=folder)
+    assert main(["import", "mlflow", *cli_options(client), uri]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert list(folder.iterdir()) == []
 
 
 def test_only_the_experiments_named(client: Client, store: str) -> None:
@@ -198,7 +238,8 @@ def test_the_command(
 
 @pytest.mark.parametrize("text, value", [
     ("3", 3), ("-2", -2), ("0.01", 0.01), ("True", True), ("False", False), ("adam", "adam"),
-    ("1e-4", "1e-4"), ("nan", "nan"), ("inf", "inf"), ("", ""), ("007", 7), ("1.50", "1.50"),
+    ("1e-4", "1e-4"), ("nan", "nan"), ("inf", "inf"), ("", ""), ("007", "007"), ("+3", "+3"),
+    ("1.50", "1.50"), ("-0", -0),
 ])  # fmt: skip
 def test_params_become_the_values_they_were(text: str, value: Any) -> None:
     assert param_value(text) == value and type(param_value(text)) is type(value)

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_options
-from sources import counts, history, imported, need
+from conftest import cli_options, need
+from sources import counts, history, imported
 
 from sqltrack import Client
 from sqltrack._import.from_trackio import import_trackio
@@ -65,7 +65,9 @@ def test_runs_config_and_metrics_as_logged(client: Client, project: Path) -> Non
     assert loss == [(0, 1.0), (1, 0.5), (2, 1 / 3), (10, 0.05), (11, float("inf"))]
     assert [v for _, _, v in history(client, first["id"], "acc")] == [0.5, 0.6, 0.7]
     assert history(client, second["id"], "loss") == [(0, 0.0, 2.0), (0, 1.0, 1.5)]
-    assert history(client, first["id"], "wall_time")
+    walls = [v for _, _, v in history(client, first["id"], "wall_time")]
+    assert len(walls) == 5 and walls == sorted(walls)
+    assert first["started"].timestamp() == pytest.approx(walls[0], abs=1e-3)
 
 
 def test_a_second_import_adds_nothing(client: Client, project: Path) -> None:

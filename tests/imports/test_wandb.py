@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_options
-from sources import counts, history, imported, need
+from conftest import cli_options, need
+from sources import counts, history, imported
 
 from sqltrack import Client
 from sqltrack._import.from_wandb import import_wandb, records

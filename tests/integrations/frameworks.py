@@ -3,24 +3,11 @@ why it cannot run (and fails under CI, where every framework is installed)."""
 
 from __future__ import annotations
 
-import importlib
-import os
 from typing import Any
 
-import pytest
+from conftest import need  # noqa: F401 (the tests import it from here)
 
 from sqltrack import Client, json_value
-
-
-def need(module: str, extra: str = "test") -> Any:
-    """Import ``module``, or skip (locally) / fail (under CI) saying which one is missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        message = f"{module} is not installed ({e}): pip install -e '.[{extra}]'"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message, allow_module_level=True)
 
 
 def only_run(client: Client, experiment: str) -> tuple[int, str, dict[str, Any]]:
