@@ -236,8 +236,7 @@ def _artifacts(client: Any, info: Any, skipped: list[str]) -> Iterator[SourceArt
         try:
             listed = client.list_artifacts(info.run_id, folder)
         except (MlflowException, OSError) as e:  # a store this machine cannot read
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            skipped.append(f"the artifacts of MLflow run {info.run_id}: {first[:200]}")
+            skipped.append(f"the artifacts of MLflow run {info.run_id}: {first_line(e)}")
             return
         for entry in listed:
             if entry.is_dir:

@@ -22,7 +22,15 @@ from typing import Any
 
 from .._db.client import Client
 from ..errors import InvalidValue, SQLTrackError
-from .model import ImportResult, Point, ProgressHook, SourceRun, checked_path, epoch_time
+from .model import (
+    ImportResult,
+    Point,
+    ProgressHook,
+    SourceRun,
+    checked_path,
+    epoch_time,
+    first_line,
+)
 from .target import import_runs
 
 SOURCE = "tensorboard"
@@ -85,8 +93,7 @@ def read_tensorboard(
         try:
             loaded[folder] = _load(accumulator, folder)
         except _unreadable() as e:  # a broken or foreign file: the other folders go on
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            skipped.append(f"{folder}: its event files cannot be read ({first})")
+            skipped.append(f"{folder}: its event files cannot be read ({first_line(e)})")
     for folder, (scalars, hparams, _) in list(loaded.items()):
         if not scalars and hparams is None:  # (images only, or a file TensorBoard skipped)
             del loaded[folder]

@@ -31,7 +31,15 @@ from typing import Any, BinaryIO
 
 from .._db.client import Client
 from ..errors import InvalidValue, SQLTrackError
-from .model import ImportResult, Point, ProgressHook, SourceRun, checked_path, epoch_time
+from .model import (
+    ImportResult,
+    Point,
+    ProgressHook,
+    SourceRun,
+    checked_path,
+    epoch_time,
+    first_line,
+)
 from .target import import_runs
 
 SOURCE = "wandb"
@@ -101,8 +109,7 @@ def read_wandb(
         try:
             run = _read(file, record_type, experiment)
         except unreadable as e:  # not W&B's, or broken: the other files go on
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            skipped.append(f"{file}: {first}")
+            skipped.append(f"{file}: {first_line(e)}")
             continue
         if run is None:
             skipped.append(f"{file}: no run in it (the job died before W&B wrote one)")
@@ -143,7 +150,7 @@ def _read(file: Path, record_type: Any, experiment: str | None) -> SourceRun | N
     run: dict[str, Any] = {}
     config: dict[str, Any] = {}
     summary: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
+    last_time = None  # the latest history row's _timestamp
     exit_code = runtime = None
     with file.open("rb") as stream:
         for data in records(stream):
@@ -163,26 +170,27 @@ def _read(file: Path, record_type: Any, experiment: str | None) -> SourceRun | N
                 _apply(config, record.config)
             elif kind == "summary":
                 _apply(summary, record.summary)
-            elif kind == "history":
-                row: dict[str, Any] = {}
-                _set(row, record.history.item)
-                row.setdefault("_step", record.history.step.num)
-                history.append(row)
+            elif kind == "history":  # (its values are read when the run is written)
+                for item in record.history.item:
+                    if _keys(item) == ["_timestamp"]:
+                        when = epoch_time(_value(item))
+                        last_time = when if last_time is None or when is None else max(
+                            last_time, when
+                        )  # fmt: skip
             elif kind == "exit":
                 exit_code, runtime = record.exit.exit_code, record.exit.runtime
     if not run.get("id"):
         return None
     config.pop("_wandb", None)
     summary.pop("_wandb", None)
-    times = [t for t in (epoch_time(row.get("_timestamp")) for row in history) if t is not None]
     started = run["start"]
     ended = None
     if exit_code is not None and started is not None:
         ended = epoch_time(started.timestamp() + (runtime or 0))
-    if times and (ended is None or max(times) > ended):
-        ended = max(times)
+    if last_time is not None and (ended is None or last_time > ended):
+        ended = last_time
     project = run["project"] or _DEFAULT_PROJECT
-    return SourceRun(
+    source = SourceRun(
         source=SOURCE,
         key=f"{project}/{run['id']}",
         experiment=experiment or project,
@@ -198,8 +206,9 @@ def _read(file: Path, record_type: Any, experiment: str | None) -> SourceRun | N
             "exit_code": exit_code,
             "summary": summary,
         },
-        points=lambda: _points(history),
     )
+    source.points = lambda: _points(file, record_type, source.skipped)
+    return source
 
 
 def _keys(item: Any) -> list[str]:
@@ -236,17 +245,32 @@ def _apply(into: dict[str, Any], record: Any) -> None:
         node.pop(last, None)
 
 
-def _points(history: list[dict[str, Any]]) -> Iterator[Point]:
-    for row in history:
-        step = row.get("_step")
-        if not isinstance(step, int) or isinstance(step, bool):
-            continue
-        stamp = row.get("_timestamp")
-        when = epoch_time(stamp)
-        wall = None if when is None else when.timestamp()
-        for name, value in _flat(row):
-            if name not in _HIDDEN:
-                yield name, step, value, wall
+def _points(file: Path, record_type: Any, skipped: list[str]) -> Iterator[Point]:
+    """The values of every history row of ``file``, read again (so that an import holds
+    one run's values at a time)."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        with file.open("rb") as stream:
+            for data in records(stream):
+                record = record_type.FromString(data)
+                if record.WhichOneof("record_type") == "history":
+                    row: dict[str, Any] = {}
+                    _set(row, record.history.item)
+                    yield from _row_points(row, record.history.step.num)
+    except (ValueError, OSError, RecursionError, OverflowError, DecodeError) as e:
+        skipped.append(f"{file}: the rest of its history: {first_line(e)}")
+
+
+def _row_points(row: dict[str, Any], default_step: int) -> Iterator[Point]:
+    step = row.get("_step", default_step)
+    if not isinstance(step, int) or isinstance(step, bool):
+        return
+    when = epoch_time(row.get("_timestamp"))
+    wall = None if when is None else when.timestamp()
+    for name, value in _flat(row):
+        if name not in _HIDDEN:
+            yield name, step, value, wall
 
 
 def _flat(row: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

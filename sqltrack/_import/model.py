@@ -4,8 +4,8 @@ import did.
 A source turns each run of its tool into a :class:`SourceRun`: its fields already in
 sqltrack's terms (a status of sqltrack's, aware datetimes, args and tags), its metric
 values and its artifacts read when the run is written (:attr:`SourceRun.points`,
-:attr:`SourceRun.artifacts`: a run imported before is never read again; MLflow's
-histories are read one run at a time), its artifacts as references.
+:attr:`SourceRun.artifacts`: a run imported before is never read again; MLflow's and
+W&B's histories are read one run at a time), its artifacts as references.
 """
 
 from __future__ import annotations
