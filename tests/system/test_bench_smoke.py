@@ -57,8 +57,9 @@ def test_all_benchmarks_run(db_params: dict[str, Any]) -> None:
         "ui: runs endpoint, 50 runs (ms)",
         "ui: 2 curves of 3000 steps at 1000 points (ms)",
         "ui load: viewer requests failed, 3 viewers",
-        "sqltrack's writes (values/s)",  # bench_import_mlflow (mlflow is in the test extra)
+        "import mlflow {engine}: sqltrack's writes (values/s)",  # mlflow is in the test extra
     ]:
+        figure = figure.format(engine=db_params["engine"])
         assert f"| {figure}" in summary, figure
     lab = "| lab: buffered run, writer / owner"  # (PostgreSQL only: SQLite has no roles)
     assert (lab in summary) == (db_params["engine"] == "postgres")
