@@ -270,6 +270,7 @@ TABLES = {
     "metrics",
     "metric_names",
     "metric_points",
+    "metric_blocks",
     "run_summaries",
     "artifacts",
     "artifact_uses",
@@ -293,6 +294,7 @@ BUILTIN = [
     "sqltrack/v009_typed_overview.sql",
     "sqltrack/v010_metric_points.sql",
     "sqltrack/v011_owners.sql",
+    "sqltrack/v012_metric_blocks.sql",
 ]
 
 

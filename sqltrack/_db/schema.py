@@ -45,6 +45,7 @@ DELETION = "sqltrack/v007_deleted.sql"  #: runs.time_deleted, experiments.time_d
 CALL_UIDS = "sqltrack/v008_call_uids.sql"  #: artifacts.uid, samples.uid
 METRIC_POINTS = "sqltrack/v010_metric_points.sql"  #: metric_points, metric_names, metrics_long
 OWNERS = "sqltrack/v011_owners.sql"  #: created_by, deleted_by; row-level security (PostgreSQL)
+BLOCKS = "sqltrack/v012_metric_blocks.sql"  #: metric_blocks (what a chart of a long run reads)
 _RECORD = (
     "INSERT INTO sqltrack_scripts (name, checksum, time_applied) VALUES (:name, :checksum, :now)"
 )

@@ -34,6 +34,7 @@ from .._base.values import check_text, json_dumps
 from .._db.client import Client, operation
 from .._write.artifacts import record_artifact
 from .._write.batch_summary import BatchSummary
+from .._write.blocks import update_blocks
 from .._write.experiments import check_name, get_or_create_experiment
 from .._write.rows import check_tags
 from .._write.runs import check_status, run_add_link
@@ -210,6 +211,7 @@ def _insert(client: Client, batch: list[Prepared], result: ImportResult) -> list
                     artifact.metadata, f"{run.uid}:{artifact.uri}",
                 )  # fmt: skip
             summary.write(client, run_id)
+            update_blocks(client, conn, run_id, None)  # (what a chart of it reads)
             ids.append(run_id)
     return ids
 

@@ -259,7 +259,7 @@ class MetricsBuffer:
                     if upkeep is not None and done is not None and upkeep.due():
                         if upkeep.update(client, conn, run_id, batch=done):
                             summarized = True
-                            done.stats.clear()
+                            done.clear()
             return refused, done, summarized
 
         try:
@@ -287,7 +287,7 @@ class MetricsBuffer:
         record_status(client, run_id, item.status, item.started, self._status_time(item.when))
         if upkeep is not None and upkeep.update(client, conn, run_id, final=True, batch=done):
             if done is not None:
-                done.stats.clear()
+                done.clear()
             return True
         return False
 

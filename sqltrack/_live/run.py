@@ -55,9 +55,10 @@ class Run(RunColumns):
     #: many seconds (no server, a full one, a restart) is handed to a background writer
     #: (:mod:`sqltrack._live.buffer`), which spools it if it must; the run goes on buffered
     handover_seconds: float = 2.0
-    #: keep the run's summary (``run_summaries``) current while it runs and at its end
-    #: (:mod:`sqltrack._live.upkeep`); False saves the buffered writer about 0.5 µs per
-    #: step of 10 metrics, and leaves the summary to ``sqltrack refresh``
+    #: keep the run's summary (``run_summaries``) and metric blocks (``metric_blocks``,
+    #: what charts of long runs read) current while it runs and at its end
+    #: (:mod:`sqltrack._live.upkeep`); False saves the buffered writer 2-5 µs per
+    #: step of 10 metrics, and leaves both to ``sqltrack refresh``
     keep_summary: bool = True
     #: inside ``track()`` any other call of the run (tags, args, an artifact, a sample)
     #: that meets an outage waits for the database instead of failing the job, trying

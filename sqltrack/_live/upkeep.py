@@ -104,14 +104,14 @@ class Upkeep:
                 self.rebuild |= bool(found and self.first is not None and self.first < found[0])
                 self.resumed = True
             rebuild = final and self.rebuild
+            names = {n for group in list(self.names) for n in group}
             if batch is not None and not (self.read_back or self.rebuild):
                 merged = BatchSummary()
                 merged.update(self.pending)
                 merged.update(batch)
-                merged.write(client, run_id)
+                merged.write(client, run_id)  # (and the metric blocks)
             else:
-                names = {n for group in list(self.names) for n in group}
-                update_summary(client, conn, run_id, names, rebuild=rebuild)
+                update_summary(client, conn, run_id, names, rebuild=rebuild)  # and blocks
             client.query("RELEASE SAVEPOINT sqltrack_summary")
         except Exception as e:
             if client.is_transient(e):

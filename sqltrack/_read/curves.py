@@ -7,6 +7,10 @@ always kept. The database does the work (window functions, on both engines): onl
 points a chart draws cross the wire. ``after`` asks only for the steps past one already
 seen, which is how a live chart fetches what is new.
 
+A long curve is read from the run's metric blocks (:mod:`sqltrack._write.blocks`, schema
+v012) and the values after its last block: the buckets are then whole blocks, so each
+keeps the same extremes as from every value, from about 1/128 of the rows.
+
 Both storages are read (the wide ``metrics`` table and the narrow ``metric_points``); a
 metric in both is one curve. Numbers only: NaN, infinities, text and times are left out.
 """
@@ -19,6 +23,7 @@ from typing import Any
 
 from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
+from .._write import blocks
 from .._write import points as narrow
 from .._write.metrics import known_columns
 from .._write.rows import check_id
@@ -72,6 +77,50 @@ _NARROW = (
     "AND p.value IS NOT NULL AND p.value <> 'NaN' AND (p.kind IS NULL OR p.kind = 'int')"
 )
 _EXISTS = "SELECT id FROM runs WHERE id = :run"
+# A long run's curve from its blocks (schema v012), with the values after the metric's last
+# block, {source}, taken raw (each as a block of one value). Buckets are whole blocks
+# (:origin a block's first step, the width a multiple of :size), so a bucket's extremes
+# are those of its blocks: the same points as from every value. The last point is kept.
+# (k: the numbers as BIGINT, as a driver may send small ones as SMALLINT.)
+_ROLLED = """
+WITH k AS (SELECT CAST(:size AS BIGINT) AS size, CAST(:origin AS BIGINT) AS origin,
+    CAST(:buckets AS BIGINT) AS buckets),
+cand AS (
+    SELECT block * (SELECT size FROM k) AS first, min, min_step, max, max_step, last,
+        last_step, last_progress
+    FROM metric_blocks WHERE run_id = :run AND metric = :name
+    UNION ALL SELECT step, value, step, value, step, value, step, progress FROM ({source}) raw
+    WHERE step > :s OR (step = :s AND progress > :p)
+),
+span AS (SELECT max(last_step) AS hi FROM cand),
+bucketed AS (
+    SELECT cand.*, (cand.first - k.origin)
+        / (k.size * ((span.hi - k.origin) / (k.size * k.buckets) + 1)) AS bucket
+    FROM cand, span, k
+),
+extremes AS (
+    SELECT bucketed.*, min(min) OVER (PARTITION BY bucket) AS low,
+        max(max) OVER (PARTITION BY bucket) AS high
+    FROM bucketed
+),
+latest AS (
+    SELECT last_step AS step, last AS value FROM cand WHERE last_step = (SELECT hi FROM span)
+    ORDER BY last_progress DESC LIMIT 1
+)
+SELECT step, value, 0 AS progress FROM (
+    SELECT min(min_step) AS step, low AS value FROM extremes WHERE min = low GROUP BY bucket, low
+    UNION SELECT min(max_step), high FROM extremes WHERE max = high GROUP BY bucket, high
+    UNION SELECT step, value FROM latest
+) sampled
+ORDER BY step
+"""
+# per metric with blocks: how many values they hold, the first block, where the last ends
+_PLAN = (
+    "SELECT b.metric, t.n, t.first, b.last_step, b.last_progress FROM metric_blocks b "
+    "JOIN (SELECT metric, sum(count) AS n, min(block) AS first, max(block) AS block "
+    "FROM metric_blocks WHERE run_id = :run AND {names} GROUP BY metric) t "
+    "ON t.metric = b.metric AND t.block = b.block WHERE b.run_id = :run"
+)
 
 
 def check_points(points: Any) -> int:
@@ -115,6 +164,7 @@ def run_curves(
         stored = narrow.narrow_names(client, wanted) if narrow.available(client) else {}
         params = {"run": run_id, "after": -(2**62) if after is None else after}
         params.update(points=points, buckets=(points - 1) // 2)
+        plans = _plans(client, run_id, wanted, points) if after is None else {}
         curves = {}
         for name in wanted:
             sources = []
@@ -127,10 +177,37 @@ def run_curves(
             steps: list[Any] = []
             values: list[Any] = []
             if sources:
-                query = _SAMPLED.format(source=" UNION ALL ".join(sources))
-                for step, value, _ in client.query(query, {**params, "name": name}):
+                source = " UNION ALL ".join(sources)
+                query, named = _SAMPLED.format(source=source), {**params, "name": name}
+                if name in plans and after is None:  # long enough for its blocks to do
+                    query = _ROLLED.format(source=source)
+                    named.update(plans[name])
+                for step, value, _ in client.query(query, named):
                     if math.isfinite(value):  # (JSON has no infinities)
                         steps.append(step)
                         values.append(float(value))
             curves[name] = {"step": steps, "value": values}
     return curves
+
+
+def _plans(client: Client, run_id: int, names: list[str], points: int) -> dict[str, Any]:
+    """The parameters of :data:`_ROLLED` for each metric of ``names`` whose blocks span
+    enough steps for whole blocks to make at least half the buckets a chart of ``points``
+    asks for (a shorter curve is read raw: its buckets would be narrower than a block)."""
+    if not names or not blocks.available(client):
+        return {}
+    engine = client.engine
+    buckets = (points - 1) // 2
+    found = client.query(
+        _PLAN.format(names=engine.in_array("metric", "names")),
+        {"run": run_id, "names": engine.adapt_array(names)},
+    )
+    plans = {}
+    for name, count, first, last_step, last_progress in found:
+        origin = int(first) * blocks.SIZE
+        if int(count) > points and 2 * (last_step - origin) >= buckets * blocks.SIZE:
+            plans[name] = {
+                "origin": origin, "size": blocks.SIZE, "s": int(last_step),
+                "p": float(last_progress), "after": int(last_step) - 1,
+            }  # fmt: skip
+    return plans

@@ -7,14 +7,18 @@ writer hands each group of rows it wrote (:func:`sqltrack._write.store.write_row
 ``collect``) to a :class:`BatchSummary`, which reduces them with C-level builtins
 (``zip``, ``sum``, ``min``, ``max``, ``index``), and merges the result into
 ``run_summaries`` at a heartbeat: counts add up, the smaller minimum and larger maximum
-win (the earlier step on a tie), the last value is the one at the higher step.
+win (the earlier step on a tie), the last value is the one at the higher step. The same
+per block of steps goes into ``metric_blocks`` (:mod:`sqltrack._write.blocks`), merged alike.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 from .._db.client import Client
+from .blocks import MERGE as MERGE_BLOCK
+from .blocks import SIZE, available
 
 _SUMMARIZED = ("int", "float")
 #: how new values join a run's summary (``excluded``: the new ones): counts add up, the
@@ -55,13 +59,20 @@ Stats = list[Any]
 class BatchSummary:
     """Per metric, the summary of the rows given to :meth:`add`, in the order written."""
 
-    __slots__ = ("stats",)
+    __slots__ = ("blocks", "stats")
 
     def __init__(self) -> None:
         self.stats: dict[str, Stats] = {}
+        #: per (metric, block of steps): the same, for ``metric_blocks`` (steps as found)
+        self.blocks: dict[tuple[str, int], Stats] = {}
 
     def __bool__(self) -> bool:
         return bool(self.stats)
+
+    def clear(self) -> None:
+        """Forget what was summarized (it was written)."""
+        self.stats.clear()
+        self.blocks.clear()
 
     def add(
         self,
@@ -89,6 +100,7 @@ class BatchSummary:
                 except TypeError:
                     clean = False
             if clean:  # the steps of the extremes are looked up once, when written
+                self._add_blocks(name, steps, progresses, values)
                 low, high = min(values), max(values)
                 where = (values, steps)
                 self._merge(
@@ -99,6 +111,12 @@ class BatchSummary:
             kept = [i for i, v in enumerate(values) if v is not None and v == v]
             if not kept:
                 continue
+            self._add_blocks(
+                name,
+                [steps[i] for i in kept],
+                [progresses[i] for i in kept],
+                [values[i] for i in kept],
+            )
             n, i_last = len(kept), kept[-1]
             i_low = min(kept, key=values.__getitem__)  # the first of equal values
             i_high = max(kept, key=values.__getitem__)
@@ -117,26 +135,55 @@ class BatchSummary:
                 ],
             )
 
+    def _add_blocks(self, name: str, steps: Any, progresses: Any, values: Any) -> None:
+        """Per block of :data:`SIZE` steps, the stats of the values there (the steps go
+        up: a block is a slice, its extremes found by C builtins)."""
+        i, n, merge = 0, len(steps), self._merge_block
+        while i < n:
+            block = steps[i] // SIZE
+            end = max(bisect_left(steps, (block + 1) * SIZE, i), i + 1)
+            chunk = values[i:end]
+            low, high = min(chunk), max(chunk)
+            merge(
+                (name, block),
+                [end - i, values[end - 1], steps[end - 1], progresses[end - 1],
+                 low, steps[i + chunk.index(low)], high, steps[i + chunk.index(high)]],
+            )  # fmt: skip
+            i = end
+
+    def _merge_block(self, key: tuple[str, int], new: Stats) -> None:
+        old = self.blocks.get(key)
+        if old is None:
+            self.blocks[key] = new
+        else:
+            _combine(old, new)
+
     def _merge(self, name: str, new: Stats) -> None:
         old = self.stats.get(name)
         if old is None:
             self.stats[name] = new
-            return
-        old[0] += new[0]
-        if (new[2], new[3]) >= (old[2], old[3]):
-            old[1:4] = new[1:4]
-        if new[4] < old[4]:
-            old[4:6] = new[4:6]
-        if new[6] > old[6]:
-            old[6:8] = new[6:8]
+        else:
+            _combine(old, new)
 
     def update(self, other: BatchSummary) -> None:
         """Add what ``other`` summarized (rows written after this one's)."""
         for name, stats in other.stats.items():
             self._merge(name, list(stats))
+        for key, stats in other.blocks.items():
+            self._merge_block(key, list(stats))
 
     def write(self, client: Client, run_id: int) -> None:
-        """Merge into the run's summary (in the current transaction)."""
+        """Merge into the run's summary and its metric blocks (in the current
+        transaction; the blocks only where the schema has them)."""
+        if self.blocks and available(client):
+            rows = [
+                {"run": run_id, "metric": name, "block": block, "count": b[0],
+                 "last": float(b[1]), "last_step": b[2], "last_progress": float(b[3]),
+                 "min": float(b[4]), "min_step": b[5], "max": float(b[6]), "max_step": b[7]}
+                for (name, block), b in self.blocks.items()
+            ]  # fmt: skip
+            with client.cursor() as cur:
+                cur.executemany(client.engine.sql(MERGE_BLOCK), rows)
         for name, s in self.stats.items():
             for i in (5, 7):  # (values, steps) of the batch that has the extreme: its step
                 if type(s[i]) is tuple:
@@ -157,3 +204,14 @@ class BatchSummary:
                     "max_step": s[7],
                 },
             )
+
+
+def _combine(old: Stats, new: Stats) -> None:
+    """Merge the stats of later values (``new``, steps as found) into ``old``."""
+    old[0] += new[0]
+    if (new[2], new[3]) >= (old[2], old[3]):
+        old[1:4] = new[1:4]
+    if new[4] < old[4]:
+        old[4:6] = new[4:6]
+    if new[6] > old[6]:
+        old[6:8] = new[6:8]

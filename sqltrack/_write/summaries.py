@@ -26,7 +26,7 @@ from .._db.client import Client, operation
 from .._db.engines.base import quote_identifier
 from .._db.schema import SUMMARIES, applied, require
 from ..errors import InvalidValue
-from . import points
+from . import blocks, points
 from .batch_summary import ON_CONFLICT
 from .metrics import MetricsTable, known_columns
 from .rows import check_experiment, check_runs, mine
@@ -121,6 +121,7 @@ def update_summary(
         numeric metric column
     :param rebuild: forget the summary first and summarize every value again
     """
+    blocks.update_blocks(client, conn, run_id, names, rebuild=rebuild)  # (the same values)
     engine = client.engine
     if rebuild:
         client.query(_FORGET, {"run": run_id})
@@ -182,9 +183,9 @@ def _update_narrow(
 
 @operation
 def refresh_summaries(client: Client, *run_ids: int, experiment: int | str | None = None) -> int:
-    """Rebuild the summaries of runs from their metrics: for runs written by other means
-    than a tracked :class:`~sqltrack.Run` (``run_add_metrics``, SQL, a merge, an
-    older sqltrack). Each run is one transaction.
+    """Rebuild the summaries and metric blocks of runs from their metrics: for runs
+    written by other means than a tracked :class:`~sqltrack.Run` (``run_add_metrics``,
+    SQL, a merge, an older sqltrack). Each run is one transaction.
 
     Example::
 

@@ -66,9 +66,9 @@ def register(commands: Any, connection: Any, output: Any) -> None:
         "refresh",
         parents=[connection],
         help="rebuild run summaries from the metrics (runs written by other means)",
-        description="Rebuild the run_summaries of RUNs, of the runs of --experiment, or of "
-        "every run. Tracked runs keep their summaries current themselves; this is for runs "
-        "written with run_add_metrics, SQL or an older sqltrack.",
+        description="Rebuild the run_summaries and metric_blocks of RUNs, of the runs of "
+        "--experiment, or of every run. Tracked runs keep both current themselves; this is "
+        "for runs written with run_add_metrics, SQL or an older sqltrack.",
     )
     cmd.add_argument("runs", nargs="*", type=int, metavar="RUN")
     cmd.add_argument("--experiment", metavar="NAME_OR_ID", help="an experiment's runs")

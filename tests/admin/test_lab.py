@@ -115,6 +115,8 @@ def test_a_writer_changes_only_its_own_runs_through_the_api(
         "UPDATE runs SET status = 'FAILED' WHERE id = %s",
         "UPDATE runs SET tags = '{}' WHERE id = %s",
         "DELETE FROM run_summaries WHERE run_id = %s",
+        "DELETE FROM metric_blocks WHERE run_id = %s",
+        "UPDATE metric_blocks SET max = 1e9 WHERE run_id = %s",
         "DELETE FROM runs WHERE id = %s",
         "DELETE FROM experiments WHERE id = (SELECT experiment_id FROM runs WHERE id = %s)",
         # the tables of values take COPY, so triggers keep the rule there: the statement fails
@@ -133,7 +135,10 @@ def test_plain_sql_of_another_writer_changes_nothing(
     run = _alices_run(lab)
     st.refresh_summaries(lab["alice"], run.id)
     before = st.read_metrics(client, run.id)
-    if "metric" in statement.split()[2 if statement.startswith("DELETE") else 1]:
+    table = statement.split()[2 if statement.startswith("DELETE") else 1]
+    blocks = q(client, "SELECT * FROM metric_blocks WHERE run_id = ? ORDER BY metric", run.id)
+    assert len(blocks) == 2  # (what bob's statements on metric_blocks try to change)
+    if table in ("metrics", "metric_points"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="its own runs"):
             _sql(client, lab["bob"], statement, run.id)
     else:
@@ -142,6 +147,9 @@ def test_plain_sql_of_another_writer_changes_nothing(
     assert after == before and after[1][0][3:] == (0.5, 0.9)
     assert run_row(client, run.id, "status, tags") == ("COMPLETED", {"keep": True})
     assert q(client, "SELECT count(*) FROM run_summaries WHERE run_id = ?", run.id) == [(2,)]
+    assert q(client, "SELECT * FROM metric_blocks WHERE run_id = ? ORDER BY metric", run.id) == (
+        blocks
+    )
 
 
 def test_plain_sql_inserts_into_another_writers_run_fail(

@@ -223,7 +223,11 @@ def test_a_database_before_v010_works_until_setup_then_uses_the_narrow_storage(
         run.add_metrics({"train/loss": 1.0}, step=1)
     monkeypatch.setattr(schema, "builtin_scripts", scripts)
     applied = [r.name for r in st.setup(empty_client) if r.applied]
-    assert applied == ["sqltrack/v010_metric_points.sql", "sqltrack/v011_owners.sql"]
+    assert applied == [
+        "sqltrack/v010_metric_points.sql",
+        "sqltrack/v011_owners.sql",
+        "sqltrack/v012_metric_blocks.sql",
+    ]
     run.add_metrics({"f": "not a float", "train/loss": 1.0}, step=1)
     long = q(empty_client, "SELECT step, metric, value, text FROM metrics_long ORDER BY 1, 2")
     assert long == [
