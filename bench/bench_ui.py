@@ -35,6 +35,7 @@ import uvicorn
 from common import open_databases, record
 
 import sqltrack as st
+from sqltrack._write.blocks import update_blocks
 from sqltrack.ui import create_app
 
 
@@ -178,6 +179,12 @@ def main() -> None:
     ids = populate(client, raw, args.engine, args.runs, args.curves, args.steps)
     print(f"{args.engine}: {args.runs} runs, {args.curves} x {args.steps} steps written "
           f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    t0 = time.perf_counter()
+    for run_id in ids[: args.curves]:  # what a tracked run keeps as it logs, for each run
+        with client as conn:
+            update_blocks(client, conn, run_id, ["loss"])
+    rollup_ms = (time.perf_counter() - t0) * 1000 / max(1, args.curves)
+    print(f"  metric blocks of {args.steps} steps rolled up in {rollup_ms:.0f} ms per run")
     base, server, thread = serve(client)
     query = urllib.parse.urlencode({"experiment": "sweep"})
     listed = fetch(f"{base}api/runs?{query}")
@@ -195,6 +202,14 @@ def main() -> None:
             assert 0 < len(got["metrics"]["loss"]["step"]) <= 1000
 
     curves_ms = timed(curves, max(1, args.repeat // 2))
+    blocks = client.execute("SELECT * FROM metric_blocks")  # the same curves, read raw
+    client.execute("DELETE FROM metric_blocks")
+    raw_ms = timed(curves, max(1, args.repeat // 5))
+    with client:
+        restore = "INSERT INTO metric_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        if args.engine == "postgres":
+            restore = restore.replace("?", "%s")
+        client.executemany(restore, blocks)
     print(f"  GET /api/runs ({args.runs} runs x 3 summaries)      {runs_ms:.0f} ms (target <= 300)")
     print(f"  GET /api/runs?since= (the 20 of them that changed)  {since_ms:.0f} ms")
     print(f"  {args.curves} curves of {args.steps} steps at 1,000 points  {curves_ms:.0f} ms "
@@ -203,6 +218,9 @@ def main() -> None:
     record(f"ui: runs endpoint, 20 changed of {args.runs} runs (ms)", since_ms)
     curves_figure = f"ui: {args.curves} curves of {args.steps} steps at 1000 points (ms)"
     record(curves_figure, curves_ms, "<= 300")
+    print(f"  the same curves without metric blocks (every value read)  {raw_ms:.0f} ms")
+    record(f"ui: the same {args.curves} curves without metric blocks (ms)", raw_ms)
+    record(f"ui: metric blocks of one run of {args.steps} steps rolled up (ms)", rollup_ms)
     if args.browser:
         table_ms, charts_ms = first_paint(base, ids[: args.curves])
         print(f"  first paint: runs table {table_ms:.0f} ms, {args.curves} charts "
