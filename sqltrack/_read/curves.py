@@ -179,7 +179,7 @@ def run_curves(
             if sources:
                 source = " UNION ALL ".join(sources)
                 query, named = _SAMPLED.format(source=source), {**params, "name": name}
-                if name in plans and after is None:  # long enough for its blocks to do
+                if name in plans:  # long enough for its blocks to do
                     query = _ROLLED.format(source=source)
                     named.update(plans[name])
                 for step, value, _ in client.query(query, named):

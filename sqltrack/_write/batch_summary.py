@@ -19,28 +19,10 @@ from typing import Any
 from .._db.client import Client
 from .blocks import MERGE as MERGE_BLOCK
 from .blocks import SIZE, available
+from .rollup import SUMMARIZED, on_conflict
 
-_SUMMARIZED = ("int", "float")
-#: how new values join a run's summary (``excluded``: the new ones): counts add up, the
-#: smaller minimum and the larger maximum win (the earlier step on a tie), the last
-#: value is the one at the higher (step, progress)
-ON_CONFLICT = """
-ON CONFLICT (run_id, metric) DO UPDATE SET
-    count = run_summaries.count + excluded.count,
-    last = CASE WHEN {newer} THEN excluded.last ELSE run_summaries.last END,
-    last_step = CASE WHEN {newer} THEN excluded.last_step ELSE run_summaries.last_step END,
-    last_progress = CASE WHEN {newer}
-        THEN excluded.last_progress ELSE run_summaries.last_progress END,
-    min = CASE WHEN excluded.min < run_summaries.min THEN excluded.min ELSE run_summaries.min END,
-    min_step = CASE WHEN excluded.min < run_summaries.min
-        THEN excluded.min_step ELSE run_summaries.min_step END,
-    max = CASE WHEN excluded.max > run_summaries.max THEN excluded.max ELSE run_summaries.max END,
-    max_step = CASE WHEN excluded.max > run_summaries.max
-        THEN excluded.max_step ELSE run_summaries.max_step END
-""".format(
-    newer="(excluded.last_step > run_summaries.last_step OR (excluded.last_step = "
-    "run_summaries.last_step AND excluded.last_progress >= run_summaries.last_progress))"
-)
+#: how new values join a run's summary (sqltrack._write.rollup.on_conflict)
+ON_CONFLICT = on_conflict("run_summaries", "run_id, metric")
 _MERGE = (
     """
 INSERT INTO run_summaries
@@ -89,7 +71,7 @@ class BatchSummary:
         columns = list(zip(*params, strict=False))  # (all of one length: one group)
         steps, progresses = columns[1], columns[2]
         for j, name in enumerate(names):
-            if kinds[j] not in _SUMMARIZED:
+            if kinds[j] not in SUMMARIZED:
                 continue
             values = columns[3 + j]
             clean = no_nan
@@ -103,7 +85,8 @@ class BatchSummary:
                 self._add_blocks(name, steps, progresses, values)
                 low, high = min(values), max(values)
                 where = (values, steps)
-                self._merge(
+                _merge(
+                    self.stats,
                     name,
                     [len(values), values[-1], steps[-1], progresses[-1], low, where, high, where],
                 )
@@ -121,7 +104,8 @@ class BatchSummary:
             i_low = min(kept, key=values.__getitem__)  # the first of equal values
             i_high = max(kept, key=values.__getitem__)
             low, high = values[i_low], values[i_high]
-            self._merge(
+            _merge(
+                self.stats,
                 name,
                 [
                     n,
@@ -138,39 +122,26 @@ class BatchSummary:
     def _add_blocks(self, name: str, steps: Any, progresses: Any, values: Any) -> None:
         """Per block of :data:`SIZE` steps, the stats of the values there (the steps go
         up: a block is a slice, its extremes found by C builtins)."""
-        i, n, merge = 0, len(steps), self._merge_block
+        i, n, into = 0, len(steps), self.blocks
         while i < n:
             block = steps[i] // SIZE
             end = max(bisect_left(steps, (block + 1) * SIZE, i), i + 1)
             chunk = values[i:end]
             low, high = min(chunk), max(chunk)
-            merge(
+            _merge(
+                into,
                 (name, block),
                 [end - i, values[end - 1], steps[end - 1], progresses[end - 1],
                  low, steps[i + chunk.index(low)], high, steps[i + chunk.index(high)]],
             )  # fmt: skip
             i = end
 
-    def _merge_block(self, key: tuple[str, int], new: Stats) -> None:
-        old = self.blocks.get(key)
-        if old is None:
-            self.blocks[key] = new
-        else:
-            _combine(old, new)
-
-    def _merge(self, name: str, new: Stats) -> None:
-        old = self.stats.get(name)
-        if old is None:
-            self.stats[name] = new
-        else:
-            _combine(old, new)
-
     def update(self, other: BatchSummary) -> None:
         """Add what ``other`` summarized (rows written after this one's)."""
         for name, stats in other.stats.items():
-            self._merge(name, list(stats))
+            _merge(self.stats, name, list(stats))
         for key, stats in other.blocks.items():
-            self._merge_block(key, list(stats))
+            _merge(self.blocks, key, list(stats))
 
     def write(self, client: Client, run_id: int) -> None:
         """Merge into the run's summary and its metric blocks (in the current
@@ -206,8 +177,13 @@ class BatchSummary:
             )
 
 
-def _combine(old: Stats, new: Stats) -> None:
-    """Merge the stats of later values (``new``, steps as found) into ``old``."""
+def _merge(into: dict[Any, Stats], key: Any, new: Stats) -> None:
+    """Merge the stats of later values (``new``, steps as found) into those of ``key``,
+    by the rule the database merges by (sqltrack._write.rollup.on_conflict)."""
+    old = into.get(key)
+    if old is None:
+        into[key] = new
+        return
     old[0] += new[0]
     if (new[2], new[3]) >= (old[2], old[3]):
         old[1:4] = new[1:4]

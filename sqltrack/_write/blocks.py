@@ -19,12 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .._base.names import KEY_COLUMNS
 from .._db.client import Client
-from .._db.engines.base import quote_identifier
 from .._db.schema import BLOCKS, applied
 from . import points
-from .metrics import MetricsTable, known_columns
+from .rollup import narrow_points, numeric_point, on_conflict, wide_columns, wide_values
 
 #: steps per block (block = floor(step / SIZE)); fixed by schema version 12
 SIZE = 128
@@ -66,26 +64,8 @@ INSERT INTO metric_blocks
 SELECT CAST(:run AS BIGINT), metric, block, n, lo, lo_step, hi, hi_step, last, last_step,
     last_progress
 FROM agg WHERE true
-"""
-_ON_CONFLICT = """
-ON CONFLICT (run_id, metric, block) DO UPDATE SET
-    count = metric_blocks.count + excluded.count,
-    min = CASE WHEN excluded.min < metric_blocks.min THEN excluded.min ELSE metric_blocks.min END,
-    min_step = CASE WHEN excluded.min < metric_blocks.min
-        THEN excluded.min_step ELSE metric_blocks.min_step END,
-    max = CASE WHEN excluded.max > metric_blocks.max THEN excluded.max ELSE metric_blocks.max END,
-    max_step = CASE WHEN excluded.max > metric_blocks.max
-        THEN excluded.max_step ELSE metric_blocks.max_step END,
-    last = CASE WHEN {later} THEN excluded.last ELSE metric_blocks.last END,
-    last_progress = CASE WHEN {later}
-        THEN excluded.last_progress ELSE metric_blocks.last_progress END,
-    last_step = CASE WHEN {later} THEN excluded.last_step ELSE metric_blocks.last_step END
-"""
-_ON_CONFLICT = _ON_CONFLICT.replace(
-    "{later}",
-    "(excluded.last_step > metric_blocks.last_step OR (excluded.last_step = "
-    "metric_blocks.last_step AND excluded.last_progress > metric_blocks.last_progress))",
-)
+"""  # ("WHERE true": SQLite's INSERT ... SELECT ... ON CONFLICT needs it)
+_ON_CONFLICT = on_conflict("metric_blocks", "run_id, metric, block")
 _ROLL += _ON_CONFLICT
 #: one block's stats (named parameters) merged into its row: how the buffered writer,
 #: which does not read back what it wrote, keeps the blocks (sqltrack._write.batch_summary)
@@ -95,16 +75,15 @@ INSERT INTO metric_blocks
 VALUES (:run, :metric, :block, :count, :min, :min_step, :max, :max_step, :last, :last_step,
     :last_progress)"""
 MERGE += _ON_CONFLICT
-# the new values of one wide column ({v}: the checked, quoted column as a float; {where}:
-# the run, not NULL, not NaN, above the metric's mark)
+# the new values of one wide column ({v} and {where}: from rollup.wide_values)
 _WIDE = "SELECT CAST(:name AS TEXT) AS metric, m.step, m.progress, {v} AS value, {block} AS block "
 _WIDE += "FROM metrics m WHERE {where}"
-# the new numeric values of the narrow storage, each above its metric's mark
+# the new numeric values of the narrow storage ({source}: from rollup.narrow_points), each
+# above its metric's mark
 _NARROW = """
 SELECT n.name AS metric, p.step, p.progress, p.value, {block} AS block
-FROM metric_points p JOIN metric_names n ON n.id = p.name_id
-LEFT JOIN ({marks}) k ON k.metric = n.name
-WHERE p.run_id = :run AND {numeric} AND (k.metric IS NULL OR p.step > k.last_step
+FROM {source} LEFT JOIN ({marks}) k ON k.metric = n.name
+WHERE {numeric} AND (k.metric IS NULL OR p.step > k.last_step
     OR (p.step = k.last_step AND p.progress > k.last_progress))
 """
 
@@ -125,54 +104,27 @@ def update_blocks(
     """Roll up a run's values that are in no block yet, in the current transaction (see
     the module's text); nothing on a schema before version 12.
 
-    :param names: the wide columns to look at (with those rolled up before); None: every
-        numeric column. The narrow storage is looked at whole (one statement).
+    :param names: the metrics to look at (with those rolled up before), in both storages;
+        None: every numeric metric of the run
     :param rebuild: forget the run's blocks first and roll up every value again
     """
     if not available(client):
         return
-    engine = client.engine
-    params: dict[str, Any] = {"run": run_id}
     if rebuild:
-        client.query(_FORGET, params)
+        client.query(_FORGET, {"run": run_id})
         marks: dict[str, tuple[int, float]] = {}
     else:
-        marks = {m: (s, p) for m, s, p in client.query(MARKS, params)}
+        marks = {m: (s, p) for m, s, p in client.query(MARKS, {"run": run_id})}
     if points.available(client):  # (the narrow statement reads the marks before the wide)
-        _roll_narrow(client, run_id, names)
-    columns = known_columns(client, conn, ())
-    wanted = set(columns) - KEY_COLUMNS if names is None else {*names, *marks}
-    real = engine.column_types["float"]
-    for name in sorted(n for n in wanted if columns.get(n) in ("int", "float")):
-        column = f"m.{quote_identifier(name)}"
-        where = f"m.run_id = :run AND {column} IS NOT NULL"
-        if columns[name] == "float" and engine.stores_nan:
-            where += f" AND {column} <> CAST('NaN' AS {real})"
-        named = {**params, "name": name}
-        if name in marks:
-            named["s"], named["p"] = marks[name]
-            where += " AND m.step >= :s AND (m.step > :s OR m.progress > :p)"
-        new = _WIDE.format(v=f"CAST({column} AS {real})", block=block_of("m.step"), where=where)
-        client.query(_ROLL.format(new=new), named)
-
-
-def _roll_narrow(client: Client, run_id: int, names: Iterable[str] | None) -> None:
-    """:func:`update_blocks` for the narrow storage: every metric of the run there, or
-    those of ``names``; no round trip for names this client knows to be columns without
-    narrow values (a training run's heartbeat), as the summaries do."""
-    engine = client.engine
-    numeric = "p.value IS NOT NULL AND (p.kind IS NULL OR p.kind = 'int')"
-    if engine.stores_nan:
-        numeric += " AND p.value <> CAST('NaN' AS DOUBLE PRECISION)"
-    params: dict[str, Any] = {"run": run_id}
-    if names is not None:
-        table: MetricsTable | None = client.metrics_cache
-        wanted = sorted(
-            {n for n in names if table is None or n in table.names or n not in table.columns}
-        )
-        if not wanted:
-            return
-        numeric += " AND " + engine.in_array("n.name", "names")
-        params["names"] = engine.adapt_array(wanted)
-    new = _NARROW.format(block=block_of("p.step"), marks=MARKS, numeric=numeric)
-    client.query(_ROLL.format(new=new), params)
+        found = narrow_points(client, run_id, names, marks)
+        if found is not None:
+            source, params = found
+            new = _NARROW.format(
+                source=source, block=block_of("p.step"), marks=MARKS,
+                numeric=numeric_point(client.engine),
+            )  # fmt: skip
+            client.query(_ROLL.format(new=new), params)
+    for name, kind in wide_columns(client, conn, names, marks):
+        value, where, params = wide_values(client.engine, run_id, name, kind, marks)
+        new = _WIDE.format(v=value, block=block_of("m.step"), where=where)
+        client.query(_ROLL.format(new=new), params)

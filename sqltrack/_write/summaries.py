@@ -21,17 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .._base.names import KEY_COLUMNS
 from .._db.client import Client, operation
-from .._db.engines.base import quote_identifier
 from .._db.schema import SUMMARIES, applied, require
 from ..errors import InvalidValue
 from . import blocks, points
 from .batch_summary import ON_CONFLICT
-from .metrics import MetricsTable, known_columns
+from .rollup import narrow_points, numeric_point, wide_columns, wide_values
 from .rows import check_experiment, check_runs, mine
 
-_SUMMARIZED = ("int", "float")
 _WATERMARKS = "SELECT metric, last_step, last_progress FROM run_summaries WHERE run_id = :run"
 _FORGET = "DELETE FROM run_summaries WHERE run_id = :run"
 # {v}: a quoted, checked metric column (as a float); {new}: the conditions of the values to
@@ -57,7 +54,7 @@ _UPDATE += ON_CONFLICT  # (it has no {} fields for the format() above)
 # The same for the numeric metrics of the narrow storage (schema v010), all at once: the
 # values above each metric's watermark grouped by metric; the last value and the steps of
 # the extremes are index lookups (the primary key is run_id, name_id, step, progress).
-# {source}: _RUN_POINTS or _NAMED_POINTS; {numeric}: the condition of a numeric value
+# {source}: from sqltrack._write.rollup.narrow_points; {numeric}: the condition of a numeric value
 # (without NaN on PostgreSQL). "WHERE true": SQLite's INSERT ... SELECT ... ON CONFLICT
 # needs it.
 _UPDATE_NARROW = """
@@ -89,16 +86,6 @@ SELECT CAST(:run AS BIGINT), metric, n,
 FROM agg WHERE true
 """
 _UPDATE_NARROW += ON_CONFLICT
-# every point of the run (a rebuild, a catch-up)
-_RUN_POINTS = "metric_points p JOIN metric_names n ON n.id = p.name_id AND p.run_id = :run"
-# the points of some names from a step on ({names}: the engine's "n.name is one of
-# :names"): a range of the primary key per name
-_NAMED_POINTS = (
-    "metric_names n JOIN metric_points p ON p.run_id = :run AND p.name_id = n.id "
-    "AND p.step >= :floor AND {names}"
-)
-_NUMERIC = "p.value IS NOT NULL AND (p.kind IS NULL OR p.kind = 'int')"
-_LOWEST_STEP = -(2**63)
 
 
 def available(client: Client) -> bool:
@@ -122,7 +109,6 @@ def update_summary(
     :param rebuild: forget the summary first and summarize every value again
     """
     blocks.update_blocks(client, conn, run_id, names, rebuild=rebuild)  # (the same values)
-    engine = client.engine
     if rebuild:
         client.query(_FORGET, {"run": run_id})
         marks: dict[str, tuple[int, float]] = {}
@@ -130,22 +116,8 @@ def update_summary(
         marks = {m: (s, p) for m, s, p in client.query(_WATERMARKS, {"run": run_id})}
     if points.available(client):  # first: the wide part moves the watermarks
         _update_narrow(client, run_id, names, marks)
-    columns = known_columns(client, conn, ())
-    wanted = set(columns) - KEY_COLUMNS if names is None else {*names, *marks}
-    chosen = sorted(n for n in wanted if columns.get(n) in _SUMMARIZED)
-    if not chosen:
-        return
-    real = engine.column_types["float"]
-    for name in chosen:
-        column = f"m.{quote_identifier(name)}"
-        new = f"m.run_id = :run AND {column} IS NOT NULL"
-        if columns[name] == "float" and engine.stores_nan:
-            new += f" AND {column} <> CAST('NaN' AS {real})"
-        params: dict[str, Any] = {"run": run_id, "name": name}
-        if name in marks:
-            params["s"], params["p"] = marks[name]
-            new += " AND m.step >= :s AND (m.step > :s OR m.progress > :p)"
-        value = f"CAST({column} AS {real})"
+    for name, kind in wide_columns(client, conn, names, marks):
+        value, new, params = wide_values(client.engine, run_id, name, kind, marks)
         client.query(_UPDATE.format(v=value, new=new), params)
 
 
@@ -156,29 +128,13 @@ def _update_narrow(
     marks: dict[str, tuple[int, float]],
 ) -> None:
     """:func:`update_summary` for the narrow storage: every metric of the run there, or
-    those of ``names``, from the lowest of their watermarks on. Nothing for names this
-    client knows to be columns without narrow values (a training run's heartbeat: no
-    round trip), as it writes every narrow value through its cache of names."""
-    table: MetricsTable | None = client.metrics_cache
-    if names is not None and table is not None:
-        names = [n for n in names if n in table.names or n not in table.columns]
-    engine = client.engine
-    numeric = _NUMERIC
-    if engine.stores_nan:
-        numeric += " AND p.value <> CAST('NaN' AS DOUBLE PRECISION)"
-    point = f"p.run_id = :run AND p.name_id = agg.name_id AND {numeric}"
-    params: dict[str, Any] = {"run": run_id}
-    if names is None:
-        source = _RUN_POINTS
-    else:
-        wanted = sorted(set(names))
-        if not wanted:
-            return
-        params["names"] = engine.adapt_array(wanted)
-        floors = [marks[n][0] if n in marks else _LOWEST_STEP for n in wanted]
-        params["floor"] = min(floors)
-        source = _NAMED_POINTS.format(names=engine.in_array("n.name", "names"))
-    client.query(_UPDATE_NARROW.format(source=source, numeric=numeric, point=point), params)
+    those of ``names``, from the lowest of their watermarks on (one statement)."""
+    found = narrow_points(client, run_id, names, marks)
+    if found is not None:
+        numeric = numeric_point(client.engine)
+        point = f"p.run_id = :run AND p.name_id = agg.name_id AND {numeric}"
+        source, params = found
+        client.query(_UPDATE_NARROW.format(source=source, numeric=numeric, point=point), params)
 
 
 @operation
