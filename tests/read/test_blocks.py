@@ -143,3 +143,34 @@ def test_a_short_curve_is_read_raw(client: Client) -> None:
     assert curves._plans(client, run.id, ["loss"], 101) != {}
     everything = run_curves(client, run.id, ["loss"], 5000)["loss"]
     assert everything["step"] == list(range(5000))
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["sync", "buffered"])
+def test_a_database_before_v012_charts_raw_until_setup_and_refresh_build_its_blocks(
+    empty_client: Client, buffered: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqltrack._db import schema
+
+    scripts = schema.builtin_scripts
+    monkeypatch.setattr(
+        schema, "builtin_scripts", lambda engine: [p for p in scripts(engine) if p.name < "v012"]
+    )
+    st.setup(empty_client)
+    values = {s: float(s % 89) for s in range(0, 60_000, 2)}
+    run = Experiment(empty_client, name="e").get_run()
+    _log(run, values, ["loss", "train/loss"], buffered)  # tracked, with no table of blocks
+    assert curves._plans(empty_client, run.id, ["loss"], 301) == {}
+    raw = run_curves(empty_client, run.id, ["loss", "train/loss"], 301)
+    assert raw["loss"] == raw["train/loss"] and (59_998, values[59_998]) in zip(
+        raw["loss"]["step"], raw["loss"]["value"], strict=True
+    )
+    monkeypatch.setattr(schema, "builtin_scripts", scripts)
+    assert [r.name for r in st.setup(empty_client) if r.applied] == [schema.BLOCKS]
+    assert q(empty_client, _BLOCKS, run.id) == []  # (setup builds no blocks: refresh does)
+    st.refresh_summaries(empty_client, run.id)
+    assert set(curves._plans(empty_client, run.id, ["loss", "train/loss"], 301)) == {
+        "loss", "train/loss",
+    }  # fmt: skip
+    for name in ("loss", "train/loss"):
+        found = run_curves(empty_client, run.id, [name], 301)[name]
+        assert list(zip(found["step"], found["value"], strict=True)) == _expected(values, 301)
