@@ -25,6 +25,8 @@ from .search import select_runs
 
 #: a runs list carries the summaries of at most this many metrics unless told which
 DEFAULT_SUMMARIES = 50
+#: a runs list of the newest runs holds at most this many
+MAX_NEWEST = 10_000
 #: a run page shows at most this many samples (the latest)
 MAX_SAMPLES = 200
 #: a metric search answers at most this many names
@@ -172,6 +174,7 @@ def runs(
     args: Mapping[str, Any] | None = None,
     metrics: Sequence[str] | None = None,
     since: datetime | None = None,
+    newest: int | None = None,
 ) -> dict[str, Any]:
     """``{"experiment", "metrics", "now", "runs": [{id, status, created, started,
     updated, duration, tags, args, comment, summaries: {metric: {min, max, last}}}]}`` of
@@ -186,10 +189,16 @@ def runs(
         clocks of the machines that write: ask with a margin for their skew (the page
         takes a minute), and keep the newest copy of each run. A run deleted since is
         not in the answer: a full answer (without ``since``) leaves it out.
+    :param newest: only this many of the runs that match, those of the highest ids (the
+        page draws these first, then asks for all)
     :raises NotFound: no such experiment
     """
     if not isinstance(experiment, str):
         raise InvalidValue(f"experiment must be a name, got {experiment!r}")
+    if newest is not None and (
+        not isinstance(newest, int) or isinstance(newest, bool) or not 0 < newest <= MAX_NEWEST
+    ):
+        raise InvalidValue(f"newest must be an integer from 1 to {MAX_NEWEST}, got {newest!r}")
     now = datetime.now(timezone.utc)
     check_available(client)
     filters: dict[str, Any] = {"experiment": experiment}
@@ -206,7 +215,7 @@ def runs(
         filters["args"] = dict(args)
     convert = client.engine.python_value
     with client:
-        found = select_runs(client, _RUN_COLUMNS, **filters)
+        found = select_runs(client, _RUN_COLUMNS, **filters, newest=newest)
         if metrics is None:
             metrics = metric_names(client, experiment, limit=DEFAULT_SUMMARIES)
         tags_of = _json_texts([row[5] for row in found])
@@ -236,9 +245,11 @@ def runs(
             query = _SUMMARIES.format(
                 visible=deleted_condition(client, False),
                 metrics=engine.in_array("s.metric", "metrics"),
-                since=changed,
+                since=changed + (" AND s.run_id >= :first" if newest is not None else ""),
             )
             params = {"e": experiment, "metrics": engine.adapt_array(list(metrics)), **after}
+            if newest is not None:
+                params["first"] = listed[0]["id"]
             for run_id, metric, low, high, last in client.query(query, params):
                 of = by_id.get(run_id)
                 if of is not None:  # (no NaN is summarized; an infinity may be: JSON has none)

@@ -55,9 +55,11 @@ def select_runs(
     where: str | tuple[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
     deleted: bool | None = False,
+    newest: int | None = None,
 ) -> list[Any]:
     """``columns`` of the runs that match the filters of :func:`sqltrack.find_runs`, by id
-    (``extra``: sqltrack's own parameters of ``columns``)."""
+    (``extra``: sqltrack's own parameters of ``columns``; ``newest``: only this many, those
+    of the highest ids)."""
     engine = client.engine
     conditions: list[str] = []
     params: dict[str, Any] = dict(extra or {})
@@ -92,7 +94,12 @@ def select_runs(
         conditions.append(f"({text})")
         params.update(extra)
     query = _SELECT_RUNS.format(columns=columns, conditions=" AND ".join(conditions) or "TRUE")
+    if newest is not None:
+        query += " DESC LIMIT :_newest"
+        params["_newest"] = newest
     rows = client.query(query, params)
+    if newest is not None:
+        rows.reverse()
     if not rows and experiment is not None:  # no runs, or no such experiment?
         check_experiment(client, experiment)
     return rows

@@ -183,6 +183,7 @@ def create_app(
             args,
             metrics,
             None if since is None else dashboard.parse_since(since),
+            _integer(request, "newest"),
         )
 
     def metric_names(db: Client, request: Request) -> Any:

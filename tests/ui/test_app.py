@@ -113,6 +113,22 @@ def test_since_answers_only_the_runs_that_changed(
     assert api.get("/api/runs", params=status).json()["runs"] == []  # filters still apply
 
 
+def test_newest_answers_the_runs_of_the_highest_ids_first(api: TestClient, runs: list[Run]) -> None:
+    """What the page draws before the whole list of a large experiment has arrived."""
+    ask = {"experiment": HOSTILE, "newest": 2}
+    newest = api.get("/api/runs", params=ask).json()["runs"]
+    assert [r["id"] for r in newest] == [runs[1].id, runs[2].id]  # by id, as every list
+    assert newest[0]["summaries"]["loss"]["last"] == 1 / 2000
+    assert [r["id"] for r in api.get("/api/runs", params={**ask, "newest": 10}).json()["runs"]] == [
+        r.id for r in runs
+    ]
+    seed0 = api.get("/api/runs", params={**ask, "arg": "seed=0"}).json()["runs"]
+    assert [r["id"] for r in seed0] == [runs[0].id]  # of those that match the filters
+    for bad in ("0", "x", "10001", "-1"):
+        response = api.get("/api/runs", params={**ask, "newest": bad})
+        assert response.status_code == 400 and "newest must be" in response.json()["error"]
+
+
 def test_nothing_writes(api: TestClient, client: Client, runs: list[Run]) -> None:
     for method in ("post", "put", "patch", "delete"):
         for path in ("/", "/api/experiments", "/api/runs", f"/api/runs/{runs[0].id}"):
