@@ -159,6 +159,19 @@ def test_the_dashboard_in_a_real_browser_while_a_job_trains(
             page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
             page.go_back()
             page.wait_for_selector("#runs tbody tr")
+            # the link keeps the ticked runs and the metric: opened anew, the same charts
+            link = page.url
+            assert "metrics=loss" in link and f"{job.id}" in link.partition("runs=")[2]
+            again = browser.new_page(viewport={"width": 1280, "height": 1000})
+            again.on("pageerror", lambda e: problems.append(str(e)))
+            again.goto(link)
+            again.locator(
+                '.chart[data-metric="loss"] .u-legend .u-series', has_text="run"
+            ).first.wait_for()
+            assert again.locator("#runs tbody tr.selected").count() == 3
+            assert again.locator(f'#runs tbody tr[data-run="{job.id}"] input').is_checked()
+            assert again.locator(".chip", has_text="loss").count() == 1
+            again.close()
             # a run made meanwhile joins the table, from an answer of what changed only
             Experiment(job.client, name=HOSTILE).get_run()
             _until(lambda: rows.count() == 4, seconds=10)
@@ -167,3 +180,31 @@ def test_the_dashboard_in_a_real_browser_while_a_job_trains(
             browser.close()
     assert problems == []
     assert all(url.startswith(server) or url.startswith("data:") for url in requests), requests
+
+
+def test_a_table_of_many_runs_draws_those_in_view_and_scrolls_to_all(
+    client: Client, server: str
+) -> None:
+    """300 runs: the table holds about the rows in view, and scrolling to its end shows
+    the first run (the table is as tall as all of them)."""
+    exp = Experiment(client, name="many")
+    ids = [exp.get_run().set_args({"i": i}).id for i in range(300)]
+    with sync_playwright()() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server + "#experiment=many")
+            page.wait_for_selector(f'#runs tbody tr[data-run="{ids[-1]}"]')  # newest first
+            assert page.inner_text("#count") == "300 runs"
+            assert 20 <= page.locator("#runs tbody tr").count() <= 100
+            assert page.locator(f'#runs tbody tr[data-run="{ids[0]}"]').count() == 0
+            page.locator("#table-wrap").evaluate("wrap => { wrap.scrollTop = wrap.scrollHeight; }")
+            last = page.locator(f'#runs tbody tr[data-run="{ids[0]}"]')
+            last.wait_for()
+            assert last.is_visible()
+            # sorted the other way, the first run is first again, at the top
+            page.locator("#runs thead th", has_text="id").first.click()
+            page.locator("#table-wrap").evaluate("wrap => { wrap.scrollTop = 0; }")
+            page.locator(f'#runs tbody tr[data-run="{ids[0]}"]').wait_for()
+        finally:
+            browser.close()

@@ -11,7 +11,9 @@
   })();
   const REFRESH_MS = 2000; // how often the page asks what is new
   const POINTS = 1000; // points per curve fetched at once
-  const MAX_ROWS = 500; // rows of the runs table drawn (of those that match)
+  const MAX_ROWS = 500; // runs asked first, before the whole list; lines of parallel coordinates
+  const WINDOW = 100; // rows of the runs table in the page at once: those in view and around
+  const ROW_PX = 25; // a row's height until one is measured
   const FULL_EVERY = 30; // refreshes: the whole runs list again (about every minute)
   const SINCE_MARGIN_MS = 60000; // asked for changes from this long before the last answer
   const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
@@ -22,7 +24,8 @@
     experiment: null, runs: [], byId: new Map(), metrics: [], argNames: [],
     selected: new Set(), chosen: [], curves: new Map(), plots: new Map(),
     sort: { key: "id", desc: true }, shown: null, busy: false, view: "runs", runPage: null,
-    now: null, ticks: 0, generation: 0, visible: [],
+    now: null, ticks: 0, generation: 0, visible: [], listing: null, partial: false,
+    rows: [], cols: [], first: 0, rowPx: 0,
   };
 
   // -- talking to the API --------------------------------------------------------------
@@ -137,8 +140,9 @@
     return params;
   }
 
-  // changed: only the runs that changed since the last answer (merged into the list)
-  async function loadRuns(changed) {
+  // changed: only the runs that changed since the last answer (merged into the list);
+  // first(): what to let finish before asking a whole new list (a link's curves)
+  async function loadRuns(changed, first) {
     if (state.experiment === null) {
       $("count").textContent = "no experiments yet";
       return;
@@ -150,10 +154,25 @@
       params.metrics = state.metrics.join(",");
       delete params.status; // a run whose status changed leaves the table or joins it
     }
-    const generation = since ? state.generation : ++state.generation;
-    const body = await get("api/runs", params);
+    const listing = JSON.stringify(filters());
+    if (!since && !REPORT && listing !== state.listing) {
+      // other runs than the table's: the newest are drawn before the whole list arrives
+      const generation = ++state.generation;
+      const newest = get("api/runs", { ...params, newest: MAX_ROWS });
+      showRuns(await newest, false, generation, true);
+      if (first) await first().catch(() => {});
+      showRuns(await get("api/runs", params), false, generation, false);
+      if (generation === state.generation) state.listing = listing;
+      return;
+    }
+    showRuns(await get("api/runs", params), since, since ? state.generation : ++state.generation, false);
+  }
+
+  // partial: the newest runs only (the whole list is on its way)
+  function showRuns(body, since, generation, partial) {
     if (generation !== state.generation) return; // asked again since, with other filters
     state.now = body.now;
+    state.partial = partial;
     if (since) {
       if (body.runs.length === 0) return;
       mergeRuns(body.runs);
@@ -244,7 +263,26 @@
       onclick: () => { state.sort = { key: c.key, desc: state.sort.key === c.key ? !state.sort.desc : false }; renderTable(); },
     }, c.label + (c.key === key ? (desc ? " ▼" : " ▲") : ""))));
     $("runs").tHead.replaceChildren(head);
-    const body = rows.slice(0, MAX_ROWS).map((run) => {
+    state.rows = rows;
+    state.cols = cols;
+    drawRows(true);
+    state.visible = rows.slice(0, MAX_ROWS);
+    drawParallel();
+    $("count").textContent = state.partial ? `the newest ${rows.length} runs (the others are on their way)`
+      : `${rows.length} runs`;
+  }
+
+  // the rows in view of the runs table and some around them (WINDOW in all): the table's
+  // margins stand for the others, so 10,000 runs scroll as if all were there
+  function drawRows(again) {
+    const rowPx = state.rowPx || ROW_PX;
+    const wrap = $("table-wrap");
+    const top = wrap.scrollTop;
+    const first = Math.max(0, Math.min(Math.floor(top / rowPx) - WINDOW / 4, state.rows.length - WINDOW));
+    if (!again && Math.abs(first - state.first) < WINDOW / 8) return;
+    state.first = first;
+    const cols = state.cols;
+    const body = state.rows.slice(first, first + WINDOW).map((run) => {
       const box = el("input", { type: "checkbox", "aria-label": "select run " + run.id });
       box.checked = state.selected.has(run.id);
       box.addEventListener("change", () => toggle(run.id, box.checked));
@@ -261,12 +299,12 @@
       return el("tr", { class: state.selected.has(run.id) ? "selected" : "", "data-run": run.id },
         el("td", {}, box), ...cells);
     });
-    $("runs").tBodies[0].replaceChildren(...body);
-    state.visible = rows.slice(0, MAX_ROWS);
-    drawParallel();
-    const shown = Math.min(rows.length, MAX_ROWS);
-    $("count").textContent = rows.length > MAX_ROWS
-      ? `${shown} of ${rows.length} runs shown (filter or sort to see others)` : `${rows.length} runs`;
+    const table = $("runs");
+    table.tBodies[0].replaceChildren(...body);
+    if (!state.rowPx && body.length) state.rowPx = body[0].getBoundingClientRect().height || ROW_PX;
+    const rest = Math.max(0, state.rows.length - first - body.length);
+    table.style.marginTop = first * (state.rowPx || ROW_PX) + "px"; // (CSSOM: the policy allows it)
+    table.style.marginBottom = rest * (state.rowPx || ROW_PX) + "px";
   }
 
   function renderGroups() {
@@ -281,6 +319,7 @@
     if (on) state.selected.add(runId); else state.selected.delete(runId);
     const row = $("runs").querySelector(`tbody tr[data-run="${Number(runId)}"]`);
     if (row) row.className = on ? "selected" : ""; // (not the whole table again)
+    saveLink();
     if (on) await fetchCurves(runId, state.chosen, false);
     drawCharts();
     renderCompare();
@@ -370,6 +409,14 @@
     return { data, series, bands, log };
   }
 
+  // a chart's width in the grid of #charts (columns of at least 560px), from the window's
+  // width: reading the page's layout would lay out the whole runs table first
+  function chartWidth() {
+    const room = document.documentElement.clientWidth - 32, gap = 14;
+    const columns = Math.max(1, Math.floor((room + gap) / (560 + gap)));
+    return Math.max(520, Math.floor((room - gap * (columns - 1)) / columns));
+  }
+
   function drawCharts() {
     const charts = $("charts");
     for (const [metric, entry] of state.plots) {
@@ -386,7 +433,7 @@
         const box = entry ? entry.box : el("div", { class: "chart" }, el("h3", {}, metric));
         if (entry) entry.plot.destroy(); else charts.append(box);
         const plot = new uPlot({
-          width: Math.max(520, box.clientWidth || 560), height: 300, series, bands,
+          width: chartWidth(), height: 300, series, bands,
           scales: { x: { time: false }, y: { distr: log ? 3 : 1 } },
           axes: [{ label: "step" }, {}],
           hooks: { setSelect: [(u) => { if (u.select.width > 0) state.plots.get(metric).zoomed = true; }] },
@@ -404,13 +451,14 @@
     if (!name || state.chosen.includes(name)) return;
     state.chosen.push(name);
     renderChosen();
+    saveLink();
     Promise.all([...state.selected].map((id) => fetchCurves(id, [name], false)))
       .then(drawCharts).catch((e) => live(e.message, true));
   }
 
   function renderChosen() {
     $("chosen").replaceChildren(...state.chosen.map((m) => el("span", { class: "chip" }, m,
-      el("button", { title: "remove", onclick: () => { state.chosen = state.chosen.filter((c) => c !== m); renderChosen(); drawCharts(); } }, "×"))));
+      el("button", { title: "remove", onclick: () => { state.chosen = state.chosen.filter((c) => c !== m); renderChosen(); saveLink(); drawCharts(); } }, "×"))));
   }
 
   async function searchMetrics() {
@@ -567,6 +615,31 @@
     return new URLSearchParams(location.hash.startsWith("#run/") ? "" : location.hash.slice(1));
   }
 
+  // the link of the runs view: #experiment=NAME&runs=1,2&metrics=loss,acc (a link to share
+  // opens on the same charts); kept without a new history entry as runs are ticked
+  function saveLink() {
+    if (REPORT || state.view !== "runs" || state.experiment === null) return;
+    const params = new URLSearchParams({ experiment: state.experiment });
+    if (state.selected.size) params.set("runs", [...state.selected].join(","));
+    if (state.chosen.length) params.set("metrics", state.chosen.join(","));
+    history.replaceState(null, "", "#" + params.toString());
+  }
+
+  function restoreLink(params) {
+    const ids = (params.get("runs") || "").split(",").filter((v) => /^\d+$/.test(v)).map(Number);
+    state.selected = new Set(ids);
+    state.chosen = [...new Set((params.get("metrics") || "").split(",").filter(Boolean))];
+    renderChosen();
+  }
+
+  // the curves of the selected runs (a run that is not there any more is unselected)
+  async function fetchSelected() {
+    await Promise.all([...state.selected].map((id) => fetchCurves(id, state.chosen, false)
+      .catch(() => { state.selected.delete(id); })));
+    drawCharts();
+    renderCompare();
+  }
+
   async function route() {
     const match = /^#run\/(\d+)$/.exec(location.hash);
     state.view = match ? "run" : "runs";
@@ -574,7 +647,15 @@
     $("run-view").hidden = !match;
     if (match) { await showRun(match[1]); return; }
     const wanted = hashParams().get("experiment");
-    if (wanted && wanted !== state.experiment) { state.experiment = wanted; $("experiment").value = wanted; resetExperiment(); }
+    if (wanted && wanted !== state.experiment) {
+      state.experiment = wanted; $("experiment").value = wanted; resetExperiment();
+      restoreLink(hashParams());
+      let curves = null; // (asked after the newest runs: the table is drawn first)
+      const listed = loadRuns(false, () => curves);
+      curves = fetchSelected();
+      await Promise.all([listed, curves]);
+      return;
+    }
     await loadRuns();
   }
 
@@ -613,6 +694,10 @@
     $("experiment").addEventListener("change", () => { location.hash = "experiment=" + encodeURIComponent($("experiment").value); });
     for (const id of ["status", "tag", "arg"]) $(id).addEventListener("change", () => loadRuns().catch((e) => live(e.message, true)));
     $("text").addEventListener("input", renderTable);
+    let scrolled = false;
+    $("table-wrap").addEventListener("scroll", () => {
+      if (!scrolled) { scrolled = true; requestAnimationFrame(() => { scrolled = false; drawRows(false); }); }
+    }, { passive: true });
     for (const id of ["log", "smoothing", "group"]) $(id).addEventListener("input", drawCharts);
     $("pc-summary").addEventListener("change", drawParallel);
     $("metric-search").addEventListener("input", () => searchMetrics().catch((e) => live(e.message, true)));
@@ -621,8 +706,25 @@
     });
     window.addEventListener("hashchange", () => route().catch((e) => live(e.message, true)));
     try {
-      await loadExperiments();
-      await route();
+      const link = hashParams();
+      if (!REPORT && link.get("experiment") && !location.hash.startsWith("#run/")) {
+        // a link that names its experiment: its runs and curves are asked at once, with
+        // the experiments (which correct a name that is not there)
+        state.experiment = link.get("experiment");
+        restoreLink(link);
+        let curves = null; // (asked after the newest runs: the table is drawn first)
+        const listed = loadRuns(false, () => curves);
+        curves = fetchSelected();
+        const early = Promise.all([listed, curves]).then(() => true, () => false);
+        await loadExperiments();
+        const ok = await early;
+        if (state.experiment !== link.get("experiment")) { resetExperiment(); saveLink(); await loadRuns(); }
+        else if (!ok) await Promise.all([loadRuns(), fetchSelected()]);
+        else saveLink();
+      } else {
+        await loadExperiments();
+        await route();
+      }
       await searchMetrics();
       if (REPORT) await startReport();
       else live("live · " + new Date().toLocaleTimeString(), false);
