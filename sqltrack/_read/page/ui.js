@@ -562,10 +562,16 @@
   }
 
   // -- the run page --------------------------------------------------------------------------
+  // a value's cell on the run page: a long one (a package list, a URI) wraps anywhere
+  function cell(value) {
+    const shown = text(value);
+    return el("td", shown.length > 80 ? { class: "long" } : {}, shown);
+  }
+
   function pairs(title, object) {
     const entries = Object.entries(object || {});
     return [el("h3", {}, title), entries.length
-      ? el("table", {}, el("tbody", {}, ...entries.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, text(v))))))
+      ? el("table", {}, el("tbody", {}, ...entries.map(([k, v]) => el("tr", {}, el("th", {}, k), cell(v)))))
       : el("p", { class: "muted" }, "none")];
   }
 
@@ -573,7 +579,7 @@
     if (!items.length) return [el("h3", {}, title), el("p", { class: "muted" }, "none")];
     return [el("h3", {}, title), el("table", { "data-list": title },
       el("thead", {}, el("tr", {}, ...fields.map((f) => el("th", {}, f)))),
-      el("tbody", {}, ...items.map((item) => el("tr", {}, ...fields.map((f) => el("td", {}, text(item[f])))))))];
+      el("tbody", {}, ...items.map((item) => el("tr", {}, ...fields.map((f) => cell(item[f]))))))];
   }
 
   async function showRun(runId) {
