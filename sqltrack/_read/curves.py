@@ -77,6 +77,9 @@ _NARROW = (
     "AND p.value IS NOT NULL AND p.value <> 'NaN' AND (p.kind IS NULL OR p.kind = 'int')"
 )
 _EXISTS = "SELECT id FROM runs WHERE id = :run"
+# the progress logged with each of a curve's steps ({source}: the metric's values, {steps}:
+# the steps of the curve); a step logged at several progresses gives the largest
+_PROGRESS = "SELECT step, max(progress) FROM ({source}) src WHERE {steps} GROUP BY step"
 # A long run's curve from its blocks (schema v012), with the values after the metric's last
 # block, {source}, taken raw (each as a block of one value). Buckets are whole blocks
 # (:origin a block's first step, the width a multiple of :size), so a bucket's extremes
@@ -137,6 +140,7 @@ def run_curves(
     names: Sequence[str],
     points: int = 1000,
     after: int | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, list[Any]]]:
     """The curves of ``names`` of run ``run_id``: ``{name: {"step": [...], "value": [...]}}``,
     at most ``points`` points each (see the module's text), ordered by step.
@@ -146,6 +150,8 @@ def run_curves(
         curves = run_curves(client, run.id, ["train_loss"], points=500)
 
     :param after: only the steps after this one (a live chart's last step)
+    :param progress: each curve also has ``"progress"``: the progress logged with each
+        of its steps (for a chart against progress, e.g. epochs)
     :raises NotFound: no such run
     :raises InvalidValue: a bad ``points`` or name; a name the run never logged gives an
         empty curve
@@ -156,6 +162,8 @@ def run_curves(
         raise InvalidValue("names must be a list of metric names")
     if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
         raise InvalidValue(f"after must be a step (an integer), got {after!r}")
+    if not isinstance(progress, bool):
+        raise InvalidValue(f"progress must be True or False, got {progress!r}")
     wanted = list(dict.fromkeys(names))
     with client as conn:
         if not client.query(_EXISTS, {"run": run_id}):
@@ -187,7 +195,22 @@ def run_curves(
                         steps.append(step)
                         values.append(float(value))
             curves[name] = {"step": steps, "value": values}
+            if progress:
+                found = _progress(client, source, params, name, steps) if sources else []
+                curves[name]["progress"] = found
     return curves
+
+
+def _progress(
+    client: Client, source: str, params: dict[str, Any], name: str, steps: list[Any]
+) -> list[float]:
+    """The progress of each of ``steps`` of metric ``name`` in ``source`` (its rows)."""
+    if not steps:
+        return []
+    engine = client.engine
+    query = _PROGRESS.format(source=source, steps=engine.in_array("src.step", "steps"))
+    found = dict(client.query(query, {**params, "name": name, "steps": engine.adapt_array(steps)}))
+    return [float(found.get(step, 0.0)) for step in steps]
 
 
 def _plans(client: Client, run_id: int, names: list[str], points: int) -> dict[str, Any]:

@@ -206,7 +206,10 @@ def create_app(
         points = DEFAULT_POINTS if points is None else points
         after = _integer(request, "after")
         run_id = request.path_params["run_id"]
-        found = curves.run_curves(db, run_id, names, points, after)
+        progress = request.query_params.get("progress", "")
+        if progress not in ("", "0", "1", "true", "false"):
+            raise InvalidValue(f"progress must be 1 or 0, got {progress!r}")
+        found = curves.run_curves(db, run_id, names, points, after, progress in ("1", "true"))
         return {"metrics": found}
 
     def run_system(db: Client, request: Request) -> Any:

@@ -113,6 +113,28 @@ def test_since_answers_only_the_runs_that_changed(
     assert api.get("/api/runs", params=status).json()["runs"] == []  # filters still apply
 
 
+def test_curves_carry_the_progress_of_their_steps_when_asked(client: Client) -> None:
+    """For a chart against progress (epochs): the progress logged with each point, from
+    the raw values (a short curve) and from metric blocks (a long one), both storages."""
+    run = Experiment(client, name="epochs").get_run()
+    with run.track(buffered=True):
+        for step in range(3000):
+            run.add_metrics({"loss": 1 / (step + 1), "x/new": step}, step=step, progress=step / 600)
+    with TestClient(create_app(client)) as api:
+        for points in (50, 5000):
+            ask = {"names": "loss,x/new,never", "points": points, "progress": "1"}
+            got = api.get(f"/api/runs/{run.id}/metrics", params=ask).json()["metrics"]
+            for name in ("loss", "x/new"):
+                curve = got[name]
+                assert len(curve["progress"]) == len(curve["step"]) > 0
+                assert curve["progress"] == [step / 600 for step in curve["step"]]
+            assert got["never"] == {"step": [], "value": [], "progress": []}
+        plain = api.get(f"/api/runs/{run.id}/metrics", params={"names": "loss"}).json()
+        assert set(plain["metrics"]["loss"]) == {"step", "value"}  # only when asked
+        bad = api.get(f"/api/runs/{run.id}/metrics", params={"names": "loss", "progress": "yes"})
+        assert bad.status_code == 400 and "progress must be" in bad.json()["error"]
+
+
 def test_newest_answers_the_runs_of_the_highest_ids_first(api: TestClient, runs: list[Run]) -> None:
     """What the page draws before the whole list of a large experiment has arrived."""
     ask = {"experiment": HOSTILE, "newest": 2}
