@@ -69,7 +69,7 @@ def report_data(client: Client, experiment: int | str, points: int = 500) -> dic
     for run in listed["runs"]:
         logged = [m for m in metrics if m in run["summaries"]]
         if logged:
-            found = run_curves(client, run["id"], logged, points)
+            found = run_curves(client, run["id"], logged, points, progress=True)
             curves[str(run["id"])] = {m: c for m, c in found.items() if c["step"]}
     return {
         "config": {"experiment": name, "engine": client.engine.name, "report": True},

@@ -55,7 +55,9 @@ def job(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
         run = exp.get_run().set_args({"lr": 0.1, "seed": seed}).add_tags(HOSTILE)
         with run.track(buffered=True):
             for step in range(500):
-                run.add_metrics({"loss": 1 / (step + 1) + seed / 10}, step=step)
+                run.add_metrics(
+                    {"loss": 1 / (step + 1) + seed / 10}, step=step, progress=step / 500
+                )
     running = exp.get_run().set_args({"lr": 0.01, "seed": 0})
     running.log_artifact("s3://bucket/ckpt", name=HOSTILE, kind="checkpoint", step=0)
     stop = threading.Event()
@@ -139,6 +141,18 @@ def test_the_dashboard_in_a_real_browser_while_a_job_trains(
                 rows.nth(row).locator("input").check()
             page.select_option("#group", "lr")
             chart.locator(".u-legend .u-series", has_text="lr=0.1 (2 runs)").wait_for()
+            # against progress (the fixture's runs log it: step / 500)
+
+            def largest_x() -> float:
+                return float(page.evaluate(
+                    "() => Math.max(...window.sqltrackUi.state.plots.get('loss').plot.data[0])"
+                ))  # fmt: skip
+
+            assert largest_x() >= 499
+            page.select_option("#x", "progress")
+            _until(lambda: largest_x() == 499 / 500)
+            page.select_option("#x", "step")
+            _until(lambda: largest_x() >= 499)
             assert page.locator("#compare-table").inner_text().count("run ") == 3
             # parallel coordinates: the args (lr, seed) and loss's minimum, a line per run
             assert page.input_value("#pc-summary") == "loss:min"

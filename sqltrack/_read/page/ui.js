@@ -62,7 +62,8 @@
       for (const name of String(params.names || "").split(",").filter(Boolean)) {
         const curve = Object.prototype.hasOwnProperty.call(of, name) ? of[name] : { step: [], value: [] };
         const keep = curve.step.map((step) => step > after);
-        metrics[name] = { step: curve.step.filter((_, i) => keep[i]), value: curve.value.filter((_, i) => keep[i]) };
+        const kept = (list) => (list || curve.step.map(() => 0)).filter((_, i) => keep[i]);
+        metrics[name] = { step: kept(curve.step), value: kept(curve.value), progress: kept(curve.progress) };
       }
       return { metrics };
     }
@@ -334,12 +335,14 @@
       const lasts = metrics.map((m) => { const s = (have[m] || { step: [] }).step; return s.length ? s[s.length - 1] : null; });
       after = lasts.includes(null) ? undefined : Math.min(...lasts);
     }
-    const body = await get(`api/runs/${Number(runId)}/metrics`, { names: metrics.join(","), points: POINTS, after });
+    const body = await get(`api/runs/${Number(runId)}/metrics`, { names: metrics.join(","), points: POINTS, after, progress: 1 });
     for (const [metric, curve] of Object.entries(body.metrics)) {
       const old = have[metric];
       if (!onlyNew || !old || after === undefined) { have[metric] = curve; continue; }
       const last = old.step.length ? old.step[old.step.length - 1] : -Infinity;
-      curve.step.forEach((step, i) => { if (step > last) { old.step.push(step); old.value.push(curve.value[i]); } });
+      curve.step.forEach((step, i) => {
+        if (step > last) { old.step.push(step); old.value.push(curve.value[i]); old.progress.push(curve.progress[i]); }
+      });
     }
     state.curves.set(runId, have);
   }
@@ -351,7 +354,7 @@
   }
 
   function valueAt(curve, x) { // linear interpolation within a run's own steps
-    const s = curve.step;
+    const s = curve.x;
     if (!s.length || x < s[0] || x > s[s.length - 1]) return null;
     let lo = 0, hi = s.length - 1;
     while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (s[mid] <= x) lo = mid; else hi = mid; }
@@ -364,12 +367,17 @@
   function chartData(metric) {
     const weight = Number($("smoothing").value);
     const log = $("log").checked;
+    const by = $("x").value; // the x axis: "step" or "progress"
     const runs = [...state.selected].filter((id) => state.curves.get(id) && state.curves.get(id)[metric]);
     const curves = runs.map((id) => {
       const c = state.curves.get(id)[metric];
-      return { id, step: c.step, smoothed: smooth(c.value, weight) };
+      const smoothed = smooth(c.value, weight);
+      if (by === "step") return { id, x: c.step, smoothed };
+      // against progress: the points in its order (a run may log progress that goes back)
+      const order = c.progress.map((_, i) => i).sort((a, b) => c.progress[a] - c.progress[b]);
+      return { id, x: order.map((i) => c.progress[i]), smoothed: order.map((i) => smoothed[i]) };
     });
-    const xs = [...new Set(curves.flatMap((c) => c.step))].sort((a, b) => a - b);
+    const xs = [...new Set(curves.flatMap((c) => c.x))].sort((a, b) => a - b);
     const fix = (v) => (v === null || (log && v <= 0) ? null : v);
     const group = $("group").value;
     const series = [{}];
@@ -377,7 +385,7 @@
     const bands = [];
     if (!group) {
       curves.forEach((c, i) => {
-        const at = new Map(c.step.map((s, j) => [s, c.smoothed[j]]));
+        const at = new Map(c.x.map((s, j) => [s, c.smoothed[j]]));
         data.push(xs.map((x) => fix(at.has(x) ? at.get(x) : null)));
         series.push({ label: "run " + c.id, stroke: COLORS[i % COLORS.length], spanGaps: true, points: { show: false } });
       });
@@ -406,7 +414,7 @@
         bands.push({ series: [at + 1, at + 2], fill: color + "22" });
       });
     }
-    return { data, series, bands, log };
+    return { data, series, bands, log, by };
   }
 
   // a chart's width in the grid of #charts (columns of at least 560px), from the window's
@@ -423,8 +431,8 @@
       if (!state.chosen.includes(metric)) { entry.plot.destroy(); entry.box.remove(); state.plots.delete(metric); }
     }
     for (const metric of state.chosen) {
-      const { data, series, bands, log } = chartData(metric);
-      const key = JSON.stringify([series.map((s) => s.label), log]);
+      const { data, series, bands, log, by } = chartData(metric);
+      const key = JSON.stringify([series.map((s) => s.label), log, by]);
       let entry = state.plots.get(metric);
       const points = data.slice(1).reduce((n, ys) => n + ys.filter((v) => v !== null).length, 0);
       if (entry && entry.key === key) {
@@ -435,7 +443,7 @@
         const plot = new uPlot({
           width: chartWidth(), height: 300, series, bands,
           scales: { x: { time: false }, y: { distr: log ? 3 : 1 } },
-          axes: [{ label: "step" }, {}],
+          axes: [{ label: by }, {}],
           hooks: { setSelect: [(u) => { if (u.select.width > 0) state.plots.get(metric).zoomed = true; }] },
         }, data, box);
         entry = { plot, box, key, zoomed: false };
@@ -704,7 +712,7 @@
     $("table-wrap").addEventListener("scroll", () => {
       if (!scrolled) { scrolled = true; requestAnimationFrame(() => { scrolled = false; drawRows(false); }); }
     }, { passive: true });
-    for (const id of ["log", "smoothing", "group"]) $(id).addEventListener("input", drawCharts);
+    for (const id of ["log", "smoothing", "group", "x"]) $(id).addEventListener("input", drawCharts);
     $("pc-summary").addEventListener("change", drawParallel);
     $("metric-search").addEventListener("input", () => searchMetrics().catch((e) => live(e.message, true)));
     $("metric-search").addEventListener("keydown", (event) => {
