@@ -335,17 +335,23 @@
       const lasts = metrics.map((m) => { const s = (have[m] || { step: [] }).step; return s.length ? s[s.length - 1] : null; });
       after = lasts.includes(null) ? undefined : Math.min(...lasts);
     }
-    const body = await get(`api/runs/${Number(runId)}/metrics`, { names: metrics.join(","), points: POINTS, after, progress: 1 });
+    const body = await get(`api/runs/${Number(runId)}/metrics`, { names: metrics.join(","), points: POINTS, after, progress: byProgress() ? 1 : undefined });
     for (const [metric, curve] of Object.entries(body.metrics)) {
       const old = have[metric];
       if (!onlyNew || !old || after === undefined) { have[metric] = curve; continue; }
       const last = old.step.length ? old.step[old.step.length - 1] : -Infinity;
       curve.step.forEach((step, i) => {
-        if (step > last) { old.step.push(step); old.value.push(curve.value[i]); old.progress.push(curve.progress[i]); }
+        if (step > last) {
+          old.step.push(step); old.value.push(curve.value[i]);
+          if (old.progress && curve.progress) old.progress.push(curve.progress[i]);
+        }
       });
     }
     state.curves.set(runId, have);
   }
+
+  // charts against progress: curves are asked with it (only then: it costs a query)
+  function byProgress() { return $("x").value === "progress"; }
 
   function smooth(values, weight) {
     if (!weight) return values;
@@ -368,7 +374,8 @@
     const weight = Number($("smoothing").value);
     const log = $("log").checked;
     const by = $("x").value; // the x axis: "step" or "progress"
-    const runs = [...state.selected].filter((id) => state.curves.get(id) && state.curves.get(id)[metric]);
+    const runs = [...state.selected].filter((id) => state.curves.get(id) && state.curves.get(id)[metric]
+      && (by === "step" || state.curves.get(id)[metric].progress));
     const curves = runs.map((id) => {
       const c = state.curves.get(id)[metric];
       const smoothed = smooth(c.value, weight);
@@ -713,6 +720,11 @@
       if (!scrolled) { scrolled = true; requestAnimationFrame(() => { scrolled = false; drawRows(false); }); }
     }, { passive: true });
     for (const id of ["log", "smoothing", "group", "x"]) $(id).addEventListener("input", drawCharts);
+    $("x").addEventListener("input", () => {
+      if (!byProgress()) return;
+      Promise.all([...state.selected].map((id) => fetchCurves(id, state.chosen, false)))
+        .then(drawCharts).catch((e) => live(e.message, true));
+    });
     $("pc-summary").addEventListener("change", drawParallel);
     $("metric-search").addEventListener("input", () => searchMetrics().catch((e) => live(e.message, true)));
     $("metric-search").addEventListener("keydown", (event) => {
