@@ -35,7 +35,7 @@ def sweep(client: st.Client) -> tuple[list[st.Run], st.Run]:
             run = exp.get_run().set_args({"lr": lr, "seed": seed, "model": "resnet18"})
             with run.add_tags("sweep").track(buffered=True):
                 for step in range(3000):
-                    loss = 2.3 * math.exp(-step * lr / 40) + 0.2 + 0.05 * seed * lr
+                    loss = 2.3 * math.exp(-step * lr / 40) * (1 + 0.2 * (seed - 1)) + 0.2
                     run.add_metrics({"train_loss": loss + noise.gauss(0, 0.05),
                                      "val_acc": 1 - loss / 2.6 + noise.gauss(0, 0.01)},
                                     step=step)  # fmt: skip
