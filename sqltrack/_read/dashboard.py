@@ -122,6 +122,12 @@ def _iso(value: Any) -> str | None:
     return None if value is None else str(value.isoformat())
 
 
+def _check_count(value: Any, name: str, most: int) -> None:
+    """InvalidValue unless ``value`` is an integer from 1 to ``most``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= most:
+        raise InvalidValue(f"{name} must be an integer from 1 to {most}, got {value!r}")
+
+
 @operation
 def experiments(client: Client) -> list[dict[str, Any]]:
     """``[{"id", "name", "runs"}]``: the experiments (not deleted), by name, with how
@@ -152,8 +158,7 @@ def metric_names(
     """The names of the metrics the runs of ``experiment`` have (those with a summary),
     the most common first: at most ``limit``, those containing ``match`` if given."""
     check_available(client)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10_000:
-        raise InvalidValue(f"limit must be an integer from 1 to 10000, got {limit!r}")
+    _check_count(limit, "limit", 10_000)
     params: dict[str, Any] = {"e": experiment, "limit": limit}
     condition = ""
     if match:  # (the text as a LIKE pattern of itself: its wildcards escaped)
@@ -195,10 +200,8 @@ def runs(
     """
     if not isinstance(experiment, str):
         raise InvalidValue(f"experiment must be a name, got {experiment!r}")
-    if newest is not None and (
-        not isinstance(newest, int) or isinstance(newest, bool) or not 0 < newest <= MAX_NEWEST
-    ):
-        raise InvalidValue(f"newest must be an integer from 1 to {MAX_NEWEST}, got {newest!r}")
+    if newest is not None:
+        _check_count(newest, "newest", MAX_NEWEST)
     now = datetime.now(timezone.utc)
     check_available(client)
     filters: dict[str, Any] = {"experiment": experiment}
