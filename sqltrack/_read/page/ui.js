@@ -60,9 +60,9 @@
       const after = params.after === undefined ? -Infinity : Number(params.after);
       const metrics = {};
       for (const name of String(params.names || "").split(",").filter(Boolean)) {
-        const curve = Object.prototype.hasOwnProperty.call(of, name) ? of[name] : { step: [], value: [] };
+        const curve = Object.prototype.hasOwnProperty.call(of, name) ? of[name] : { step: [], value: [], progress: [] };
         const keep = curve.step.map((step) => step > after);
-        const kept = (list) => (list || curve.step.map(() => 0)).filter((_, i) => keep[i]);
+        const kept = (list) => list.filter((_, i) => keep[i]);
         metrics[name] = { step: kept(curve.step), value: kept(curve.value), progress: kept(curve.progress) };
       }
       return { metrics };
@@ -159,10 +159,13 @@
     if (!since && !REPORT && listing !== state.listing) {
       // other runs than the table's: the newest are drawn before the whole list arrives
       const generation = ++state.generation;
-      const newest = get("api/runs", { ...params, newest: MAX_ROWS });
-      showRuns(await newest, false, generation, true);
-      if (first) await first().catch(() => {});
-      showRuns(await get("api/runs", params), false, generation, false);
+      const newest = await get("api/runs", { ...params, newest: MAX_ROWS });
+      const whole = newest.runs.length < MAX_ROWS; // (then it is the whole list)
+      showRuns(newest, false, generation, !whole);
+      if (!whole) {
+        if (first) await first().catch(() => {});
+        showRuns(await get("api/runs", params), false, generation, false);
+      }
       if (generation === state.generation) state.listing = listing;
       return;
     }
@@ -653,6 +656,15 @@
     renderChosen();
   }
 
+  // a link's runs and the curves of its ticked runs: the newest runs are asked first (the
+  // table is drawn from them), then the curves, then the whole list
+  function loadLinked() {
+    let curves = null;
+    const listed = loadRuns(false, () => curves);
+    curves = fetchSelected();
+    return Promise.all([listed, curves]);
+  }
+
   // the curves of the selected runs (a run that is not there any more is unselected)
   async function fetchSelected() {
     await Promise.all([...state.selected].map((id) => fetchCurves(id, state.chosen, false)
@@ -671,10 +683,7 @@
     if (wanted && wanted !== state.experiment) {
       state.experiment = wanted; $("experiment").value = wanted; resetExperiment();
       restoreLink(hashParams());
-      let curves = null; // (asked after the newest runs: the table is drawn first)
-      const listed = loadRuns(false, () => curves);
-      curves = fetchSelected();
-      await Promise.all([listed, curves]);
+      await loadLinked();
       return;
     }
     await loadRuns();
@@ -738,10 +747,7 @@
         // the experiments (which correct a name that is not there)
         state.experiment = link.get("experiment");
         restoreLink(link);
-        let curves = null; // (asked after the newest runs: the table is drawn first)
-        const listed = loadRuns(false, () => curves);
-        curves = fetchSelected();
-        const early = Promise.all([listed, curves]).then(() => true, () => false);
+        const early = loadLinked().then(() => true, () => false);
         await loadExperiments();
         const ok = await early;
         if (state.experiment !== link.get("experiment")) { resetExperiment(); saveLink(); await loadRuns(); }
